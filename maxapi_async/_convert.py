@@ -1,0 +1,99 @@
+"""The one cattrs converter that turns every JSON answer into attrs classes.
+
+Rules it applies everywhere:
+
+* Primitive fields are strict: a number where a string belongs is an error,
+  not silently turned into ``"3"`` (``bool`` is not accepted as ``int``).
+* A class with an ``extra: dict`` field keeps every key it does not name
+  there, so unknown fields never break parsing and never get lost.
+* Failures become :class:`~maxapi_async.ResponseError` with readable
+  ``at $.data[0].url: ...`` lines (cattrs' ``transform_error``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+
+from ._errors import ResponseError
+
+__all__ = ["converter", "structure", "unstructure"]
+
+T = TypeVar("T")
+
+converter = cattrs.Converter(forbid_extra_keys=False)
+
+
+def _strict(kind: type[Any], name: str) -> Callable[[Any, Any], Any]:
+    def hook(value: Any, _: Any) -> Any:
+        if type(value) is kind or (kind is float and type(value) is int):
+            return value
+        raise TypeError(f"expected {name}, got {type(value).__name__}")
+
+    return hook
+
+
+converter.register_structure_hook(str, _strict(str, "a string"))
+converter.register_structure_hook(int, _strict(int, "an integer"))
+converter.register_structure_hook(float, _strict(float, "a number"))
+converter.register_structure_hook(bool, _strict(bool, "true or false"))
+
+
+def _any_dict(value: Any, _: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError(f"expected an object, got {type(value).__name__}")
+    return value
+
+
+converter.register_structure_hook_func(lambda t: t == dict[str, Any], _any_dict)
+
+
+def _has_extra(cls: Any) -> bool:
+    return attrs.has(cls) and any(a.name == "extra" for a in attrs.fields(cls))
+
+
+def _extra_keeping_factory(cls: Any) -> Callable[[Any, Any], Any]:
+    """Structure ``cls`` from a dict and keep the keys it does not name in ``extra``."""
+    renames: dict[str, str] = dict(getattr(cls, "__wire_names__", {}))
+    overrides: dict[str, Any] = {"extra": override(omit=True)}
+    for field_name, wire_name in renames.items():
+        overrides[field_name] = override(rename=wire_name)
+    base = make_dict_structure_fn(cls, converter, **overrides)
+    known = frozenset(renames.get(a.name, a.name) for a in attrs.fields(cls) if a.name != "extra")
+
+    def hook(value: Any, _: Any) -> Any:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object, got {type(value).__name__}")
+        instance = base(value, cls)
+        if len(value) > len(known) or not known.issuperset(value):
+            extra = {k: v for k, v in value.items() if k not in known}
+            object.__setattr__(instance, "extra", extra)
+        return instance
+
+    return hook
+
+
+converter.register_structure_hook_factory(_has_extra, _extra_keeping_factory)
+
+
+def structure(value: Any, cls: type[T], *, what: str, request_id: str | None = None) -> T:
+    """Structure ``value`` into ``cls`` or raise :class:`ResponseError` naming ``what``."""
+    try:
+        return converter.structure(value, cls)
+    except Exception as exc:  # every structuring failure is the answer's fault
+        if isinstance(exc, cattrs.BaseValidationError):
+            lines = cattrs.transform_error(exc, path="$")
+        else:
+            lines = [str(exc)]
+        raise ResponseError(
+            f"unexpected {what}: " + "; ".join(lines), request_id=request_id, body=value
+        ) from exc
+
+
+def unstructure(value: Any) -> Any:
+    """Plain JSON-ready data from attrs instances."""
+    return converter.unstructure(value)

@@ -1,0 +1,60 @@
+"""File I/O that never blocks the event loop for long, and safe file names.
+
+Small payloads are written inline (a thread hop costs more than the I/O);
+larger ones, and every read of a file of unknown size, go to a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import anyio.to_thread
+
+__all__ = ["INLINE_IO_LIMIT", "read_file", "safe_filename", "write_bytes_atomic"]
+
+#: Payloads up to this many bytes are handled on the event loop; larger ones in a thread.
+INLINE_IO_LIMIT = 256 * 1024
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_filename(url: str | None, *, default: str) -> str:
+    """A file name derived from the last segment of ``url`` that cannot leave its folder.
+
+    Only letters, digits, ``.``, ``_`` and ``-`` survive; leading dots are
+    dropped (no hidden files, no ``..``); an empty result gives ``default``.
+    """
+    if not url:
+        return default
+    segment = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    name = _UNSAFE.sub("_", segment).lstrip("._")[:128]
+    return name or default
+
+
+async def read_file(path: str | os.PathLike[str]) -> bytes:
+    """Read a whole file in a worker thread (its size is unknown until we look)."""
+    return await anyio.to_thread.run_sync(Path(path).read_bytes)
+
+
+def _write_atomic_sync(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="." + target.name, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+async def write_bytes_atomic(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` through a temporary file and an atomic rename."""
+    if len(data) <= INLINE_IO_LIMIT:
+        _write_atomic_sync(target, data)
+    else:
+        await anyio.to_thread.run_sync(_write_atomic_sync, target, data)

@@ -1,0 +1,537 @@
+"""Everything the client knows about MaxAPI's wire format, as pure functions.
+
+This module builds requests (:class:`RequestSpec`), checks arguments before
+anything is sent, and turns answers into models or typed errors. It performs
+no I/O and never sleeps, so every rule here is tested without a socket; the
+transport (:mod:`maxapi_async._transport`) only moves bytes.
+"""
+
+from __future__ import annotations
+
+import binascii
+import datetime as _dt
+import email.utils
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from . import _catalog
+from ._catalog import ModelSpec
+from ._convert import structure
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InsufficientCreditsError,
+    InvalidRequestError,
+    MaxAPIWarning,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseError,
+    ServerError,
+)
+from ._images import IMAGE_TYPES, image_size, sniff_mime_type
+from ._models import ASSET_TTL, ImageAsset, ImageData, ImagesResponse, _AssetFetcher
+
+__all__ = [
+    "ASSET_DELIVERIES",
+    "EDITS_PATH",
+    "GENERATIONS_PATH",
+    "RESPONSE_FORMATS",
+    "FormPart",
+    "ImageCall",
+    "ReferenceImage",
+    "RequestSpec",
+    "build_edit_request",
+    "build_generate_request",
+    "decode_b64",
+    "decode_json",
+    "error_from_response",
+    "make_asset",
+    "parse_images_response",
+    "parse_retry_after",
+    "reference_image",
+    "request_id_from",
+]
+
+GENERATIONS_PATH = "/v1/images/generations"
+EDITS_PATH = "/v1/images/edits"
+RESPONSE_FORMATS: tuple[str, ...] = ("url", "b64_json")
+ASSET_DELIVERIES: tuple[str, ...] = ("mirror",)
+
+#: Response headers that may carry the id the service logged a call under.
+REQUEST_ID_HEADERS: tuple[str, ...] = (
+    "x-request-id",
+    "request-id",
+    "x-maxapi-request-id",
+    "x-trace-id",
+)
+
+
+@attrs.frozen
+class FormPart:
+    """One part of a multipart body: a text field, or a file with name and type."""
+
+    name: str
+    value: str | bytes
+    filename: str | None = None
+    content_type: str | None = None
+
+
+@attrs.frozen
+class ImageCall:
+    """What the caller asked for, kept to interpret the answer (sizes, expiry)."""
+
+    kind: str  # "generation" or "edit"
+    model: str
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+
+    def expected_size(self) -> tuple[int, int] | None:
+        """The output size from the model's table, or ``None`` when not predictable."""
+        spec = _catalog.lookup_model(self.model)
+        if spec is None:
+            return None
+        if self.aspect_ratio is None and self.kind == "edit":
+            # Without a ratio an edit follows its reference image's shape.
+            return None
+        return spec.size_for(self.aspect_ratio, self.resolution)
+
+
+@attrs.frozen
+class RequestSpec:
+    """A request, fully described, not yet sent.
+
+    Exactly one of ``json`` (sent as ``application/json``) and ``form`` (sent as
+    ``multipart/form-data``) is set for a POST; neither for a GET. ``path`` is
+    relative to the API's base URL. The transport adds the credentials.
+    """
+
+    method: str
+    path: str
+    call: ImageCall
+    json: dict[str, Any] | None = None
+    form: tuple[FormPart, ...] | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class ReferenceImage:
+    """A reference image for an edit: its bytes, a file name and the sniffed type."""
+
+    data: bytes = attrs.field(repr=lambda d: f"<{len(d)} bytes>")
+    filename: str
+    mime_type: str
+
+
+# --------------------------------------------------------------------------
+# Argument checks: each raises InvalidRequestError naming the argument.
+
+
+def _check_prompt(prompt: object) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidRequestError("prompt", "must be a non-empty string")
+    return prompt
+
+
+def _check_choice(argument: str, value: object, allowed: Sequence[str]) -> None:
+    if value not in allowed:
+        raise InvalidRequestError(argument, f"unknown value {value!r}", allowed=allowed)
+
+
+def _check_model(model: object) -> ModelSpec | None:
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequestError("model", "must be a non-empty model id", allowed=tuple(_catalog.MODELS))
+    return _catalog.lookup_model(model)
+
+
+def _check_n(n: object, spec: ModelSpec | None) -> int:
+    high = spec.max_n if spec is not None else 10
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= high:
+        raise InvalidRequestError("n", f"must be an integer from 1 to {high}, got {n!r}")
+    return n
+
+
+def _check_size_options(spec: ModelSpec | None, model: str, aspect_ratio: object, resolution: object) -> None:
+    if aspect_ratio is not None:
+        if not isinstance(aspect_ratio, str):
+            raise InvalidRequestError("aspect_ratio", f"must be a string like '16:9', got {aspect_ratio!r}")
+        if spec is not None and aspect_ratio not in spec.aspect_ratios:
+            raise InvalidRequestError(
+                "aspect_ratio",
+                f"{aspect_ratio!r} is not supported by {spec.id}",
+                allowed=spec.aspect_ratios,
+            )
+    if resolution is not None:
+        if not isinstance(resolution, str):
+            raise InvalidRequestError("resolution", f"must be a string like '1K', got {resolution!r}")
+        if spec is not None and not spec.accepts_resolution:
+            warnings.warn(
+                f"resolution={resolution!r} is ignored by {spec.id}: its output size is fixed "
+                "per aspect ratio (see maxapi_async.MODELS)",
+                MaxAPIWarning,
+                stacklevel=5,  # the caller of images.generate / images.edit
+            )
+        elif spec is not None and resolution not in spec.resolutions:
+            raise InvalidRequestError(
+                "resolution",
+                f"{resolution!r} is not offered by {spec.id}",
+                allowed=spec.resolutions,
+            )
+
+
+def _check_common(
+    prompt: object,
+    model: object,
+    aspect_ratio: object,
+    resolution: object,
+    n: object,
+    route_mode: object,
+    asset_delivery: object,
+    response_format: object,
+) -> ModelSpec | None:
+    _check_prompt(prompt)
+    spec = _check_model(model)
+    _check_n(n, spec)
+    _check_size_options(spec, str(model), aspect_ratio, resolution)
+    if route_mode is not None:
+        _check_choice("route_mode", route_mode, _catalog.ROUTE_MODES)
+    if asset_delivery is not None:
+        _check_choice("asset_delivery", asset_delivery, ASSET_DELIVERIES)
+    if response_format is not None:
+        _check_choice("response_format", response_format, RESPONSE_FORMATS)
+    return spec
+
+
+def _optional_fields(
+    aspect_ratio: str | None,
+    resolution: str | None,
+    route_mode: str | None,
+    asset_delivery: str | None,
+    response_format: str | None,
+) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    if aspect_ratio is not None:
+        fields["aspect_ratio"] = aspect_ratio
+    if resolution is not None:
+        fields["resolution"] = resolution
+    if route_mode is not None:
+        fields["route_mode"] = route_mode
+    if asset_delivery is not None:
+        fields["asset_delivery"] = asset_delivery
+    if response_format is not None:
+        fields["response_format"] = response_format
+    return fields
+
+
+def build_generate_request(
+    prompt: str,
+    *,
+    model: str = _catalog.DEFAULT_MODEL,
+    aspect_ratio: str | None = None,
+    resolution: str | None = None,
+    n: int = 1,
+    route_mode: str | None = None,
+    asset_delivery: str | None = None,
+    response_format: str | None = None,
+    queued: bool = False,
+) -> RequestSpec:
+    """The ``POST /v1/images/generations`` request; optional keys only when set."""
+    _check_common(prompt, model, aspect_ratio, resolution, n, route_mode, asset_delivery, response_format)
+    body: dict[str, Any] = {"model": model, "prompt": prompt}
+    body.update(_optional_fields(aspect_ratio, resolution, route_mode, asset_delivery, response_format))
+    if n != 1:
+        body["n"] = n
+    if queued:
+        body["async"] = True
+    return RequestSpec(
+        "POST",
+        GENERATIONS_PATH,
+        ImageCall("generation", model, aspect_ratio, resolution),
+        json=body,
+    )
+
+
+def check_edit_arguments(
+    prompt: object,
+    images: object,
+    *,
+    model: object,
+    aspect_ratio: object,
+    resolution: object,
+    n: object,
+    route_mode: object,
+    asset_delivery: object,
+    response_format: object,
+) -> None:
+    """Check an edit's arguments (all but the images' bytes) before any file is read."""
+    _check_common(prompt, model, aspect_ratio, resolution, n, route_mode, asset_delivery, response_format)
+    if isinstance(images, (str, bytes, bytearray, memoryview)) or not isinstance(images, Sequence):
+        raise InvalidRequestError(
+            "images", "must be a list of reference images (paths, bytes, files or ImageAssets)"
+        )
+    if not images:
+        raise InvalidRequestError("images", "at least one reference image is required")
+
+
+def reference_image(data: bytes, *, index: int, filename: str | None = None) -> ReferenceImage:
+    """Wrap reference bytes, refusing anything that is not a PNG, JPEG, WebP or GIF."""
+    mime = sniff_mime_type(data)
+    if mime is None:
+        raise InvalidRequestError(
+            f"images[{index}]",
+            f"is not an image ({len(data)} bytes, unknown format)",
+            allowed=IMAGE_TYPES,
+        )
+    ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}[mime]
+    name = filename or f"image-{index}.{ext}"
+    return ReferenceImage(data=data, filename=name, mime_type=mime)
+
+
+def build_edit_request(
+    prompt: str,
+    images: Sequence[ReferenceImage],
+    *,
+    model: str = _catalog.DEFAULT_MODEL,
+    aspect_ratio: str | None = None,
+    resolution: str | None = None,
+    n: int = 1,
+    route_mode: str | None = None,
+    asset_delivery: str | None = None,
+    response_format: str | None = None,
+    queued: bool = False,
+) -> RequestSpec:
+    """The multipart ``POST /v1/images/edits`` request, one ``image[]`` part per image.
+
+    The arguments must have passed :func:`check_edit_arguments` (the client
+    runs it before reading any reference file, so bad input costs no I/O).
+    """
+    parts = [FormPart("model", model), FormPart("prompt", prompt)]
+    for key, value in _optional_fields(
+        aspect_ratio, resolution, route_mode, asset_delivery, response_format
+    ).items():
+        parts.append(FormPart(key, value))
+    if n != 1:
+        parts.append(FormPart("n", str(n)))
+    if queued:
+        parts.append(FormPart("async", "true"))
+    for image in images:
+        parts.append(FormPart("image[]", image.data, image.filename, image.mime_type))
+    return RequestSpec(
+        "POST",
+        EDITS_PATH,
+        ImageCall("edit", model, aspect_ratio, resolution),
+        form=tuple(parts),
+    )
+
+
+# --------------------------------------------------------------------------
+# Answers.
+
+
+def request_id_from(headers: Mapping[str, str]) -> str | None:
+    """The request id the service sent back, from the first header that carries one."""
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def parse_retry_after(value: str | None, *, now: _dt.datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=_dt.timezone.utc)
+        current = now or _dt.datetime.now(_dt.timezone.utc)
+        return max(0.0, (when - current).total_seconds())
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+_STATUS_ERRORS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: InsufficientCreditsError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: ConflictError,
+    409: ConflictError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+def _error_class(status: int) -> type[APIError]:
+    if status >= 500:
+        return ServerError
+    return _STATUS_ERRORS.get(status, APIError)
+
+
+def _pick_code(error: Mapping[str, Any]) -> str | int | None:
+    # OpenAI puts a word in "code" (or only "type"); Google puts the HTTP number in
+    # "code" and the word in "status": prefer words, fall back to the number.
+    for key in ("code", "status", "type"):
+        value = error.get(key)
+        if isinstance(value, str) and value:
+            return value
+    value = error.get("code")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def _excerpt(body: bytes, limit: int = 200) -> str:
+    text = body[: limit * 4].decode("utf-8", "replace").strip()
+    return " ".join(text.split())[:limit]
+
+
+def error_from_response(status: int, headers: Mapping[str, str], body: bytes) -> APIError:
+    """The typed error for a non-2xx answer, from any of the three body shapes.
+
+    OpenAI ``{"error": {"message", "type", "code"}}``, Google ``{"error":
+    {"code", "message", "status"}}`` and the task platform's ``{"code", "msg"}``
+    are read; any other body (HTML from a proxy, plain text) still gives a
+    typed error with an excerpt of the text as its message.
+    """
+    request_id = request_id_from(headers)
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    parsed: Any
+    try:
+        parsed = json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        parsed = None
+    message: str | None = None
+    code: str | int | None = None
+    if isinstance(parsed, dict):
+        err = parsed.get("error")
+        if isinstance(err, dict):
+            msg = err.get("message")
+            message = msg if isinstance(msg, str) else None
+            code = _pick_code(err)
+        elif isinstance(err, str):
+            message = err
+            code = _pick_code(parsed)
+        else:
+            for key in ("msg", "message", "detail"):
+                msg = parsed.get(key)
+                if isinstance(msg, str):
+                    message = msg
+                    break
+            code = _pick_code(parsed)
+    body_out: dict[str, Any] | str | None = (
+        parsed if isinstance(parsed, dict) else (_excerpt(body, 2000) if body else None)
+    )
+    if not message:
+        excerpt = _excerpt(body) if body and not isinstance(parsed, dict) else ""
+        message = excerpt or f"HTTP {status} with no error message"
+    return _error_class(status)(
+        message,
+        status=status,
+        code=code,
+        request_id=request_id,
+        body=body_out,
+        retry_after=retry_after,
+    )
+
+
+def decode_json(body: bytes, *, status: int, request_id: str | None, what: str) -> Any:
+    """Parse a 2xx body as JSON, or raise :class:`ResponseError` describing it."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ResponseError(
+            f"the {what} answer is not JSON: {_excerpt(body) or '(empty body)'!r}",
+            status=status,
+            request_id=request_id,
+            body=_excerpt(body, 2000),
+        ) from None
+
+
+def parse_images_response(obj: Any, *, request_id: str | None = None) -> ImagesResponse:
+    """Structure an OpenAI-style images answer; success without any image is an error."""
+    response = structure(obj, ImagesResponse, what="images answer", request_id=request_id)
+    if not response.data:
+        raise ResponseError("the images answer holds no images", request_id=request_id, body=obj)
+    for i, item in enumerate(response.data):
+        if not item.url and not item.b64_json:
+            raise ResponseError(
+                f"images answer item {i} has neither 'url' nor 'b64_json'",
+                request_id=request_id,
+                body=obj,
+            )
+    return response
+
+
+def decode_b64(text: str, *, request_id: str | None = None) -> bytes:
+    """Decode base64 image data (a ``data:`` URL prefix is tolerated)."""
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    try:
+        return binascii.a2b_base64(text)
+    except (binascii.Error, ValueError) as exc:
+        raise ResponseError(f"image data is not valid base64: {exc}", request_id=request_id) from None
+
+
+def _mime_from_url(url: str) -> str | None:
+    path = url.split("?", 1)[0].lower()
+    for ext, mime in (
+        (".png", "image/png"),
+        (".jpg", "image/jpeg"),
+        (".jpeg", "image/jpeg"),
+        (".webp", "image/webp"),
+        (".gif", "image/gif"),
+    ):
+        if path.endswith(ext):
+            return mime
+    return None
+
+
+def make_asset(
+    item: ImageData,
+    data: bytes | None,
+    *,
+    call: ImageCall,
+    created: int | None,
+    fetcher: _AssetFetcher | None,
+) -> ImageAsset:
+    """An :class:`ImageAsset` from one answer item and its decoded bytes (if inline)."""
+    size: tuple[int, int] | None
+    if data is not None:
+        mime = sniff_mime_type(data)
+        size = image_size(data) or call.expected_size()
+        expires = None
+    else:
+        mime = _mime_from_url(item.url or "")
+        size = call.expected_size()
+        expires = (
+            _dt.datetime.fromtimestamp(created, tz=_dt.timezone.utc) + ASSET_TTL
+            if created is not None
+            else None
+        )
+    return ImageAsset(
+        url=item.url,
+        data=data,
+        mime_type=mime,
+        width=size[0] if size else None,
+        height=size[1] if size else None,
+        expires_at=expires,
+        revised_prompt=item.revised_prompt,
+        fetcher=fetcher,
+    )
