@@ -73,7 +73,8 @@ def test_edit_request_is_multipart_with_one_image_part_per_reference() -> None:
     png = tiny_png()
     refs = [reference_image(png, index=0, filename="a.png"), reference_image(png, index=1)]
     spec = build_edit_request("compose", refs, aspect_ratio="1:1", n=2, queued=True)
-    assert spec.json is None and spec.form is not None
+    assert spec.json is None
+    assert spec.form is not None
     fields = {p.name: p.value for p in spec.form if p.filename is None}
     assert fields == {
         "model": "google/gemini-2.5-flash-image",
@@ -110,7 +111,8 @@ def test_unsupported_aspect_ratio_names_the_allowed_ones() -> None:
         build_generate_request("x", aspect_ratio="7:3")
     err = info.value
     assert err.argument == "aspect_ratio"
-    assert "16:9" in err.allowed and "21:9" in err.allowed
+    assert "16:9" in err.allowed
+    assert "21:9" in err.allowed
     assert "'16:9'" in str(err)
     assert isinstance(err, ValueError)
 
@@ -139,7 +141,8 @@ def test_other_choices_are_checked(kwargs: dict[str, str], argument: str) -> Non
 def test_resolution_on_flash_image_warns_instead_of_failing() -> None:
     with pytest.warns(maxapi_async.MaxAPIWarning, match="resolution='2K' is ignored"):
         spec = build_generate_request("x", resolution="2K")
-    assert spec.json is not None and spec.json["resolution"] == "2K"
+    assert spec.json is not None
+    assert spec.json["resolution"] == "2K"
 
 
 def test_resolution_is_checked_on_a_model_with_tiers() -> None:
@@ -150,7 +153,8 @@ def test_resolution_is_checked_on_a_model_with_tiers() -> None:
 
 def test_unknown_model_passes_through_without_size_checks() -> None:
     spec = build_generate_request("x", model="vendor/new-image-model", aspect_ratio="7:3", resolution="9K")
-    assert spec.json is not None and spec.json["aspect_ratio"] == "7:3"
+    assert spec.json is not None
+    assert spec.json["aspect_ratio"] == "7:3"
     assert spec.call.expected_size() is None
 
 
