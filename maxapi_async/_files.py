@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import secrets
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import anyio.to_thread
 
-__all__ = ["INLINE_IO_LIMIT", "read_file", "safe_filename", "write_bytes_atomic"]
+__all__ = ["INLINE_IO_LIMIT", "partial_path", "read_file", "safe_filename", "write_bytes_atomic"]
 
 #: Payloads up to this many bytes are handled on the event loop; larger ones in a thread.
 INLINE_IO_LIMIT = 256 * 1024
@@ -40,15 +40,24 @@ async def read_file(path: str | os.PathLike[str]) -> bytes:
     return await anyio.to_thread.run_sync(Path(path).read_bytes)
 
 
+def partial_path(target: Path) -> Path:
+    """A fresh hidden name beside ``target`` for a file being written.
+
+    Opened with mode ``"xb"`` it honours the umask (unlike ``mkstemp``'s 0600),
+    so a saved image gets the permissions any other new file would.
+    """
+    return target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
+
+
 def _write_atomic_sync(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="." + target.name, suffix=".part")
+    tmp = partial_path(target)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "xb") as fh:
             fh.write(data)
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

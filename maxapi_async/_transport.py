@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import attrs
 from yarl import URL
 
 from ._errors import APIConnectionError, APITimeoutError, ClientClosedError, ConfigurationError
+from ._files import partial_path
 from ._protocol import RequestSpec, error_from_response
 
 __all__ = ["RawResponse", "Timeouts", "Transport"]
@@ -220,12 +220,10 @@ class Transport:
         """Stream ``url`` into ``target`` via a temporary file renamed into place."""
         session = self._get_session()
         await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix="." + target.name, suffix=".part")
-        os.close(fd)
-        tmp = Path(tmp_name)
+        tmp = partial_path(target)
         try:
             resp = await self._open_download(session, url)
-            async with resp, await anyio.open_file(tmp, "wb") as fh:
+            async with resp, await anyio.open_file(tmp, "xb") as fh:
                 async for chunk in resp.content.iter_chunked(_DOWNLOAD_CHUNK):
                     await fh.write(chunk)
             os.replace(tmp, target)

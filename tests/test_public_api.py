@@ -1,0 +1,67 @@
+"""The public surface changes only on purpose: `__all__` is pinned here."""
+
+from __future__ import annotations
+
+import maxapi_async
+import maxapi_async.testing
+
+EXPECTED = {
+    "ASSET_TTL",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MODEL",
+    "MODELS",
+    "ROUTE_MODES",
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AsyncMaxAPI",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ConfigurationError",
+    "ConflictError",
+    "ImageAsset",
+    "ImageData",
+    "ImageResult",
+    "Images",
+    "ImagesResponse",
+    "InsufficientCreditsError",
+    "InvalidRequestError",
+    "MaxAPIError",
+    "MaxAPIWarning",
+    "ModelSpec",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ReferenceInput",
+    "ResponseError",
+    "ServerError",
+    "Timeouts",
+    "__version__",
+    "lookup_model",
+}
+
+
+def test_all_is_pinned() -> None:
+    assert set(maxapi_async.__all__) == EXPECTED
+
+
+def test_every_exported_name_exists() -> None:
+    for name in maxapi_async.__all__:
+        assert hasattr(maxapi_async, name), name
+    for name in maxapi_async.testing.__all__:
+        assert hasattr(maxapi_async.testing, name), name
+
+
+def test_public_classes_and_functions_are_defined_in_the_package() -> None:
+    for name in maxapi_async.__all__:
+        obj = getattr(maxapi_async, name)
+        if isinstance(obj, type) or (callable(obj) and hasattr(obj, "__code__")):
+            assert obj.__module__.startswith("maxapi_async"), name
+
+
+def test_every_error_derives_from_the_base() -> None:
+    errors = [getattr(maxapi_async, n) for n in maxapi_async.__all__ if n.endswith("Error")]
+    assert errors
+    for cls in errors:
+        assert issubclass(cls, maxapi_async.MaxAPIError), cls
