@@ -45,22 +45,17 @@ class ModelSpec:
     default_resolution: str | None = None
     max_n: int = 10
 
-    @property
-    def aspect_ratios(self) -> tuple[str, ...]:
-        """The supported aspect ratios, in table order."""
-        seen: dict[str, None] = {}
-        for ratio, _ in self.sizes:
-            seen.setdefault(ratio, None)
-        return tuple(seen)
+    #: The supported aspect ratios, in table order (derived from ``sizes``).
+    aspect_ratios: tuple[str, ...] = attrs.field(init=False)
+    #: The supported resolution tiers (empty when the model has no selector).
+    resolutions: tuple[str, ...] = attrs.field(init=False)
 
-    @property
-    def resolutions(self) -> tuple[str, ...]:
-        """The supported resolution tiers (empty when the model has no selector)."""
-        seen: dict[str, None] = {}
-        for _, res in self.sizes:
-            if res is not None:
-                seen.setdefault(res, None)
-        return tuple(seen)
+    def __attrs_post_init__(self) -> None:
+        # Derived once: argument checks read these on every call.
+        ratios = tuple(dict.fromkeys(ratio for ratio, _ in self.sizes))
+        tiers = tuple(dict.fromkeys(res for _, res in self.sizes if res is not None))
+        object.__setattr__(self, "aspect_ratios", ratios)
+        object.__setattr__(self, "resolutions", tiers)
 
     def size_for(self, aspect_ratio: str | None, resolution: str | None = None) -> tuple[int, int] | None:
         """Pixel size for a ratio (and tier), or ``None`` when the table has no row."""

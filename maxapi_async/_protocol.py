@@ -489,18 +489,18 @@ def decode_b64(text: str, *, request_id: str | None = None) -> bytes:
         raise ResponseError(f"image data is not valid base64: {exc}", request_id=request_id) from None
 
 
+_URL_MIME_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",
+}
+
+
 def _mime_from_url(url: str) -> str | None:
-    path = url.split("?", 1)[0].lower()
-    for ext, mime in (
-        (".png", "image/png"),
-        (".jpg", "image/jpeg"),
-        (".jpeg", "image/jpeg"),
-        (".webp", "image/webp"),
-        (".gif", "image/gif"),
-    ):
-        if path.endswith(ext):
-            return mime
-    return None
+    path = url.split("?", 1)[0]
+    return _URL_MIME_TYPES.get(path.rpartition(".")[2].lower())
 
 
 def make_asset(

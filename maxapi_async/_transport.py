@@ -28,6 +28,8 @@ from ._protocol import RequestSpec, error_from_response
 __all__ = ["RawResponse", "Timeouts", "Transport"]
 
 _DOWNLOAD_CHUNK = 256 * 1024
+# One encoder for every body: json.dumps with options builds a new one per call.
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @attrs.frozen
@@ -163,7 +165,7 @@ class Transport:
         url = self.api_url(spec.path)
         data: Any = None
         if spec.json is not None:
-            data = json.dumps(spec.json, separators=(",", ":"), ensure_ascii=False).encode()
+            data = _encode_json(spec.json).encode()
             headers = self._json_headers
         else:
             headers = self._form_headers

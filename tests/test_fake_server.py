@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.metadata
 import json
 import struct
 import time
@@ -181,6 +182,19 @@ async def test_constructor_rejects_bad_options() -> None:
         FakeMaxAPI(task_style="weird")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="status_words"):
         FakeMaxAPI(status_words={"done": "ok"})
+
+
+_PLUGIN_REGISTERED = any(
+    entry.value == "maxapi_async.testing.pytest_plugin"
+    for entry in importlib.metadata.entry_points(group="pytest11")
+)
+
+if _PLUGIN_REGISTERED:  # the marker exists only once the plugin's pytest_configure ran
+
+    @pytest.mark.fake_maxapi(task_style="camel", api_key="sk-marker")
+    async def test_plugin_fixture_marker_options(fake_maxapi: FakeMaxAPI) -> None:
+        assert fake_maxapi.task_style == "camel"
+        assert fake_maxapi.api_key == "sk-marker"
 
 
 async def test_plugin_fixture(fake_maxapi: FakeMaxAPI, http: aiohttp.ClientSession) -> None:
@@ -675,12 +689,13 @@ async def test_queued_unknown_task_is_404(fake: FakeMaxAPI, http: aiohttp.Client
 
 
 async def test_queued_completion_by_time(http: aiohttp.ClientSession) -> None:
-    async with FakeMaxAPI(complete_after_seconds=0.3) as fake:
+    async with FakeMaxAPI(complete_after_seconds=0.4) as fake:
         _, task, _ = await post_json(http, fake, GEN, {"model": MODEL, "prompt": "x", "async": True})
-        for _ in range(3):
-            _, answer, _ = await get_json(http, fake, task["poll_url"])
-            assert answer["status"] == "processing"
-        time_left = 0.3 - (time.monotonic() - fake.requests[0].received_at)
+        _, answer, _ = await get_json(http, fake, task["poll_url"])
+        assert answer["status"] == "processing"
+        assert 0 < answer["progress"] < 100
+        # the clock starts when the submission was received
+        time_left = 0.4 - (time.monotonic() - fake.requests[0].received_at)
         await anyio.sleep(max(time_left, 0) + 0.05)
         _, answer, _ = await get_json(http, fake, task["poll_url"])
         assert answer["status"] == "succeeded"

@@ -465,7 +465,7 @@ class FakeMaxAPI:
         self.requests: list[RecordedRequest] = []
         self.cdn_requests: list[RecordedRequest] = []
         self.assets: dict[str, StoredAsset] = {}
-        self.tasks: dict[str, _Task] = {}
+        self._tasks: dict[str, _Task] = {}
         self._faults: list[_FaultSlot] = []
         self._task_failures: list[_Failure] = []
         self._blocks: list[_Block] = []
@@ -1034,11 +1034,11 @@ class FakeMaxAPI:
                 kind=kind,
                 model=params.model,
                 created=int(time.time()),
-                submitted_at=time.monotonic(),
+                submitted_at=self._record_of(request).received_at,
                 result=items,
                 failure=failure,
             )
-            self.tasks[task.id] = task
+            self._tasks[task.id] = task
             return self._task_response(task, "pending", 0, status=self.task_http_status)
         body: dict[str, Any] = {"created": int(time.time()), "data": items}
         if self.include_usage:
@@ -1127,7 +1127,7 @@ class FakeMaxAPI:
             response.headers[hdrs.RETRY_AFTER] = str(int(value)) if value == int(value) else str(value)
 
     def _find_task(self, task_id: str, kind: str) -> _Task:
-        task = self.tasks.get(task_id)
+        task = self._tasks.get(task_id)
         if task is None or task.kind != kind:
             raise _ApiError(404, f"No task found with id '{task_id}'.", code="task_not_found")
         return task
@@ -1222,11 +1222,11 @@ class FakeMaxAPI:
             kind="operation",
             model=model,
             created=int(time.time()),
-            submitted_at=time.monotonic(),
+            submitted_at=self._record_of(request).received_at,
             result=response_body,
             failure=failure,
         )
-        self.tasks[task.id] = task
+        self._tasks[task.id] = task
         return self._operation_response(task, "pending", 0)
 
     @staticmethod
@@ -1367,7 +1367,7 @@ class FakeMaxAPI:
 
     async def _operation(self, request: web.Request) -> web.Response:
         op_id = request.match_info["tail"].removeprefix("operations/")
-        task = self.tasks.get(op_id)
+        task = self._tasks.get(op_id)
         if task is None or task.kind != "operation":
             raise _ApiError(404, f"Operation 'operations/{op_id}' not found.")
         return self._operation_response(task, *self._advance(task))

@@ -1,7 +1,8 @@
 """A pytest fixture, ``fake_maxapi``, that yields a started :class:`~maxapi_async.testing.FakeMaxAPI`.
 
-The plugin is registered through the ``pytest11`` entry point when ``maxapi-async`` is
-installed; otherwise enable it in your root ``conftest.py``::
+Installing ``maxapi-async`` registers this plugin with pytest (a ``pytest11`` entry point
+named after this module), so the fixture is available in every test suite with no setup.
+Listing it explicitly also works, e.g. when plugin autoloading is off::
 
     pytest_plugins = ["maxapi_async.testing.pytest_plugin"]
 
