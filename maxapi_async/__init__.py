@@ -10,13 +10,14 @@ Everything public is re-exported here; every other module is private.
 """
 
 from ._catalog import DEFAULT_MODEL, MODELS, ROUTE_MODES, ModelSpec, lookup_model
-from ._client import DEFAULT_BASE_URL, AsyncMaxAPI, Images, ReferenceInput
+from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_POLLS_PER_SECOND, AsyncMaxAPI
 from ._errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    BlockedError,
     ClientClosedError,
     ConfigurationError,
     ConflictError,
@@ -29,14 +30,33 @@ from ._errors import (
     RateLimitError,
     ResponseError,
     ServerError,
+    TaskFailedError,
+    TaskProtocolError,
+    TaskTimeoutError,
 )
+from ._gemini import (
+    Blob,
+    Candidate,
+    Content,
+    FileData,
+    GenerateContentResponse,
+    Part,
+    PromptFeedback,
+    UsageMetadata,
+)
+from ._handles import TaskHandle, TaskStatus
+from ._hooks import Hooks, PollEvent, RequestEvent, RetryEvent, TaskDoneEvent
 from ._models import ASSET_TTL, ImageAsset, ImageData, ImageResult, ImagesResponse
+from ._policy import PollPolicy, RetryPolicy
+from ._resources import Images, Models, ReferenceInput, Tasks
+from ._tasks import TaskRef
 from ._transport import Timeouts
 from ._version import __version__
 
 __all__ = [
     "ASSET_TTL",
     "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_POLLS_PER_SECOND",
     "DEFAULT_MODEL",
     "MODELS",
     "ROUTE_MODES",
@@ -46,9 +66,16 @@ __all__ = [
     "AsyncMaxAPI",
     "AuthenticationError",
     "BadRequestError",
+    "Blob",
+    "BlockedError",
+    "Candidate",
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
+    "Content",
+    "FileData",
+    "GenerateContentResponse",
+    "Hooks",
     "ImageAsset",
     "ImageData",
     "ImageResult",
@@ -59,13 +86,30 @@ __all__ = [
     "MaxAPIError",
     "MaxAPIWarning",
     "ModelSpec",
+    "Models",
     "NotFoundError",
+    "Part",
     "PermissionDeniedError",
+    "PollEvent",
+    "PollPolicy",
+    "PromptFeedback",
     "RateLimitError",
     "ReferenceInput",
+    "RequestEvent",
     "ResponseError",
+    "RetryEvent",
+    "RetryPolicy",
     "ServerError",
+    "TaskDoneEvent",
+    "TaskFailedError",
+    "TaskHandle",
+    "TaskProtocolError",
+    "TaskRef",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "Tasks",
     "Timeouts",
+    "UsageMetadata",
     "__version__",
     "lookup_model",
 ]

@@ -1,39 +1,59 @@
-"""``AsyncMaxAPI``: the session object users hold, and its resources.
+"""``AsyncMaxAPI``: the session object users hold.
 
-The client joins the pure protocol layer (what to send, what an answer means)
-to the transport (how bytes move). It owns configuration, the lifetime of the
-aiohttp session, and the decision to move heavy work (big JSON, base64, file
-reads) off the event loop.
+The client joins the pure protocol layers (what to send, what an answer
+means, when to retry, when to poll) to the transport (how bytes move). It owns
+configuration, the aiohttp session's lifetime, the retry loop, the poll loops
+of its task handles, and the decision to move heavy work (big JSON, base64,
+file reads) off the event loop. The resources (``client.images``,
+``client.models``, ``client.tasks``) live in :mod:`maxapi_async._resources`.
 """
 
 from __future__ import annotations
 
-import io
+import asyncio
+import datetime as _dt
 import ipaddress
+import logging
 import os
-from collections.abc import Sequence
+import secrets
+import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import Any, TypeVar
 
 import aiohttp
 import anyio.to_thread
+import attrs
 from yarl import URL
 
-from . import _catalog, _protocol
-from ._errors import ConfigurationError, InvalidRequestError
-from ._files import INLINE_IO_LIMIT, read_file
-from ._models import ImageAsset, ImageResult, ImagesResponse
-from ._protocol import ImageCall, ReferenceImage, RequestSpec
+from . import _catalog, _gemini, _protocol
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    ConfigurationError,
+    InvalidRequestError,
+)
+from ._files import INLINE_IO_LIMIT
+from ._gemini import GenerateContentResponse
+from ._handles import PollGate, TaskHandle
+from ._hooks import Hooks, RequestEvent, RetryEvent
+from ._models import ImageResult, ImagesResponse
+from ._policy import FailedAfterSend, FailedBeforeSend, Outcome, PollPolicy, RetryPolicy, StatusOutcome
+from ._protocol import ImageCall, RequestSpec
+from ._tasks import TaskKind, TaskRef, TaskSnapshot, parse_task
 from ._transport import RawResponse, Timeouts, Transport
 from ._version import __version__
 
-__all__ = ["DEFAULT_BASE_URL", "AsyncMaxAPI", "Images", "ReferenceInput"]
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONCURRENCY", "DEFAULT_MAX_POLLS_PER_SECOND", "AsyncMaxAPI"]
 
 DEFAULT_BASE_URL = "https://api.maxapi.dev"
 DEFAULT_MAX_CONCURRENCY = 64
+DEFAULT_MAX_POLLS_PER_SECOND = 50.0
 
-#: What ``images.edit`` accepts as one reference image.
-ReferenceInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], ImageAsset]
+logger = logging.getLogger("maxapi_async")
+
+R = TypeVar("R")
 
 
 def _is_loopback(host: str) -> bool:
@@ -47,7 +67,10 @@ def _is_loopback(host: str) -> bool:
 
 def _resolve_base_url(base_url: str | None, allow_insecure_http: bool) -> URL:
     raw = base_url or os.environ.get("MAXAPI_BASE_URL") or DEFAULT_BASE_URL
-    url = URL(raw.strip())
+    try:
+        url = URL(raw.strip())
+    except (ValueError, TypeError):
+        url = URL()
     if url.scheme not in ("http", "https") or not url.host:
         raise ConfigurationError(
             f"base_url must be an absolute http(s) URL such as {DEFAULT_BASE_URL!r}, got {raw!r}"
@@ -69,36 +92,64 @@ def _resolve_base_url(base_url: str | None, allow_insecure_http: bool) -> URL:
     return url.with_path(path or "/")
 
 
+def _positive(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0
+
+
 def _resolve_timeouts(timeout: float | Timeouts | None) -> Timeouts:
     if timeout is None:
         return Timeouts()
     if isinstance(timeout, Timeouts):
         return timeout
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+    if not _positive(timeout):
         raise ConfigurationError(
             f"timeout must be a positive number of seconds or a Timeouts, got {timeout!r}"
         )
     return Timeouts().with_total(float(timeout))
 
 
-def _check_call_timeout(timeout: float | None) -> None:
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
-    ):
+def check_call_timeout(timeout: float | None) -> None:
+    """A per-call ``timeout`` must be a positive number of seconds (or ``None``)."""
+    if timeout is not None and not _positive(timeout):
         raise InvalidRequestError("timeout", f"must be a positive number of seconds, got {timeout!r}")
 
 
 def _parse_image_answer(
-    raw: RawResponse, call: ImageCall, request_id: str | None
+    body: bytes, status: int, request_id: str | None
 ) -> tuple[ImagesResponse, dict[str, Any], list[bytes | None]]:
     """JSON, structure and base64 in one go: run inline or in a thread as a whole."""
-    obj = _protocol.decode_json(raw.body, status=raw.status, request_id=request_id, what="images")
+    obj = _protocol.decode_json(body, status=status, request_id=request_id, what="images")
     response = _protocol.parse_images_response(obj, request_id=request_id)
-    decoded = [
+    return response, obj, _decode_items(response, request_id)
+
+
+def _decode_items(response: ImagesResponse, request_id: str | None) -> list[bytes | None]:
+    return [
         _protocol.decode_b64(item.b64_json, request_id=request_id) if item.b64_json else None
         for item in response.data
     ]
-    return response, obj, decoded
+
+
+def _parse_native_answer(
+    obj: Any, request_id: str | None, modalities: list[str] | None
+) -> tuple[GenerateContentResponse, list[bytes | None]]:
+    response = _gemini.parse_generate_content(obj, request_id=request_id)
+    _gemini.check_blocked(response, response_modalities=modalities, request_id=request_id)
+    return response, _gemini.decode_inline_images(response, request_id=request_id)
+
+
+class _Deadline:
+    """What is left of a call's whole-call timeout (``None``: no limit)."""
+
+    __slots__ = ("_end",)
+
+    def __init__(self, seconds: float | None) -> None:
+        self._end = None if seconds is None else time.monotonic() + seconds
+
+    def remaining(self) -> float | None:
+        if self._end is None:
+            return None
+        return self._end - time.monotonic()
 
 
 class AsyncMaxAPI:
@@ -112,11 +163,20 @@ class AsyncMaxAPI:
       ``allow_insecure_http=True``.
     * ``route_mode``: the default route for every call (``official``,
       ``official-cheap`` or ``mix``); ``None`` follows the key's configured order.
-    * ``timeout``: seconds for a whole call (default 180), or a :class:`Timeouts`.
+    * ``timeout``: seconds for a whole call, retries included (default 180),
+      or a :class:`Timeouts` with connect and read limits too.
     * ``max_concurrency``: connections open at once (default 64); more calls
       than that wait for a free connection.
     * ``http_session``: your own ``aiohttp.ClientSession``, used as given and
       left open by :meth:`aclose`.
+    * ``retry_policy``: when failed requests are repeated (:class:`RetryPolicy`).
+    * ``poll_policy``: when queued tasks are polled (:class:`PollPolicy`).
+    * ``max_polls_per_second``: the poll budget shared by every task handle of
+      this client (default 50).
+    * ``wait_by_polling``: when true, calls with ``wait=True`` are submitted
+      queued and polled instead of holding one long HTTP request open (robust
+      to long generations and dropped connections); the result is the same.
+    * ``hooks``: :class:`Hooks` callbacks for metrics.
 
     The client may be created outside a running event loop (at import time of
     a web app); its aiohttp session is created on first use. Use it as
@@ -132,9 +192,16 @@ class AsyncMaxAPI:
         timeout: float | Timeouts | None = None,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         http_session: aiohttp.ClientSession | None = None,
+        retry_policy: RetryPolicy | None = None,
+        poll_policy: PollPolicy | None = None,
+        max_polls_per_second: float = DEFAULT_MAX_POLLS_PER_SECOND,
+        wait_by_polling: bool = False,
+        hooks: Hooks | None = None,
         allow_insecure_http: bool = False,
         user_agent: str | None = None,
     ) -> None:
+        from ._resources import Images, Models, Tasks
+
         key = api_key if api_key is not None else os.environ.get("MAXAPI_KEY")
         if not key or not key.strip():
             raise ConfigurationError(
@@ -146,12 +213,23 @@ class AsyncMaxAPI:
             )
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
+        if not _positive(max_polls_per_second):
+            raise ConfigurationError(
+                f"max_polls_per_second must be a positive number, got {max_polls_per_second!r}"
+            )
         if http_session is not None and not isinstance(http_session, aiohttp.ClientSession):
             raise ConfigurationError("http_session must be an aiohttp.ClientSession")
         self.base_url = _resolve_base_url(base_url, allow_insecure_http)
         self.route_mode = route_mode
         self.timeouts = _resolve_timeouts(timeout)
         self.max_concurrency = max_concurrency
+        self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy()
+        self.poll_policy = poll_policy if poll_policy is not None else PollPolicy()
+        self.max_polls_per_second = float(max_polls_per_second)
+        self.wait_by_polling = wait_by_polling
+        self.hooks = hooks if hooks is not None else Hooks()
+        self._poll_gate = PollGate(self.max_polls_per_second, burst=max(1, int(self.max_polls_per_second)))
+        self._pollers: set[asyncio.Task[Any]] = set()
         self._transport = Transport(
             base_url=self.base_url,
             api_key=key.strip(),
@@ -161,6 +239,8 @@ class AsyncMaxAPI:
             http_session=http_session,
         )
         self.images = Images(self)
+        self.models = Models(self)
+        self.tasks = Tasks(self)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
@@ -181,25 +261,118 @@ class AsyncMaxAPI:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the client's own aiohttp session (a caller's session stays open)."""
+        """Stop every poll loop, then close the client's own aiohttp session.
+
+        A caller's ``http_session`` stays open. Handles whose polling was
+        stopped can be resumed by a new client (``client.tasks.from_dict``).
+        """
+        pollers = list(self._pollers)
+        for poller in pollers:
+            poller.cancel()
+        if pollers:
+            await asyncio.wait(pollers)
         await self._transport.aclose()
 
-    # -- the pieces every resource uses ---------------------------------------
+    # -- requests, with retries ------------------------------------------------
 
-    async def _send(self, spec: RequestSpec, timeout: float | None) -> tuple[RawResponse, str | None]:
-        raw = await self._transport.send(spec, timeout=timeout)
-        request_id = _protocol.request_id_from(raw.headers)
-        if raw.status >= 300:
-            raise _protocol.error_from_response(raw.status, raw.headers, raw.body)
-        return raw, request_id
+    async def _send(self, spec: RequestSpec, deadline: _Deadline) -> tuple[RawResponse, str | None]:
+        """Send ``spec`` under the retry policy; a non-2xx final answer raises its typed error."""
+        if spec.method == "POST":
+            # One key for every attempt of this submission, so the service can
+            # recognise a repeat; it is shown in errors whose outcome is unknown.
+            spec = attrs.evolve(spec, headers={**spec.headers, "Idempotency-Key": secrets.token_hex(16)})
+        safe = spec.method == "GET"
+        policy = self.retry_policy
+        hooks = self.hooks
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = deadline.remaining()
+            if remaining is not None and remaining <= 0:
+                raise APITimeoutError(f"{spec.method} {spec.path}: the call's deadline passed")
+            started = time.monotonic()
+            outcome: Outcome
+            try:
+                raw = await self._transport.send(spec, timeout=remaining)
+            except APIConnectionError as exc:
+                self._log_request(spec, None, started, attempt, None, exc)
+                outcome = FailedAfterSend(str(exc)) if exc.sent else FailedBeforeSend(str(exc))
+                error: Exception = exc
+            else:
+                request_id = _protocol.request_id_from(raw.headers)
+                self._log_request(spec, raw.status, started, attempt, request_id, None)
+                if raw.status < 300:
+                    return raw, request_id
+                error = _protocol.error_from_response(raw.status, raw.headers, raw.body)
+                assert isinstance(error, APIError)
+                outcome = StatusOutcome(raw.status, error.retry_after)
+            decision = policy.decide(
+                attempt=attempt, method_is_safe=safe, outcome=outcome, remaining=deadline.remaining()
+            )
+            if not decision.retry:
+                if isinstance(outcome, FailedAfterSend) and not safe:
+                    raise _maybe_charged(error, spec)
+                raise error
+            if hooks.on_retry is not None:
+                hooks._retry(RetryEvent(spec.method, spec.path, attempt, decision.delay, decision.reason))
+            logger.info("%s %s: %s; waiting %.2f s", spec.method, spec.path, decision.reason, decision.delay)
+            if decision.delay > 0:
+                await asyncio.sleep(decision.delay)
+
+    def _log_request(
+        self,
+        spec: RequestSpec,
+        status: int | None,
+        started: float,
+        attempt: int,
+        request_id: str | None,
+        error: Exception | None,
+    ) -> None:
+        hooks = self.hooks
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if hooks.on_request is None and not debug:
+            return
+        elapsed = time.monotonic() - started
+        if debug:
+            logger.debug(
+                "%s %s -> %s in %.3f s (attempt %d, request id %s)",
+                spec.method,
+                spec.path,
+                status if status is not None else type(error).__name__,
+                elapsed,
+                attempt,
+                request_id,
+            )
+        if hooks.on_request is not None:
+            hooks._request(
+                RequestEvent(
+                    spec.method,
+                    spec.path,
+                    status,
+                    elapsed,
+                    attempt,
+                    request_id,
+                    type(error).__name__ if error is not None else None,
+                )
+            )
+
+    async def _json(self, raw: RawResponse, request_id: str | None, what: str) -> Any:
+        if len(raw.body) <= INLINE_IO_LIMIT:
+            return _protocol.decode_json(raw.body, status=raw.status, request_id=request_id, what=what)
+        return await anyio.to_thread.run_sync(
+            lambda: _protocol.decode_json(raw.body, status=raw.status, request_id=request_id, what=what)
+        )
+
+    # -- image calls ---------------------------------------------------------------
 
     async def _image_call(self, spec: RequestSpec, timeout: float | None) -> ImageResult:
-        raw, request_id = await self._send(spec, timeout)
+        deadline = _Deadline(timeout if timeout is not None else self.timeouts.total)
+        raw, request_id = await self._send(spec, deadline)
         if len(raw.body) <= INLINE_IO_LIMIT:
-            response, obj, decoded = _parse_image_answer(raw, spec.call, request_id)
+            response, obj, decoded = _parse_image_answer(raw.body, raw.status, request_id)
         else:
             response, obj, decoded = await anyio.to_thread.run_sync(
-                _parse_image_answer, raw, spec.call, request_id
+                _parse_image_answer, raw.body, raw.status, request_id
             )
         return self._image_result(response, obj, decoded, spec.call, request_id)
 
@@ -225,6 +398,103 @@ class AsyncMaxAPI:
             raw=obj,
         )
 
+    async def _native_call(
+        self, spec: RequestSpec, modalities: list[str] | None, timeout: float | None
+    ) -> GenerateContentResponse:
+        deadline = _Deadline(timeout if timeout is not None else self.timeouts.total)
+        raw, request_id = await self._send(spec, deadline)
+        obj = await self._json(raw, request_id, "generateContent")
+        return await self._native_result(obj, spec.call, modalities, request_id)
+
+    async def _native_result(
+        self, obj: Any, call: ImageCall, modalities: list[str] | None, request_id: str | None
+    ) -> GenerateContentResponse:
+        if isinstance(obj, dict) and _gemini_payload_size(obj) > INLINE_IO_LIMIT:
+            response, decoded = await anyio.to_thread.run_sync(
+                _parse_native_answer, obj, request_id, modalities
+            )
+        else:
+            response, decoded = _parse_native_answer(obj, request_id, modalities)
+        assets = _gemini.make_native_assets(
+            response, decoded, call=call, fetcher=self, received_at=_dt.datetime.now(_dt.timezone.utc)
+        )
+        return _gemini.with_images(response, assets)
+
+    # -- queued tasks ----------------------------------------------------------------
+
+    async def _submit(
+        self, spec: RequestSpec, kind: TaskKind, timeout: float | None
+    ) -> tuple[TaskSnapshot, TaskRef, str | None]:
+        deadline = _Deadline(timeout if timeout is not None else self.timeouts.total)
+        submitted_at = time.time()
+        raw, request_id = await self._send(spec, deadline)
+        obj = await self._json(raw, request_id, "task")
+        snapshot = parse_task(obj, kind=kind, request_id=request_id)
+        snapshot = self._with_retry_after(snapshot, raw)
+        call = spec.call
+        ref = TaskRef(
+            id=snapshot.id,
+            kind=kind,
+            model=call.model,
+            aspect_ratio=call.aspect_ratio,
+            resolution=call.resolution,
+            poll_url=snapshot.poll_url,
+            created=snapshot.created,
+            submitted_at=submitted_at,
+            idempotency_key=spec.headers.get("Idempotency-Key"),
+        )
+        return snapshot, ref, request_id
+
+    def _with_retry_after(self, snapshot: TaskSnapshot, raw: RawResponse) -> TaskSnapshot:
+        hint = _protocol.parse_retry_after(raw.headers.get("Retry-After"))
+        return attrs.evolve(snapshot, retry_after=hint) if hint is not None else snapshot
+
+    async def _poll_task(self, ref: TaskRef) -> tuple[TaskSnapshot, str | None]:
+        path = _tasks_poll_path(ref, self.base_url)
+        spec = RequestSpec("GET", path, ref.image_call(_catalog.DEFAULT_MODEL))
+        deadline = _Deadline(self.timeouts.total)
+        raw, request_id = await self._send(spec, deadline)
+        obj = await self._json(raw, request_id, "task")
+        snapshot = parse_task(obj, kind=ref.kind, request_id=request_id)
+        return self._with_retry_after(snapshot, raw), request_id
+
+    def _image_handle(
+        self, snapshot: TaskSnapshot | None, ref: TaskRef, request_id: str | None
+    ) -> TaskHandle[ImageResult]:
+        call = ref.image_call(_catalog.DEFAULT_MODEL)
+
+        async def finish(last: TaskSnapshot, last_request_id: str | None) -> ImageResult:
+            response = ImagesResponse(data=last.images, created=last.created or ref.created)
+            if sum(len(i.b64_json or "") for i in response.data) <= INLINE_IO_LIMIT:
+                decoded = _decode_items(response, last_request_id)
+            else:
+                decoded = await anyio.to_thread.run_sync(_decode_items, response, last_request_id)
+            result = self._image_result(response, last.raw, decoded, call, last_request_id)
+            return attrs.evolve(result, model=last.model or call.model)
+
+        return TaskHandle(self, ref, finish, first=snapshot, request_id=request_id)
+
+    def _operation_handle(
+        self,
+        snapshot: TaskSnapshot | None,
+        ref: TaskRef,
+        request_id: str | None,
+        modalities: list[str] | None = None,
+    ) -> TaskHandle[GenerateContentResponse]:
+        call = ref.image_call(_catalog.DEFAULT_MODEL)
+
+        async def finish(last: TaskSnapshot, last_request_id: str | None) -> GenerateContentResponse:
+            return await self._native_result(last.response, call, modalities, last_request_id)
+
+        return TaskHandle(self, ref, finish, first=snapshot, request_id=request_id)
+
+    def _start_poller(self, coro: Coroutine[Any, Any, R]) -> asyncio.Task[R]:
+        self._transport._get_session()  # a closed client refuses before a task is made
+        task = asyncio.ensure_future(coro)
+        self._pollers.add(task)
+        task.add_done_callback(self._pollers.discard)
+        return task
+
     # -- asset downloads (ImageAsset calls these; never with the API key) -----
 
     async def _download_bytes(self, url: str) -> bytes:
@@ -234,129 +504,33 @@ class AsyncMaxAPI:
         await self._transport.download_to(url, path)
 
 
-async def _load_reference(image: object, index: int) -> ReferenceImage:
-    """Bytes and a file name for one reference image, read without blocking the loop."""
-    argument = f"images[{index}]"
-    filename: str | None = None
-    data: bytes
-    if isinstance(image, ImageAsset):
-        data = await image.read()
-    elif isinstance(image, (bytes, bytearray, memoryview)):
-        data = bytes(image)
-    elif isinstance(image, (str, os.PathLike)):
-        path = Path(os.fspath(image))
-        try:
-            data = await read_file(path)
-        except OSError as exc:
-            raise InvalidRequestError(argument, f"cannot read {str(path)!r}: {exc.strerror or exc}") from exc
-        filename = path.name
-    elif hasattr(image, "read"):
-        if isinstance(image, io.TextIOBase):
-            raise InvalidRequestError(argument, "is a text file; open it in binary mode ('rb')")
-        try:
-            content = await anyio.to_thread.run_sync(image.read)
-        except OSError as exc:
-            raise InvalidRequestError(argument, f"cannot read the file object: {exc}") from exc
-        if not isinstance(content, (bytes, bytearray)):
-            raise InvalidRequestError(argument, "the file object must be opened in binary mode ('rb')")
-        data = bytes(content)
-        name = getattr(image, "name", None)
-        if isinstance(name, str):
-            filename = Path(name).name
-    else:
-        raise InvalidRequestError(
-            argument,
-            f"unsupported type {type(image).__name__}; pass a path, bytes, a binary file or an ImageAsset",
-        )
-    return _protocol.reference_image(data, index=index, filename=filename)
+def _tasks_poll_path(ref: TaskRef, origin: URL) -> str:
+    from ._tasks import poll_path
+
+    return poll_path(ref.kind, ref.id, poll_url=ref.poll_url, origin=origin)
 
 
-class Images:
-    """The OpenAI-compatible image endpoints: ``client.images``."""
+def _gemini_payload_size(obj: dict[str, Any]) -> int:
+    # A cheap upper bound of the inline image data, without walking every part.
+    total = 0
+    for candidate in obj.get("candidates") or ():
+        content = candidate.get("content") if isinstance(candidate, dict) else None
+        parts = content.get("parts") if isinstance(content, dict) else None
+        for part in parts if isinstance(parts, list) else ():
+            blob = part.get("inlineData") or part.get("inline_data") if isinstance(part, dict) else None
+            if isinstance(blob, dict) and isinstance(blob.get("data"), str):
+                total += len(blob["data"])
+    return total
 
-    def __init__(self, client: AsyncMaxAPI) -> None:
-        self._client = client
 
-    async def generate(
-        self,
-        prompt: str,
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        aspect_ratio: str | None = None,
-        resolution: str | None = None,
-        n: int = 1,
-        route_mode: str | None = None,
-        asset_delivery: str | None = None,
-        response_format: str | None = None,
-        timeout: float | None = None,
-    ) -> ImageResult:
-        """Generate ``n`` images from ``prompt`` (``POST /v1/images/generations``).
-
-        ``aspect_ratio`` fixes the output size (see :data:`maxapi_async.MODELS`);
-        ``resolution`` is ignored by gemini-2.5-flash-image (a warning says so).
-        ``route_mode`` overrides the client's default route; ``asset_delivery=
-        "mirror"`` returns URLs on your alias domain; ``response_format=
-        "b64_json"`` returns the bytes inline. ``timeout`` overrides the
-        client's whole-call deadline for this call.
-        """
-        _check_call_timeout(timeout)
-        spec = _protocol.build_generate_request(
-            prompt,
-            model=model,
-            aspect_ratio=aspect_ratio,
-            resolution=resolution,
-            n=n,
-            route_mode=route_mode if route_mode is not None else self._client.route_mode,
-            asset_delivery=asset_delivery,
-            response_format=response_format,
-        )
-        return await self._client._image_call(spec, timeout)
-
-    async def edit(
-        self,
-        prompt: str,
-        images: Sequence[ReferenceInput],
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        aspect_ratio: str | None = None,
-        resolution: str | None = None,
-        n: int = 1,
-        route_mode: str | None = None,
-        asset_delivery: str | None = None,
-        response_format: str | None = None,
-        timeout: float | None = None,
-    ) -> ImageResult:
-        """Edit or compose from one or more reference images (``POST /v1/images/edits``).
-
-        Each reference is a path, bytes, a binary file object or an
-        :class:`ImageAsset` from an earlier result; it is sent as an ``image[]``
-        part with its file name and a content type sniffed from its bytes
-        (PNG, JPEG, WebP or GIF; anything else is refused before sending).
-        Other arguments as in :meth:`generate`.
-        """
-        _check_call_timeout(timeout)
-        effective_route = route_mode if route_mode is not None else self._client.route_mode
-        _protocol.check_edit_arguments(
-            prompt,
-            images,
-            model=model,
-            aspect_ratio=aspect_ratio,
-            resolution=resolution,
-            n=n,
-            route_mode=effective_route,
-            asset_delivery=asset_delivery,
-            response_format=response_format,
-        )
-        references = [await _load_reference(image, i) for i, image in enumerate(images)]
-        spec = _protocol.build_edit_request(
-            prompt,
-            references,
-            model=model,
-            aspect_ratio=aspect_ratio,
-            resolution=resolution,
-            n=n,
-            route_mode=effective_route,
-            asset_delivery=asset_delivery,
-            response_format=response_format,
-        )
-        return await self._client._image_call(spec, timeout)
+def _maybe_charged(error: Exception, spec: RequestSpec) -> Exception:
+    key = spec.headers.get("Idempotency-Key")
+    message = (
+        f"{spec.method} {spec.path}: the connection broke after the request was sent, so the "
+        f"service may have carried it out and charged for it; it was not repeated "
+        f"(Idempotency-Key {key}). Cause: {error}"
+    )
+    cls = APITimeoutError if isinstance(error, APITimeoutError) else APIConnectionError
+    new = cls(message, sent=True, idempotency_key=key)
+    new.__cause__ = error
+    return new

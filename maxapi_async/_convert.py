@@ -3,7 +3,8 @@
 Rules it applies everywhere:
 
 * Primitive fields are strict: a number where a string belongs is an error,
-  not silently turned into ``"3"`` (``bool`` is not accepted as ``int``).
+  not silently turned into ``"3"`` (``bool`` is not accepted as ``int``), and
+  a list comes only from a JSON array.
 * A class with an ``extra: dict`` field keeps every key it does not name
   there, so unknown fields never break parsing and never get lost.
 * Failures become :class:`~maxapi_async.ResponseError` with readable
@@ -13,10 +14,11 @@ Rules it applies everywhere:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_origin
 
 import attrs
 import cattrs
+from cattrs.cols import list_structure_factory
 from cattrs.gen import make_dict_structure_fn, override
 
 from ._errors import ResponseError
@@ -50,6 +52,25 @@ def _any_dict(value: Any, _: Any) -> dict[str, Any]:
 
 
 converter.register_structure_hook_func(lambda t: t == dict[str, Any], _any_dict)
+
+
+def _strict_list_factory(list_type: Any) -> Callable[[Any, Any], Any]:
+    """Lists come only from JSON arrays (cattrs would otherwise iterate a dict's keys)."""
+    inner = list_structure_factory(list_type, converter)
+
+    def hook(value: Any, _: Any) -> Any:
+        if not isinstance(value, list):
+            raise TypeError(f"expected an array, got {type(value).__name__}")
+        return inner(value, list_type)
+
+    return hook
+
+
+def _is_list(type_: Any) -> bool:
+    return bool(get_origin(type_) is list)
+
+
+converter.register_structure_hook_factory(_is_list, _strict_list_factory)
 
 
 def _has_extra(cls: Any) -> bool:

@@ -15,13 +15,21 @@
     │   ├── ConflictError            408, 409: retry later
     │   ├── RateLimitError           429: slow down (see ``retry_after``)
     │   └── ServerError              5xx: the service failed; retrying is usually safe
+    ├── BlockedError                 a Gemini answer without the image asked for, and why
+    ├── TaskFailedError              a queued task ended in failure (``reason`` says why)
     ├── ResponseError                a 2xx answer that is not what the endpoint returns
-    ├── APIConnectionError           the connection failed or broke
-    └── APITimeoutError              a deadline passed (also the builtin TimeoutError)
+    │   └── TaskProtocolError        poll answers that contradict each other
+    └── APIConnectionError           the connection failed or broke (``sent`` says when)
+        └── APITimeoutError          a deadline passed (also the builtin TimeoutError)
+            └── TaskTimeoutError     stopped waiting for a task; ``handle`` resumes it
 
 Each :class:`APIError` carries the HTTP ``status``, the service's error ``code``,
 its ``message``, the ``request_id`` the service logged the call under, and the
 parsed ``body`` (a dict, or the raw text when the body was not JSON).
+
+A failed task is not an :class:`APIError`: every HTTP exchange succeeded and the
+failure is the task's outcome. A timed-out wait is not a failure either: the task
+runs on at the service, so :class:`TaskTimeoutError` carries the handle.
 
 Nothing in this module performs I/O; the messages never contain the API key.
 """
@@ -32,11 +40,13 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "PERMANENT_REASONS",
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BlockedError",
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
@@ -49,6 +59,9 @@ __all__ = [
     "RateLimitError",
     "ResponseError",
     "ServerError",
+    "TaskFailedError",
+    "TaskProtocolError",
+    "TaskTimeoutError",
 ]
 
 
@@ -177,8 +190,144 @@ class ResponseError(MaxAPIError):
 
 
 class APIConnectionError(MaxAPIError):
-    """The connection could not be made or broke before the answer was read."""
+    """The connection could not be made or broke before the answer was read.
+
+    ``sent`` is ``False`` when the request never left (refused, DNS, connect
+    timeout): repeating it is safe even for a submission. When ``True`` the
+    service may have received it, and a submission may have been charged:
+    ``idempotency_key`` then names the submission (the ``Idempotency-Key``
+    header it was sent with).
+    """
+
+    def __init__(self, message: str, *, sent: bool = True, idempotency_key: str | None = None) -> None:
+        self.sent = sent
+        self.idempotency_key = idempotency_key
+        super().__init__(message)
 
 
 class APITimeoutError(APIConnectionError, TimeoutError):
     """A connect, read or whole-call deadline passed."""
+
+
+class BlockedError(MaxAPIError):
+    """The model returned no image (or nothing at all) and said why.
+
+    ``reason`` is the word the answer gave: a candidate's ``finishReason`` (``"IMAGE_SAFETY"``,
+    ``"SAFETY"``, ``"PROHIBITED_CONTENT"``, ``"IMAGE_PROHIBITED_CONTENT"``, ``"NO_IMAGE"``,
+    ``"IMAGE_OTHER"``, ...) or the prompt's ``promptFeedback.blockReason``. Two reasons are the
+    client's own: ``"NO_CANDIDATES"`` (no candidates and no block reason) and ``"NO_IMAGE"``
+    also when the model finished normally but sent no image where one was required.
+
+    ``response`` is the parsed ``GenerateContentResponse`` (its ``.text`` often says more, and
+    its ``.draft_parts`` hold any interim images), or the raw dict when it could not be parsed;
+    ``request_id`` is the id the service logged the call under. Blocked calls are not charged.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        message: str | None = None,
+        *,
+        request_id: str | None = None,
+        response: Any = None,
+    ) -> None:
+        self.reason = reason
+        self.message = message or f"the model returned no image ({reason})"
+        self.request_id = request_id
+        self.response = response
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        extra = f"reason={self.reason}"
+        if self.request_id:
+            extra += f", request_id={self.request_id}"
+        return f"{self.message} ({extra})"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(reason={self.reason!r}, message={self.message!r}, "
+            f"request_id={self.request_id!r})"
+        )
+
+
+#: Failure reasons that the same request meets again: resubmitting is pointless.
+PERMANENT_REASONS: frozenset[str] = frozenset(
+    {"CONTENT_MODERATION", "INVALID_PARAMETERS", "INSUFFICIENT_POINTS"}
+)
+
+
+class TaskFailedError(MaxAPIError):
+    """A queued task ended in failure.
+
+    * ``task_id``, ``kind`` (``"generation"``, ``"edit"`` or ``"operation"``);
+    * ``reason``: a normalised word when one is recognised (``"CONTENT_MODERATION"``,
+      ``"INVALID_PARAMETERS"``, ``"INSUFFICIENT_POINTS"``, ``"TIMEOUT"``,
+      ``"CANCELLED"``), else ``None``;
+    * ``message`` and ``code``: what the service said, as sent;
+    * ``status``: the task's status word as sent (``"FAILED"``, ``"timed_out"``...);
+    * ``raw``: the whole task object, for fields this class does not name.
+
+    ``retryable`` is ``False`` for the reasons a resubmission would meet again.
+    Failed tasks are not charged.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str,
+        kind: str,
+        reason: str | None = None,
+        code: str | int | None = None,
+        status: str | None = None,
+        request_id: str | None = None,
+        raw: dict[str, Any] | None = None,
+    ) -> None:
+        self.message = message
+        self.task_id = task_id
+        self.kind = kind
+        self.reason = reason
+        self.code = code
+        self.status = status
+        self.request_id = request_id
+        self.raw = raw if raw is not None else {}
+        super().__init__(message)
+
+    @property
+    def retryable(self) -> bool:
+        """Whether submitting the same request again may succeed."""
+        return self.reason not in PERMANENT_REASONS
+
+    def __str__(self) -> str:
+        parts = [f"task {self.task_id}"]
+        if self.reason is not None:
+            parts.append(f"reason={self.reason}")
+        if self.code is not None and self.code != self.reason:
+            parts.append(f"code={self.code!r}")
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        return f"{self.message} ({', '.join(parts)})"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(task_id={self.task_id!r}, kind={self.kind!r}, "
+            f"reason={self.reason!r}, message={self.message!r})"
+        )
+
+
+class TaskProtocolError(ResponseError):
+    """Poll answers that cannot all be true (the task state machine refused one)."""
+
+
+class TaskTimeoutError(APITimeoutError):
+    """The caller's deadline passed while the task was still pending or running.
+
+    The task is not cancelled: it may still finish (and be charged). ``handle``
+    is the task handle, so ``await err.handle.wait()`` resumes waiting, and
+    ``task_id`` identifies the task for a later resume.
+    """
+
+    def __init__(self, message: str, *, task_id: str, handle: object = None) -> None:
+        self.task_id = task_id
+        self.handle: Any = handle
+        super().__init__(message)

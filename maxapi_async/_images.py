@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["IMAGE_TYPES", "image_size", "sniff_mime_type"]
+__all__ = ["IMAGE_TYPES", "image_size", "mime_type_from_url", "sniff_mime_type"]
 
 #: The image types MaxAPI accepts as reference images.
 IMAGE_TYPES: tuple[str, ...] = ("image/png", "image/jpeg", "image/webp", "image/gif")
@@ -24,6 +24,24 @@ def sniff_mime_type(data: bytes | bytearray | memoryview) -> str | None:
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return "image/gif"
     return None
+
+
+_URL_MIME_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",
+}
+
+
+def mime_type_from_url(url: str) -> str | None:
+    """The image type a URL's file extension names, or ``None``."""
+    path = url.split("?", 1)[0].split("#", 1)[0]
+    last = path.rpartition("/")[2]
+    if "." not in last:
+        return None
+    return _URL_MIME_TYPES.get(last.rpartition(".")[2].lower())
 
 
 def image_size(data: bytes | bytearray | memoryview) -> tuple[int, int] | None:

@@ -36,7 +36,7 @@ from ._errors import (
     ResponseError,
     ServerError,
 )
-from ._images import IMAGE_TYPES, image_size, sniff_mime_type
+from ._images import IMAGE_TYPES, image_size, mime_type_from_url, sniff_mime_type
 from ._models import ASSET_TTL, ImageAsset, ImageData, ImagesResponse, _AssetFetcher
 
 __all__ = [
@@ -489,20 +489,6 @@ def decode_b64(text: str, *, request_id: str | None = None) -> bytes:
         raise ResponseError(f"image data is not valid base64: {exc}", request_id=request_id) from None
 
 
-_URL_MIME_TYPES = {
-    "png": "image/png",
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "webp": "image/webp",
-    "gif": "image/gif",
-}
-
-
-def _mime_from_url(url: str) -> str | None:
-    path = url.split("?", 1)[0]
-    return _URL_MIME_TYPES.get(path.rpartition(".")[2].lower())
-
-
 def make_asset(
     item: ImageData,
     data: bytes | None,
@@ -518,7 +504,7 @@ def make_asset(
         size = image_size(data) or call.expected_size()
         expires = None
     else:
-        mime = _mime_from_url(item.url or "")
+        mime = mime_type_from_url(item.url or "")
         size = call.expected_size()
         expires = (
             _dt.datetime.fromtimestamp(created, tz=_dt.timezone.utc) + ASSET_TTL

@@ -192,6 +192,11 @@ class Transport:
             ) as resp:
                 body = await resp.read()
                 return RawResponse(resp.status, resp.headers, body)
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise APITimeoutError(f"{spec.method} {spec.path}: connecting timed out", sent=False) from exc
+        except aiohttp.ClientConnectorError as exc:
+            # DNS failure or connection refused: the request never left.
+            raise APIConnectionError(f"{spec.method} {spec.path}: cannot connect: {exc}", sent=False) from exc
         except asyncio.TimeoutError as exc:
             raise APITimeoutError(f"{spec.method} {spec.path} timed out") from exc
         except aiohttp.ClientError as exc:

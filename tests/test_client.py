@@ -23,7 +23,10 @@ EDITS = "/v1/images/edits"
 
 @pytest.fixture
 async def client(fake_maxapi: FakeMaxAPI) -> AsyncIterator[AsyncMaxAPI]:
-    async with AsyncMaxAPI(fake_maxapi.api_key, base_url=fake_maxapi.base_url) as c:
+    # Retries off: these tests see every answer as the service sent it.
+    async with AsyncMaxAPI(
+        fake_maxapi.api_key, base_url=fake_maxapi.base_url, retry_policy=maxapi_async.RetryPolicy.none()
+    ) as c:
         yield c
 
 

@@ -1,0 +1,930 @@
+"""Google's ``generateContent`` as MaxAPI serves it: requests, answers, blocked answers. No I/O.
+
+The Gemini-native endpoint speaks Google's JSON (camelCase) and this module holds all of
+that knowledge, the way :mod:`maxapi_async._protocol` holds the OpenAI-compatible side.
+The client wraps it in this order (each step is a pure function here, except the I/O)::
+
+    loads = pending_loads(contents)                   # checks everything else, no I/O yet
+    data = [<read path / file / asset URL> for _, item in loads]     # the client's I/O
+    wire = normalize_contents(contents, loaded=data)  # base64: in a thread when big
+    spec = build_generate_content_request(model, wire, aspect_ratio=..., ...)
+    obj = <send spec, then decode_json>
+    response = parse_generate_content(obj, request_id=rid)
+    check_blocked(response, response_modalities=requested_modalities(spec), request_id=rid)
+    decoded = decode_inline_images(response, request_id=rid)       # in a thread when big
+    assets = make_native_assets(response, decoded, call=spec.call, fetcher=..., received_at=now)
+    return with_images(response, assets)
+
+Models have Python names; the converter reads Google's camelCase keys and also the snake_case
+spelling of every field it names (proto JSON allows both), and keeps unknown keys in ``extra``.
+"""
+
+from __future__ import annotations
+
+import binascii
+import datetime as _dt
+import os
+import urllib.parse
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NoReturn, TypeGuard, TypeVar
+
+import attrs
+from cattrs.gen import make_dict_structure_fn, override
+
+from . import _catalog
+from ._convert import converter, structure
+from ._errors import BlockedError, InvalidRequestError, MaxAPIWarning, ResponseError
+from ._images import IMAGE_TYPES, image_size, mime_type_from_url, sniff_mime_type
+from ._models import ASSET_TTL, ImageAsset, _AssetFetcher
+from ._protocol import ImageCall, RequestSpec, decode_b64
+
+__all__ = [
+    "ASYNC_HEADER",
+    "RESPONSE_MODALITIES",
+    "ROUTE_MODE_HEADER",
+    "Blob",
+    "BlockedError",
+    "Candidate",
+    "Content",
+    "FileData",
+    "GenerateContentResponse",
+    "Part",
+    "PromptFeedback",
+    "UsageMetadata",
+    "build_generate_content_request",
+    "check_blocked",
+    "decode_inline_images",
+    "generate_content_path",
+    "image_parts",
+    "inline_payloads",
+    "make_native_assets",
+    "needs_loading",
+    "normalize_contents",
+    "parse_generate_content",
+    "pending_loads",
+    "requested_modalities",
+    "with_images",
+]
+
+#: Output kinds ``response_modalities`` may name.
+RESPONSE_MODALITIES: tuple[str, ...] = ("TEXT", "IMAGE")
+ROUTE_MODE_HEADER = "X-MaxAPI-Route-Mode"
+ASYNC_HEADER = "X-MaxAPI-Async"
+
+#: Finish reasons that mean "the model finished normally"; any other explains a missing image.
+_NORMAL_FINISH = frozenset({"STOP", "FINISH_REASON_UNSPECIFIED"})
+
+_REASONS = {
+    "SAFETY": "flagged by the safety filters",
+    "IMAGE_SAFETY": "the image was flagged by the safety filters",
+    "PROHIBITED_CONTENT": "prohibited content",
+    "IMAGE_PROHIBITED_CONTENT": "the image showed prohibited content",
+    "RECITATION": "too close to existing material",
+    "IMAGE_RECITATION": "the image was too close to existing material",
+    "BLOCKLIST": "a blocked term",
+    "SPII": "sensitive personal information",
+    "NO_IMAGE": "the model produced no image",
+    "IMAGE_OTHER": "the image was withheld for another reason",
+    "OTHER": "stopped for another reason",
+    "MAX_TOKENS": "the output token limit was reached",
+}
+
+
+# --------------------------------------------------------------------------
+# Answer models.
+
+
+@attrs.frozen
+class Blob:
+    """``inlineData``: base64 ``data`` and its ``mime_type``."""
+
+    data: str = attrs.field(repr=lambda d: f"<{len(d)} base64 chars>")
+    mime_type: str | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen
+class FileData:
+    """``fileData``: an image stored elsewhere (MaxAPI's CDN), by URL."""
+
+    file_uri: str
+    mime_type: str | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen
+class Part:
+    """One part of a content: text, an inline image or a file reference.
+
+    ``thought`` marks the model's interim work (reasoning text, draft images): never part
+    of :attr:`GenerateContentResponse.text` or ``.images``.
+    """
+
+    text: str | None = None
+    inline_data: Blob | None = None
+    file_data: FileData | None = None
+    thought: bool = False
+    extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
+
+    @property
+    def is_image(self) -> bool:
+        """Whether this part carries an image (inline or by URL)."""
+        return self.inline_data is not None or self.file_data is not None
+
+
+@attrs.frozen
+class Content:
+    """A turn: its ``role`` (``"user"`` or ``"model"``) and its parts."""
+
+    role: str | None = None
+    parts: list[Part] = attrs.field(factory=list)
+    extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen
+class Candidate:
+    """One answer of the model, and why it stopped (``finish_reason``)."""
+
+    content: Content | None = None
+    finish_reason: str | None = None
+    finish_message: str | None = None
+    index: int | None = None
+    safety_ratings: list[dict[str, Any]] | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen
+class PromptFeedback:
+    """Set when the prompt itself was judged: ``block_reason`` says why it was refused."""
+
+    block_reason: str | None = None
+    block_reason_message: str | None = None
+    safety_ratings: list[dict[str, Any]] | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen
+class UsageMetadata:
+    """Token counts; other counters (thoughts, per-modality details) stay in ``extra``."""
+
+    prompt_token_count: int | None = None
+    candidates_token_count: int | None = None
+    total_token_count: int | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
+
+
+@attrs.frozen
+class GenerateContentResponse:
+    """A ``generateContent`` answer, as Google shapes it, plus its decoded images.
+
+    ``images`` holds the final images as :class:`ImageAsset` objects (never the drafts:
+    parts marked ``thought``, reachable through :attr:`draft_parts`); the client fills it
+    after decoding. ``raw`` is the answer's JSON exactly as received; ``request_id`` is the
+    id the service logged the call under.
+    """
+
+    candidates: list[Candidate] = attrs.field(factory=list)
+    prompt_feedback: PromptFeedback | None = None
+    usage_metadata: UsageMetadata | None = None
+    model_version: str | None = None
+    response_id: str | None = None
+    extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
+    images: list[ImageAsset] = attrs.field(factory=list)
+    request_id: str | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+
+    @property
+    def parts(self) -> list[Part]:
+        """The first candidate's parts, drafts included (empty when there is none)."""
+        if not self.candidates or self.candidates[0].content is None:
+            return []
+        return self.candidates[0].content.parts
+
+    @property
+    def text(self) -> str | None:
+        """The first candidate's text, thoughts left out; ``None`` when it has none."""
+        texts = [p.text for p in self.parts if p.text is not None and not p.thought]
+        return "".join(texts) if texts else None
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why the first candidate stopped (``"STOP"`` when all went well)."""
+        return self.candidates[0].finish_reason if self.candidates else None
+
+    @property
+    def block_reason(self) -> str | None:
+        """Why the prompt was refused, when it was."""
+        return self.prompt_feedback.block_reason if self.prompt_feedback is not None else None
+
+    @property
+    def image_parts(self) -> list[Part]:
+        """The final image parts of every candidate, in order (drafts left out)."""
+        return [p for p in self._all_parts() if p.is_image and not p.thought]
+
+    @property
+    def draft_parts(self) -> list[Part]:
+        """Interim draft images (parts marked ``thought``), in order."""
+        return [p for p in self._all_parts() if p.is_image and p.thought]
+
+    def _all_parts(self) -> Iterator[Part]:
+        for candidate in self.candidates:
+            if candidate.content is not None:
+                yield from candidate.content.parts
+
+
+# --------------------------------------------------------------------------
+# Structuring: camelCase on the wire, snake_case accepted, unknown keys kept.
+
+_T = TypeVar("_T", bound=attrs.AttrsInstance)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def _register_google_json(
+    cls: type[_T],
+    *,
+    omit: tuple[str, ...] = (),
+    after: Callable[[_T, dict[str, Any]], None] | None = None,
+) -> None:
+    """Structure ``cls`` from camelCase keys (or their snake_case spelling).
+
+    ``omit`` names fields the wire never fills; ``after`` sees the built instance and the
+    dict as received. Classes must be registered before any class that contains them.
+    """
+    fields = [a.name for a in attrs.fields(cls) if a.name != "extra" and a.name not in omit]
+    wire = {name: _camel(name) for name in fields}
+    overrides: dict[str, Any] = {name: override(omit=True) for name in (*omit, "extra")}
+    overrides.update({name: override(rename=key) for name, key in wire.items() if key != name})
+    base = make_dict_structure_fn(cls, converter, **overrides)
+    known = frozenset(wire.values())
+    snake = {name: key for name, key in wire.items() if key != name}
+    snake_keys = frozenset(snake)
+
+    def hook(value: Any, _: Any) -> _T:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object, got {type(value).__name__}")
+        data = value
+        if not snake_keys.isdisjoint(value):
+            data = dict(value)
+            for name, key in snake.items():
+                if name in data:
+                    data.setdefault(key, data.pop(name))
+        instance = base(data, cls)
+        if len(data) > len(known) or not known.issuperset(data):
+            object.__setattr__(instance, "extra", {k: v for k, v in data.items() if k not in known})
+        if after is not None:
+            after(instance, value)
+        return instance
+
+    converter.register_structure_hook(cls, hook)
+
+
+def _keep_raw(response: GenerateContentResponse, value: dict[str, Any]) -> None:
+    object.__setattr__(response, "raw", value)
+
+
+# Order matters: a class's hook is generated with the hooks of the classes it contains.
+_register_google_json(Blob)
+_register_google_json(FileData)
+_register_google_json(Part)
+_register_google_json(Content)
+_register_google_json(Candidate)
+_register_google_json(PromptFeedback)
+_register_google_json(UsageMetadata)
+_register_google_json(GenerateContentResponse, omit=("images", "request_id", "raw"), after=_keep_raw)
+
+
+def parse_generate_content(obj: Any, *, request_id: str | None = None) -> GenerateContentResponse:
+    """Structure a ``generateContent`` answer; a malformed one raises :class:`ResponseError`.
+
+    This only parses: an answer without images is valid here (see :func:`check_blocked`).
+    """
+    response = structure(obj, GenerateContentResponse, what="generateContent answer", request_id=request_id)
+    for i, part in enumerate(response.image_parts):
+        if part.file_data is not None and part.inline_data is None and not part.file_data.file_uri:
+            raise ResponseError(
+                f"image part {i} of the generateContent answer has an empty fileUri",
+                request_id=request_id,
+                body=obj,
+            )
+    if request_id is not None:
+        object.__setattr__(response, "request_id", request_id)
+    return response
+
+
+# --------------------------------------------------------------------------
+# Blocked answers.
+
+
+def _upper_modalities(modalities: Sequence[str] | None) -> frozenset[str] | None:
+    if modalities is None:
+        return None
+    return frozenset(str(m).upper() for m in modalities)
+
+
+def check_blocked(
+    response: GenerateContentResponse,
+    *,
+    response_modalities: Sequence[str] | None = None,
+    request_id: str | None = None,
+) -> None:
+    """Raise :class:`BlockedError` when the answer lacks what was asked for and says why.
+
+    ``response_modalities`` is what the request asked for (``None``: the model's default,
+    text and image). The rules, in order:
+
+    * No candidates: always blocked, with ``promptFeedback.blockReason`` as the reason, or
+      ``"NO_CANDIDATES"`` when there is none (nothing came back, whatever was asked).
+    * Images asked for and a final image present (drafts do not count): fine.
+    * Text only asked for and text present: fine.
+    * Otherwise the reason is ``promptFeedback.blockReason``, else the first candidate
+      ``finishReason`` other than ``STOP`` (``IMAGE_SAFETY``, ``PROHIBITED_CONTENT``, ...,
+      ``MAX_TOKENS``), even when the model added a sentence of text.
+    * The model stopped normally without an image: fine when text was allowed and came back
+      (the model chose to answer in words, as Google's API allows); otherwise ``"NO_IMAGE"``
+      (or ``"NO_TEXT"`` for a text-only request that got nothing).
+    """
+    asked = _upper_modalities(response_modalities)
+    wants_image = asked is None or "IMAGE" in asked
+    wants_text = asked is None or "TEXT" in asked
+    text = response.text
+    has_text = bool(text and text.strip())
+    block = response.block_reason
+    if not response.candidates:
+        _raise_blocked(
+            response, block or "NO_CANDIDATES", "prompt" if block else None, wants_image, request_id
+        )
+    if wants_image and response.image_parts:
+        return
+    if not wants_image and has_text:
+        return
+    if block:
+        _raise_blocked(response, block, "prompt", wants_image, request_id)
+    for candidate in response.candidates:
+        reason = candidate.finish_reason
+        if reason and reason not in _NORMAL_FINISH:
+            _raise_blocked(response, reason, "candidate", wants_image, request_id, candidate.finish_message)
+    if wants_text and has_text:
+        return
+    _raise_blocked(response, "NO_IMAGE" if wants_image else "NO_TEXT", None, wants_image, request_id)
+
+
+def _raise_blocked(
+    response: GenerateContentResponse,
+    reason: str,
+    source: str | None,
+    wants_image: bool,
+    request_id: str | None,
+    detail: str | None = None,
+) -> NoReturn:
+    wanted = "an image" if wants_image else "text"
+    explained = f"{reason}: {_REASONS[reason]}" if reason in _REASONS else reason
+    if source == "prompt":
+        message = f"the prompt was blocked (blockReason {explained})"
+        feedback = response.prompt_feedback
+        detail = feedback.block_reason_message if feedback is not None else None
+    elif source == "candidate":
+        message = f"the model returned no {wanted.removeprefix('an ')} (finishReason {explained})"
+    elif reason == "NO_CANDIDATES":
+        message = "the answer holds no candidates and no block reason"
+    else:
+        message = f"the model finished without {wanted}"
+    if detail:
+        message += f": {detail}"
+    said = (response.text or "").strip()
+    if said:
+        message += f"; the model said: {' '.join(said.split())[:200]!r}"
+    raise BlockedError(reason, message, request_id=request_id or response.request_id, response=response)
+
+
+# --------------------------------------------------------------------------
+# Images out of an answer.
+
+
+def image_parts(response: GenerateContentResponse) -> list[Part]:
+    """The final image parts (inline or by URL) of every candidate; drafts left out."""
+    return response.image_parts
+
+
+def inline_payloads(response: GenerateContentResponse) -> list[str | None]:
+    """The base64 text of each of :func:`image_parts` (``None`` for a part given by URL)."""
+    return [p.inline_data.data if p.inline_data is not None else None for p in response.image_parts]
+
+
+def decode_inline_images(
+    response: GenerateContentResponse, *, request_id: str | None = None
+) -> list[bytes | None]:
+    """Decode :func:`inline_payloads` (CPU-bound: run it in a thread for big answers)."""
+    decoded: list[bytes | None] = []
+    for i, payload in enumerate(inline_payloads(response)):
+        if payload is None:
+            decoded.append(None)
+            continue
+        data = decode_b64(payload, request_id=request_id)
+        if not data:
+            raise ResponseError(
+                f"inline image {i} of the generateContent answer is empty", request_id=request_id
+            )
+        decoded.append(data)
+    return decoded
+
+
+def _same_image_type(inline: Blob, file: FileData) -> bool:
+    return inline.mime_type is None or file.mime_type is None or inline.mime_type == file.mime_type
+
+
+def make_native_assets(
+    response: GenerateContentResponse,
+    decoded: Sequence[bytes | None],
+    *,
+    call: ImageCall,
+    fetcher: _AssetFetcher | None,
+    received_at: _dt.datetime | None = None,
+) -> list[ImageAsset]:
+    """One :class:`ImageAsset` per final image, from :func:`decode_inline_images`' output.
+
+    Inline images carry their bytes (type and size read from them); images by URL carry
+    the URL, the type from ``mimeType`` and the size from the model's table, and expire
+    :data:`ASSET_TTL` after ``received_at``. A ``fileData`` part right after an inline
+    image of the same type is that image's CDN copy (MaxAPI sends both): the two make one
+    asset with bytes and URL.
+    """
+    parts = response.image_parts
+    if len(decoded) != len(parts):
+        raise ValueError(f"{len(decoded)} decoded payloads for {len(parts)} image parts")
+    expires = received_at + ASSET_TTL if received_at is not None else None
+    assets: list[ImageAsset] = []
+    i = 0
+    while i < len(parts):
+        part, data = parts[i], decoded[i]
+        i += 1
+        if part.inline_data is not None:
+            if data is None:
+                raise ValueError(f"image part {i - 1} is inline but was not decoded")
+            url = None
+            following = parts[i] if i < len(parts) else None
+            if (
+                following is not None
+                and following.inline_data is None
+                and following.file_data is not None
+                and _same_image_type(part.inline_data, following.file_data)
+            ):
+                url = following.file_data.file_uri or None
+                i += 1
+            size = image_size(data) or call.expected_size()
+            assets.append(
+                ImageAsset(
+                    url=url,
+                    data=data,
+                    mime_type=sniff_mime_type(data) or part.inline_data.mime_type,
+                    width=size[0] if size else None,
+                    height=size[1] if size else None,
+                    expires_at=expires if url else None,
+                    fetcher=fetcher,
+                )
+            )
+        elif part.file_data is not None:
+            url = part.file_data.file_uri
+            size = call.expected_size()
+            assets.append(
+                ImageAsset(
+                    url=url,
+                    mime_type=part.file_data.mime_type or mime_type_from_url(url),
+                    width=size[0] if size else None,
+                    height=size[1] if size else None,
+                    expires_at=expires,
+                    fetcher=fetcher,
+                )
+            )
+    return assets
+
+
+def with_images(response: GenerateContentResponse, images: list[ImageAsset]) -> GenerateContentResponse:
+    """``response`` with its :attr:`~GenerateContentResponse.images` filled in."""
+    return attrs.evolve(response, images=images)
+
+
+# --------------------------------------------------------------------------
+# Contents: everything a caller may pass, as Google's JSON.
+
+
+def needs_loading(item: object) -> bool:
+    """Whether ``item`` must be read (I/O) before :func:`normalize_contents` can use it.
+
+    True for ``os.PathLike`` paths, binary file objects and :class:`ImageAsset` objects
+    without inline bytes. A ``str`` is always text, never a path: pass ``pathlib.Path``.
+    """
+    if isinstance(item, ImageAsset):
+        return item.data is None
+    if isinstance(item, os.PathLike):
+        return True
+    if isinstance(item, (str, bytes, bytearray, memoryview, Mapping, Part, Content, Blob, FileData)):
+        return False
+    return callable(getattr(item, "read", None))
+
+
+def _camel_key(key: object, argument: str) -> str:
+    if not isinstance(key, str):
+        raise InvalidRequestError(argument, f"keys must be strings, got {key!r}")
+    return _camel(key) if "_" in key else key
+
+
+def _camel_keys(mapping: Mapping[Any, Any], argument: str) -> dict[str, Any]:
+    return {_camel_key(k, argument): v for k, v in mapping.items()}
+
+
+def _b64(data: bytes | bytearray | memoryview) -> str:
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+def _sniff_b64(text: str) -> str | None:
+    try:
+        return sniff_mime_type(binascii.a2b_base64(text[:24]))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _part_to_wire(part: Part) -> dict[str, Any]:
+    out = _camel_keys(part.extra, "contents")
+    if part.text is not None:
+        out["text"] = part.text
+    if part.inline_data is not None:
+        out["inlineData"] = _blob_to_wire(part.inline_data)
+    if part.file_data is not None:
+        out["fileData"] = _file_to_wire(part.file_data)
+    if part.thought:
+        out["thought"] = True
+    return out
+
+
+def _blob_to_wire(blob: Blob) -> dict[str, Any]:
+    out = _camel_keys(blob.extra, "contents")
+    if blob.mime_type is not None:
+        out["mimeType"] = blob.mime_type
+    out["data"] = blob.data
+    return out
+
+
+def _file_to_wire(file: FileData) -> dict[str, Any]:
+    out = _camel_keys(file.extra, "contents")
+    if file.mime_type is not None:
+        out["mimeType"] = file.mime_type
+    out["fileUri"] = file.file_uri
+    return out
+
+
+def _is_content(item: object) -> TypeGuard[Content | Mapping[Any, Any]]:
+    return isinstance(item, Content) or (isinstance(item, Mapping) and "parts" in item)
+
+
+class _Normalizer:
+    """One walk over ``contents``. With ``loaded=None`` it only checks and collects loads."""
+
+    def __init__(self, loaded: Sequence[bytes] | None) -> None:
+        self.dry = loaded is None
+        self.loaded = iter(loaded or ())
+        self.found: list[tuple[str, object]] = []
+
+    def contents(self, contents: object) -> list[dict[str, Any]]:
+        if _is_content(contents):
+            return [self.content(contents, "contents")]
+        if isinstance(contents, (list, tuple)):
+            if not contents:
+                raise InvalidRequestError("contents", "must not be empty")
+            whole = [_is_content(item) for item in contents]
+            if all(whole):
+                return [self.content(item, f"contents[{i}]") for i, item in enumerate(contents)]
+            if any(whole):
+                raise InvalidRequestError(
+                    "contents", "mixes whole contents ({'role', 'parts'}) with loose parts"
+                )
+            return [
+                {"role": "user", "parts": [self.part(p, f"contents[{i}]") for i, p in enumerate(contents)]}
+            ]
+        return [{"role": "user", "parts": [self.part(contents, "contents")]}]
+
+    def content(self, item: Content | Mapping[Any, Any], argument: str) -> dict[str, Any]:
+        if isinstance(item, Content):
+            out = _camel_keys(item.extra, argument)
+            if item.role is not None:
+                out["role"] = item.role
+            parts: object = item.parts
+        else:
+            out = _camel_keys(item, argument)
+            parts = out.pop("parts")
+            role = out.get("role")
+            if role is None:
+                out.pop("role", None)
+            elif not isinstance(role, str):
+                raise InvalidRequestError(f"{argument}.role", f"must be a string, got {role!r}")
+        if not isinstance(parts, (list, tuple)) or not parts:
+            raise InvalidRequestError(f"{argument}.parts", "must be a non-empty list of parts")
+        out["parts"] = [self.part(p, f"{argument}.parts[{j}]") for j, p in enumerate(parts)]
+        return out
+
+    def part(self, item: object, argument: str) -> dict[str, Any]:
+        if isinstance(item, str):
+            return {"text": item}
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            return self.image(item, argument)
+        if isinstance(item, Part):
+            return _part_to_wire(item)
+        if isinstance(item, Blob):
+            return {"inlineData": _blob_to_wire(item)}
+        if isinstance(item, FileData):
+            return {"fileData": _file_to_wire(item)}
+        if isinstance(item, Mapping):
+            return self.part_dict(item, argument)
+        if isinstance(item, ImageAsset) and item.data is not None:
+            return self.image(item.data, argument)
+        if needs_loading(item):
+            if self.dry:
+                self.found.append((argument, item))
+                return {}
+            data = next(self.loaded, None)
+            if data is None:
+                raise ValueError(f"{argument} needs loading, but no loaded bytes are left for it")
+            return self.image(data, argument)
+        raise InvalidRequestError(
+            argument,
+            f"cannot send a {type(item).__name__}; use text, image bytes, a pathlib.Path, "
+            "an ImageAsset or a Gemini part dict ({'text'}, {'inlineData'}, {'fileData'})",
+        )
+
+    def image(self, data: bytes | bytearray | memoryview, argument: str) -> dict[str, Any]:
+        mime = sniff_mime_type(data)
+        if mime is None:
+            raise InvalidRequestError(
+                argument, f"is not an image ({len(data)} bytes, unknown format)", allowed=IMAGE_TYPES
+            )
+        return {"inlineData": {"mimeType": mime, "data": "" if self.dry else _b64(data)}}
+
+    def part_dict(self, item: Mapping[Any, Any], argument: str) -> dict[str, Any]:
+        out = _camel_keys(item, argument)
+        if not out:
+            raise InvalidRequestError(argument, "is an empty part")
+        if "parts" in out:
+            raise InvalidRequestError(argument, "is a whole content inside a content's parts")
+        if "text" in out and not isinstance(out["text"], str):
+            raise InvalidRequestError(f"{argument}.text", f"must be a string, got {out['text']!r}")
+        if "inlineData" in out:
+            out["inlineData"] = self.inline_dict(out["inlineData"], f"{argument}.inlineData")
+        if "fileData" in out:
+            file = out["fileData"]
+            if not isinstance(file, Mapping):
+                raise InvalidRequestError(f"{argument}.fileData", "must be an object with 'fileUri'")
+            file = _camel_keys(file, argument)
+            if not isinstance(file.get("fileUri"), str) or not file["fileUri"]:
+                raise InvalidRequestError(f"{argument}.fileData", "needs a 'fileUri' string")
+            out["fileData"] = file
+        return out
+
+    def inline_dict(self, value: object, argument: str) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise InvalidRequestError(argument, "must be an object with 'mimeType' and 'data'")
+        out = _camel_keys(value, argument)
+        data = out.get("data")
+        mime = out.get("mimeType")
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            mime = mime or sniff_mime_type(data)
+            out["data"] = "" if self.dry else _b64(data)
+        elif isinstance(data, str) and data:
+            mime = mime or _sniff_b64(data)
+        else:
+            raise InvalidRequestError(f"{argument}.data", "must be base64 text or bytes")
+        if not isinstance(mime, str) or not mime:
+            raise InvalidRequestError(
+                f"{argument}.mimeType",
+                "is missing and the data is not a known image type",
+                allowed=IMAGE_TYPES,
+            )
+        out["mimeType"] = mime
+        return out
+
+
+def pending_loads(contents: object) -> list[tuple[str, object]]:
+    """The items of ``contents`` that need I/O, with the argument name for error messages.
+
+    Also checks everything else in ``contents`` (so bad input fails before any file is
+    read). The client reads each item (a path, a binary file object, or an ImageAsset's
+    URL) and passes the bytes, in this order, to :func:`normalize_contents`.
+    """
+    walker = _Normalizer(None)
+    walker.contents(contents)
+    return walker.found
+
+
+def normalize_contents(contents: object, *, loaded: Sequence[bytes] = ()) -> list[dict[str, Any]]:
+    """``contents`` as Google's JSON: a list of ``{"role", "parts"}`` dicts, camelCase.
+
+    Accepted: a string; image bytes; a part dict (``{"text"}``, ``{"inlineData"}``,
+    ``{"fileData"}``, snake_case keys too); a :class:`Part`, :class:`Blob` or
+    :class:`FileData`; a content dict ``{"role", "parts"}`` or :class:`Content` (so a
+    previous answer's content can be sent back); or a list of either whole contents or
+    loose parts (loose parts make one ``"user"`` content). Image bytes are sniffed and
+    base64-encoded; non-image bytes raise :class:`InvalidRequestError` naming the item.
+
+    Items that need I/O (see :func:`pending_loads`) are taken, in order, from ``loaded``.
+    Base64-encoding is CPU work: the client runs this in a thread when payloads are big.
+    """
+    walker = _Normalizer(loaded)
+    out = walker.contents(contents)
+    if next(walker.loaded, None) is not None:
+        raise ValueError("more loaded items than contents needs")
+    return out
+
+
+# --------------------------------------------------------------------------
+# The request.
+
+
+def generate_content_path(model: str) -> str:
+    """``/v1beta/models/{model}:generateContent``, the model's slash kept."""
+    return f"/v1beta/models/{urllib.parse.quote(model, safe='/')}:generateContent"
+
+
+def _check_model(model: object) -> str:
+    if not isinstance(model, str) or not model.removeprefix("models/").strip():
+        raise InvalidRequestError("model", "must be a non-empty model id", allowed=tuple(_catalog.MODELS))
+    return model.removeprefix("models/")
+
+
+def _check_contents(contents: object) -> list[dict[str, Any]]:
+    if not isinstance(contents, (list, tuple)) or not contents:
+        raise InvalidRequestError("contents", "must be a non-empty list (see normalize_contents)")
+    for i, content in enumerate(contents):
+        if (
+            not isinstance(content, dict)
+            or not isinstance(content.get("parts"), list)
+            or not content["parts"]
+        ):
+            raise InvalidRequestError(f"contents[{i}]", "must be a {'role', 'parts'} dict with parts")
+    return list(contents)
+
+
+def _check_modalities(value: object, argument: str) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
+        raise InvalidRequestError(
+            argument, f"must be a non-empty list, got {value!r}", allowed=RESPONSE_MODALITIES
+        )
+    out: list[str] = []
+    for item in value:
+        word = item.upper() if isinstance(item, str) else item
+        if word not in RESPONSE_MODALITIES:
+            raise InvalidRequestError(argument, f"unknown modality {item!r}", allowed=RESPONSE_MODALITIES)
+        if word not in out:
+            out.append(word)
+    return out
+
+
+def _check_image_config(
+    spec: _catalog.ModelSpec | None, ratio: object, size: object, ratio_arg: str, size_arg: str
+) -> None:
+    if ratio is not None:
+        if not isinstance(ratio, str):
+            raise InvalidRequestError(ratio_arg, f"must be a string like '16:9', got {ratio!r}")
+        if spec is not None and ratio not in spec.aspect_ratios:
+            raise InvalidRequestError(
+                ratio_arg, f"{ratio!r} is not supported by {spec.id}", allowed=spec.aspect_ratios
+            )
+    if size is not None:
+        if not isinstance(size, str):
+            raise InvalidRequestError(size_arg, f"must be a string like '2K', got {size!r}")
+        if spec is not None and not spec.accepts_resolution:
+            warnings.warn(
+                f"image_size={size!r} is ignored by {spec.id}: its output size is fixed per aspect ratio",
+                MaxAPIWarning,
+                stacklevel=4,  # the caller of the client method that builds the request
+            )
+        elif spec is not None and size not in spec.resolutions:
+            raise InvalidRequestError(
+                size_arg, f"{size!r} is not offered by {spec.id}", allowed=spec.resolutions
+            )
+
+
+def _generation_config(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError("generation_config", f"must be a dict, got {type(value).__name__}")
+    config = _camel_keys(value, "generation_config")
+    for key in ("imageConfig", "thinkingConfig"):
+        nested = config.get(key)
+        if nested is not None:
+            if not isinstance(nested, Mapping):
+                raise InvalidRequestError("generation_config", f"{key} must be a dict")
+            config[key] = _camel_keys(nested, "generation_config")
+    return config
+
+
+def _system_instruction(value: object) -> dict[str, Any]:
+    if isinstance(value, str):
+        return {"parts": [{"text": value}]}
+    if not _is_content(value):
+        raise InvalidRequestError("system_instruction", "must be a string or a {'parts': [...]} content")
+    return _Normalizer(()).content(value, "system_instruction")
+
+
+def _safety_settings(value: object) -> list[dict[str, Any]]:
+    if isinstance(value, (str, Mapping)) or not isinstance(value, Sequence):
+        raise InvalidRequestError("safety_settings", "must be a list of {'category', 'threshold'} dicts")
+    out: list[dict[str, Any]] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise InvalidRequestError(f"safety_settings[{i}]", "must be a {'category', 'threshold'} dict")
+        out.append(_camel_keys(item, f"safety_settings[{i}]"))
+    return out
+
+
+def _has_image_input(contents: list[dict[str, Any]]) -> bool:
+    return any(
+        isinstance(part, dict) and ("inlineData" in part or "fileData" in part)
+        for content in contents
+        for part in content["parts"]
+    )
+
+
+def build_generate_content_request(
+    model: str,
+    contents: Sequence[dict[str, Any]],
+    *,
+    aspect_ratio: str | None = None,
+    image_size: str | None = None,
+    response_modalities: Sequence[str] | None = None,
+    route_mode: str | None = None,
+    queued: bool = False,
+    system_instruction: str | Mapping[str, Any] | Content | None = None,
+    generation_config: Mapping[str, Any] | None = None,
+    safety_settings: Sequence[Mapping[str, Any]] | None = None,
+) -> RequestSpec:
+    """The ``POST /v1beta/models/{model}:generateContent`` request, checked.
+
+    ``contents`` comes from :func:`normalize_contents`. ``model`` keeps its slash
+    (``google/gemini-2.5-flash-image``); a ``models/`` prefix is dropped. The body is
+    camelCase and carries only what the caller set: no ``generationConfig`` at all by
+    default, so the model answers with its default modalities (text and image).
+    ``generation_config`` is a base (its top-level, ``imageConfig`` and
+    ``thinkingConfig`` keys may be snake_case) that the explicit arguments override.
+    ``route_mode`` goes in ``X-MaxAPI-Route-Mode``; ``queued`` sets ``X-MaxAPI-Async: true``.
+
+    Aspect ratio and image size are checked against the model's table (unknown models pass
+    through); an ``image_size`` for a model without a size selector warns and is sent.
+    """
+    model_id = _check_model(model)
+    spec = _catalog.lookup_model(model_id)
+    wire_contents = _check_contents(contents)
+    if route_mode is not None and route_mode not in _catalog.ROUTE_MODES:
+        raise InvalidRequestError("route_mode", f"unknown value {route_mode!r}", allowed=_catalog.ROUTE_MODES)
+    config = _generation_config(generation_config)
+
+    if response_modalities is not None:
+        config["responseModalities"] = _check_modalities(response_modalities, "response_modalities")
+    elif "responseModalities" in config:
+        config["responseModalities"] = _check_modalities(config["responseModalities"], "generation_config")
+
+    image_config = dict(config.get("imageConfig") or {})
+    if aspect_ratio is not None:
+        image_config["aspectRatio"] = aspect_ratio
+    if image_size is not None:
+        image_config["imageSize"] = image_size
+    ratio, size = image_config.get("aspectRatio"), image_config.get("imageSize")
+    _check_image_config(
+        spec,
+        ratio,
+        size,
+        "aspect_ratio" if aspect_ratio is not None else "generation_config",
+        "image_size" if image_size is not None else "generation_config",
+    )
+    if image_config:
+        config["imageConfig"] = image_config
+
+    body: dict[str, Any] = {"contents": wire_contents}
+    if system_instruction is not None:
+        body["systemInstruction"] = _system_instruction(system_instruction)
+    if config:
+        body["generationConfig"] = config
+    if safety_settings is not None:
+        body["safetySettings"] = _safety_settings(safety_settings)
+    headers: dict[str, str] = {}
+    if route_mode is not None:
+        headers[ROUTE_MODE_HEADER] = route_mode
+    if queued:
+        headers[ASYNC_HEADER] = "true"
+    call = ImageCall(
+        "edit" if _has_image_input(wire_contents) else "generation",
+        model_id,
+        ratio if isinstance(ratio, str) else None,
+        size if isinstance(size, str) else None,
+    )
+    return RequestSpec("POST", generate_content_path(model_id), call, json=body, headers=headers)
+
+
+def requested_modalities(spec: RequestSpec) -> list[str] | None:
+    """The ``responseModalities`` a built request asks for (``None``: the model's default)."""
+    config = (spec.json or {}).get("generationConfig") or {}
+    modalities = config.get("responseModalities")
+    return list(modalities) if modalities is not None else None

@@ -1,0 +1,283 @@
+"""Task handles: an awaitable view of one queued task, and the poll loop behind it.
+
+A :class:`TaskHandle` wraps the pure :class:`~maxapi_async._tasks.TaskMachine`
+and asks two pure policies what to do: :class:`~maxapi_async._policy.PollPolicy`
+for the delay before each poll, and a client-wide
+:class:`~maxapi_async._policy.TokenBucket` for the poll rate all handles share.
+The loop itself only sleeps, polls and feeds the machine.
+
+One poll loop runs per handle, however many coroutines await it; it starts on
+the first ``await`` and stops when the task ends, when the last waiter leaves
+(cancelled or timed out), or when the client closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import attrs
+
+from ._errors import (
+    APIConnectionError,
+    ConflictError,
+    RateLimitError,
+    ResponseError,
+    ServerError,
+    TaskTimeoutError,
+)
+from ._hooks import PollEvent, TaskDoneEvent
+from ._policy import TokenBucket
+from ._tasks import TaskKind, TaskMachine, TaskRef, TaskSnapshot, TaskState, task_failed_error
+
+if TYPE_CHECKING:
+    from ._client import AsyncMaxAPI
+
+__all__ = ["MAX_CONSECUTIVE_POLL_FAILURES", "PollGate", "TaskHandle", "TaskStatus"]
+
+R = TypeVar("R")
+
+logger = logging.getLogger("maxapi_async")
+
+#: Poll failures in a row (5xx, 429, dropped connections, unreadable answers) that a
+#: handle rides out before it gives up and raises the last one.
+MAX_CONSECUTIVE_POLL_FAILURES = 10
+
+# Errors a poll may meet that say nothing about the task itself.
+_TRANSIENT = (ServerError, RateLimitError, ConflictError, APIConnectionError, ResponseError)
+
+
+@attrs.frozen
+class TaskStatus:
+    """What a handle last saw of its task.
+
+    ``state`` is one of ``"submitted"``, ``"pending"``, ``"running"``,
+    ``"succeeded"``, ``"failed"`` or ``"expired"`` (the caller stopped waiting;
+    the task runs on). ``word`` is the status exactly as the service sent it,
+    ``progress`` a percentage when the service gives one, ``polls`` the number
+    of poll answers read so far.
+    """
+
+    state: str
+    word: str | None = None
+    progress: float | None = None
+    polls: int = 0
+
+
+class PollGate:
+    """The client-wide poll budget: at most ``rate`` polls per second across all handles."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.bucket = TokenBucket(rate=rate, burst=burst)
+        self.rate = rate
+
+    async def wait(self) -> None:
+        """Wait for this poll's slot (booked at once, so concurrent pollers queue fairly)."""
+        delay = self.bucket.reserve(asyncio.get_running_loop().time())
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class TaskHandle(Generic[R]):
+    """A queued task: ``await handle`` gives its result, polling until it is ready.
+
+    * ``id`` and ``kind`` (``"generation"``, ``"edit"`` or ``"operation"``);
+    * ``status``: the last :class:`TaskStatus` seen; ``done()``: whether it ended;
+    * ``await handle.refresh()``: one poll now; ``await handle.wait(timeout=...)``:
+      wait with a deadline (``TaskTimeoutError`` carries this handle, so the
+      task, already paid for, can still be awaited later);
+    * ``to_dict()``: plain JSON to rebuild the handle anywhere with
+      ``client.tasks.from_dict(d)``.
+
+    Awaiting a finished handle again returns the same result (or raises the
+    same error) without a request. Many coroutines may await one handle; they
+    share one poll loop.
+    """
+
+    def __init__(
+        self,
+        client: AsyncMaxAPI,
+        ref: TaskRef,
+        finish: Callable[[TaskSnapshot, str | None], Awaitable[R]],
+        *,
+        first: TaskSnapshot | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self._client = client
+        self._ref = ref
+        self._finish = finish
+        self._machine = TaskMachine(ref.id, ref.kind)
+        self._poll_now = first is None  # a rebuilt handle checks at once
+        self._retry_after: float | None = None
+        self._request_id = request_id
+        self._poller: asyncio.Task[R] | None = None
+        self._waiters = 0
+        self._outcome: tuple[R] | None = None
+        self._error: BaseException | None = None
+        if first is not None:
+            self._feed(first, request_id, polled=False)
+
+    # -- what callers see -------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The task id the service assigned."""
+        return self._ref.id
+
+    @property
+    def kind(self) -> TaskKind:
+        """``"generation"``, ``"edit"`` or ``"operation"``."""
+        return self._ref.kind
+
+    @property
+    def ref(self) -> TaskRef:
+        """The resumable description of this task (what :meth:`to_dict` serialises)."""
+        return self._ref
+
+    @property
+    def status(self) -> TaskStatus:
+        """The last state seen (no request)."""
+        machine = self._machine
+        last = machine.last
+        return TaskStatus(
+            state=machine.state.value,
+            word=last.status if last is not None else None,
+            progress=machine.progress,
+            polls=machine.polls,
+        )
+
+    def done(self) -> bool:
+        """Whether the task has ended (succeeded or failed), as last seen."""
+        return self._machine.done
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON describing the task; ``client.tasks.from_dict`` rebuilds the handle."""
+        return self._ref.to_dict()
+
+    def __repr__(self) -> str:
+        status = self.status
+        progress = f" {status.progress:g}%" if status.progress is not None else ""
+        return f"<TaskHandle {self.kind} {self.id} {status.state}{progress}>"
+
+    def __await__(self) -> Generator[Any, None, R]:
+        return self.wait().__await__()
+
+    async def refresh(self) -> TaskStatus:
+        """Poll once now and return the new status."""
+        if not self._machine.done:
+            await self._client._poll_gate.wait()
+            snapshot, request_id = await self._client._poll_task(self._ref)
+            self._feed(snapshot, request_id)
+        return self.status
+
+    async def wait(self, timeout: float | None = None) -> R:
+        """The task's result, polling as needed; ``timeout`` bounds this wait only.
+
+        Raises :class:`TaskFailedError` when the service reports a failure,
+        :class:`TaskTimeoutError` (carrying this handle) when ``timeout``
+        passes first, and the typed API error of a poll that cannot succeed
+        (an unknown task id is :class:`NotFoundError`).
+        """
+        if self._outcome is not None:
+            return self._outcome[0]
+        if self._error is not None:
+            raise self._error
+        poller = self._poller
+        if poller is None or poller.done():
+            poller = self._poller = self._client._start_poller(self._run())
+        self._waiters += 1
+        try:
+            if timeout is None:
+                return await asyncio.shield(poller)
+            try:
+                return await asyncio.wait_for(asyncio.shield(poller), timeout)
+            except asyncio.TimeoutError:
+                if poller.done() and not poller.cancelled():
+                    return poller.result()
+                seen = self._machine.state.value
+                self._machine.expire()
+                raise TaskTimeoutError(
+                    f"{self.kind} task {self.id} still {seen} after "
+                    f"{timeout:g} s; await the handle again to keep waiting",
+                    task_id=self.id,
+                    handle=self,
+                ) from None
+        finally:
+            self._waiters -= 1
+            if self._waiters == 0 and not poller.done():
+                # The last waiter left: stop polling now, and leave no task behind.
+                poller.cancel()
+                await asyncio.wait([poller])
+
+    # -- the loop -----------------------------------------------------------------
+
+    def _feed(self, snapshot: TaskSnapshot, request_id: str | None, *, polled: bool = True) -> None:
+        self._machine.feed(snapshot)
+        self._retry_after = snapshot.retry_after
+        if request_id is not None:
+            self._request_id = request_id
+        if snapshot.poll_url and snapshot.poll_url != self._ref.poll_url:
+            self._ref = attrs.evolve(self._ref, poll_url=snapshot.poll_url)
+        unknown = self._machine.new_unknown_status
+        if unknown is not None:
+            logger.warning(
+                "%s task %s reports an unknown status %r; treating it as still running",
+                self.kind,
+                self.id,
+                unknown,
+            )
+        hooks = self._client.hooks
+        if polled and hooks.on_poll is not None:
+            hooks._poll(PollEvent(self.id, self.kind, self._machine.state.value, self._machine.progress))
+
+    def _elapsed(self) -> float:
+        submitted = self._ref.submitted_at
+        return 0.0 if submitted is None else max(0.0, time.time() - submitted)
+
+    async def _run(self) -> R:
+        try:
+            result = await self._loop()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self._error = exc
+            self._done_event(type(exc).__name__)
+            raise
+        self._outcome = (result,)
+        self._done_event(None)
+        return result
+
+    def _done_event(self, error: str | None) -> None:
+        hooks = self._client.hooks
+        if hooks.on_task_done is not None:
+            hooks._task_done(TaskDoneEvent(self.id, self.kind, error))
+
+    async def _loop(self) -> R:
+        client = self._client
+        policy = client.poll_policy
+        failures = 0
+        while not self._machine.done:
+            if self._poll_now:
+                self._poll_now = False
+            else:
+                await asyncio.sleep(policy.next_delay(self._elapsed(), retry_after=self._retry_after))
+            await client._poll_gate.wait()
+            try:
+                snapshot, request_id = await client._poll_task(self._ref)
+            except _TRANSIENT as exc:
+                failures += 1
+                if failures >= MAX_CONSECUTIVE_POLL_FAILURES:
+                    raise
+                self._retry_after = getattr(exc, "retry_after", None)
+                logger.info("poll of %s task %s failed (%s); retrying", self.kind, self.id, exc)
+                continue
+            failures = 0
+            self._feed(snapshot, request_id)
+        last = self._machine.last
+        assert last is not None  # done implies a snapshot was fed
+        if last.state is TaskState.FAILED:
+            raise task_failed_error(last, request_id=self._request_id)
+        return await self._finish(last, self._request_id)

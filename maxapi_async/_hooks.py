@@ -1,0 +1,106 @@
+"""Instrumentation hooks: count requests, retries, polls and finished tasks without patching.
+
+Pass ``hooks=Hooks(on_request=..., ...)`` to :class:`~maxapi_async.AsyncMaxAPI`.
+Each callback receives one small attrs event; callbacks run synchronously on the
+event loop, so keep them cheap (increment a counter, observe a histogram). An
+exception raised by a callback is logged and swallowed: metrics never break a
+call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+
+__all__ = ["Hooks", "PollEvent", "RequestEvent", "RetryEvent", "TaskDoneEvent"]
+
+logger = logging.getLogger("maxapi_async")
+
+E = TypeVar("E")
+
+
+@attrs.frozen
+class RequestEvent:
+    """One HTTP exchange with the API finished (any status), or failed on the wire.
+
+    ``status`` is ``None`` when no answer arrived; ``attempt`` counts from 1;
+    ``elapsed`` is in seconds. Bodies and credentials are never included.
+    """
+
+    method: str
+    path: str
+    status: int | None
+    elapsed: float
+    attempt: int
+    request_id: str | None = None
+    error: str | None = None
+
+
+@attrs.frozen
+class RetryEvent:
+    """A request will be sent again after ``delay`` seconds, for ``reason``."""
+
+    method: str
+    path: str
+    attempt: int
+    delay: float
+    reason: str
+
+
+@attrs.frozen
+class PollEvent:
+    """A task handle read a poll answer: the task's state and progress after it."""
+
+    task_id: str
+    kind: str
+    state: str
+    progress: float | None
+
+
+@attrs.frozen
+class TaskDoneEvent:
+    """A task handle resolved: ``error`` is ``None`` on success, else the exception's class name."""
+
+    task_id: str
+    kind: str
+    error: str | None
+
+
+def _safe(callback: Callable[[E], Any] | None, event: E) -> None:
+    if callback is None:
+        return
+    try:
+        callback(event)
+    except Exception:
+        logger.exception("a maxapi_async hook raised; ignoring it")
+
+
+@attrs.frozen
+class Hooks:
+    """Optional callbacks, each taking one event (all default to ``None``).
+
+    * ``on_request(RequestEvent)``: after every request to the API, retries included;
+    * ``on_retry(RetryEvent)``: before a request is repeated;
+    * ``on_poll(PollEvent)``: after every task poll answer;
+    * ``on_task_done(TaskDoneEvent)``: when a task handle resolves or fails.
+    """
+
+    on_request: Callable[[RequestEvent], Any] | None = None
+    on_retry: Callable[[RetryEvent], Any] | None = None
+    on_poll: Callable[[PollEvent], Any] | None = None
+    on_task_done: Callable[[TaskDoneEvent], Any] | None = None
+
+    def _request(self, event: RequestEvent) -> None:
+        _safe(self.on_request, event)
+
+    def _retry(self, event: RetryEvent) -> None:
+        _safe(self.on_retry, event)
+
+    def _poll(self, event: PollEvent) -> None:
+        _safe(self.on_poll, event)
+
+    def _task_done(self, event: TaskDoneEvent) -> None:
+        _safe(self.on_task_done, event)

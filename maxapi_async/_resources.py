@@ -1,0 +1,430 @@
+"""The client's resources: ``client.images``, ``client.models`` and ``client.tasks``.
+
+Each method checks its arguments (pure protocol functions, before any I/O),
+reads local inputs without blocking the loop, then hands a request spec to the
+client, which sends it and reads the answer.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, Union, overload
+
+import anyio.to_thread
+
+from . import _catalog, _gemini, _protocol
+from ._client import check_call_timeout
+from ._errors import APITimeoutError, InvalidRequestError
+from ._files import INLINE_IO_LIMIT, read_file
+from ._gemini import GenerateContentResponse
+from ._handles import TaskHandle
+from ._models import ImageAsset, ImageResult
+from ._protocol import ReferenceImage
+from ._tasks import TaskKind, TaskRef
+
+if TYPE_CHECKING:
+    from ._client import AsyncMaxAPI
+
+__all__ = ["Images", "Models", "ReferenceInput", "Tasks"]
+
+R = TypeVar("R")
+TASK_KINDS: tuple[TaskKind, ...] = ("generation", "edit", "operation")
+
+#: What ``images.edit`` accepts as one reference image.
+ReferenceInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], ImageAsset]
+
+
+async def read_image_input(image: object, argument: str) -> tuple[bytes, str | None]:
+    """Bytes (and a file name when known) of a path, bytes, binary file or ImageAsset."""
+    if isinstance(image, ImageAsset):
+        return await image.read(), None
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return bytes(image), None
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(os.fspath(image))
+        try:
+            return await read_file(path), path.name
+        except OSError as exc:
+            raise InvalidRequestError(argument, f"cannot read {str(path)!r}: {exc.strerror or exc}") from exc
+    if callable(getattr(image, "read", None)):
+        if isinstance(image, io.TextIOBase):
+            raise InvalidRequestError(argument, "is a text file; open it in binary mode ('rb')")
+        try:
+            content = await anyio.to_thread.run_sync(image.read)  # type: ignore[attr-defined]
+        except OSError as exc:
+            raise InvalidRequestError(argument, f"cannot read the file object: {exc}") from exc
+        if not isinstance(content, (bytes, bytearray)):
+            raise InvalidRequestError(argument, "the file object must be opened in binary mode ('rb')")
+        name = getattr(image, "name", None)
+        return bytes(content), Path(name).name if isinstance(name, str) else None
+    raise InvalidRequestError(
+        argument,
+        f"unsupported type {type(image).__name__}; pass a path, bytes, a binary file or an ImageAsset",
+    )
+
+
+async def _load_reference(image: object, index: int) -> ReferenceImage:
+    data, filename = await read_image_input(image, f"images[{index}]")
+    return _protocol.reference_image(data, index=index, filename=filename)
+
+
+class Images:
+    """The OpenAI-compatible image endpoints: ``client.images``."""
+
+    def __init__(self, client: AsyncMaxAPI) -> None:
+        self._client = client
+
+    @overload
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        model: str = ...,
+        aspect_ratio: str | None = ...,
+        resolution: str | None = ...,
+        n: int = ...,
+        route_mode: str | None = ...,
+        asset_delivery: str | None = ...,
+        response_format: str | None = ...,
+        wait: Literal[True] = ...,
+        timeout: float | None = ...,
+    ) -> ImageResult: ...
+
+    @overload
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        model: str = ...,
+        aspect_ratio: str | None = ...,
+        resolution: str | None = ...,
+        n: int = ...,
+        route_mode: str | None = ...,
+        asset_delivery: str | None = ...,
+        response_format: str | None = ...,
+        wait: Literal[False],
+        timeout: float | None = ...,
+    ) -> TaskHandle[ImageResult]: ...
+
+    async def generate(
+        self,
+        prompt: str,
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        n: int = 1,
+        route_mode: str | None = None,
+        asset_delivery: str | None = None,
+        response_format: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> ImageResult | TaskHandle[ImageResult]:
+        """Generate ``n`` images from ``prompt`` (``POST /v1/images/generations``).
+
+        ``aspect_ratio`` fixes the output size (see :data:`maxapi_async.MODELS`);
+        ``resolution`` is ignored by gemini-2.5-flash-image (a warning says so).
+        ``route_mode`` overrides the client's default route; ``asset_delivery=
+        "mirror"`` returns URLs on your alias domain; ``response_format=
+        "b64_json"`` returns the bytes inline.
+
+        ``wait=False`` queues the task (``"async": true``) and returns a
+        :class:`TaskHandle` as soon as the service accepts it; ``await handle``
+        gives the same :class:`ImageResult`. ``timeout`` bounds the whole call
+        (for ``wait=False``, the submission only).
+        """
+        check_call_timeout(timeout)
+        client = self._client
+        queued = not wait or client.wait_by_polling
+        spec = _protocol.build_generate_request(
+            prompt,
+            model=model,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            n=n,
+            route_mode=route_mode if route_mode is not None else client.route_mode,
+            asset_delivery=asset_delivery,
+            response_format=response_format,
+            queued=queued,
+        )
+        if not queued:
+            return await client._image_call(spec, timeout)
+        return await _submit_images(client, spec, "generation", wait, timeout)
+
+    @overload
+    async def edit(
+        self,
+        prompt: str,
+        images: Sequence[ReferenceInput],
+        *,
+        model: str = ...,
+        aspect_ratio: str | None = ...,
+        resolution: str | None = ...,
+        n: int = ...,
+        route_mode: str | None = ...,
+        asset_delivery: str | None = ...,
+        response_format: str | None = ...,
+        wait: Literal[True] = ...,
+        timeout: float | None = ...,
+    ) -> ImageResult: ...
+
+    @overload
+    async def edit(
+        self,
+        prompt: str,
+        images: Sequence[ReferenceInput],
+        *,
+        model: str = ...,
+        aspect_ratio: str | None = ...,
+        resolution: str | None = ...,
+        n: int = ...,
+        route_mode: str | None = ...,
+        asset_delivery: str | None = ...,
+        response_format: str | None = ...,
+        wait: Literal[False],
+        timeout: float | None = ...,
+    ) -> TaskHandle[ImageResult]: ...
+
+    async def edit(
+        self,
+        prompt: str,
+        images: Sequence[ReferenceInput],
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        n: int = 1,
+        route_mode: str | None = None,
+        asset_delivery: str | None = None,
+        response_format: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> ImageResult | TaskHandle[ImageResult]:
+        """Edit or compose from one or more reference images (``POST /v1/images/edits``).
+
+        Each reference is a path, bytes, a binary file object or an
+        :class:`ImageAsset` from an earlier result; it is sent as an ``image[]``
+        part with its file name and a content type sniffed from its bytes
+        (PNG, JPEG, WebP or GIF; anything else is refused before sending).
+        Other arguments, ``wait`` included, as in :meth:`generate`.
+        """
+        check_call_timeout(timeout)
+        client = self._client
+        effective_route = route_mode if route_mode is not None else client.route_mode
+        _protocol.check_edit_arguments(
+            prompt,
+            images,
+            model=model,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            n=n,
+            route_mode=effective_route,
+            asset_delivery=asset_delivery,
+            response_format=response_format,
+        )
+        references = [await _load_reference(image, i) for i, image in enumerate(images)]
+        queued = not wait or client.wait_by_polling
+        spec = _protocol.build_edit_request(
+            prompt,
+            references,
+            model=model,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            n=n,
+            route_mode=effective_route,
+            asset_delivery=asset_delivery,
+            response_format=response_format,
+            queued=queued,
+        )
+        if not queued:
+            return await client._image_call(spec, timeout)
+        return await _submit_images(client, spec, "edit", wait, timeout)
+
+
+async def _submit_images(
+    client: AsyncMaxAPI, spec: _protocol.RequestSpec, kind: TaskKind, wait: bool, timeout: float | None
+) -> ImageResult | TaskHandle[ImageResult]:
+    started = time.monotonic()
+    snapshot, ref, request_id = await client._submit(spec, kind, timeout)
+    handle = client._image_handle(snapshot, ref, request_id)
+    if not wait:
+        return handle
+    result: ImageResult = await _wait_within(handle, timeout, started, client)
+    return result
+
+
+async def _wait_within(
+    handle: TaskHandle[Any], timeout: float | None, started: float, client: AsyncMaxAPI
+) -> Any:
+    """``wait=True`` on a queued call: the call's deadline covers submission and polling."""
+    total = timeout if timeout is not None else client.timeouts.total
+    if total is None:
+        return await handle.wait()
+    remaining = total - (time.monotonic() - started)
+    if remaining <= 0:
+        raise APITimeoutError(f"{handle.kind} task {handle.id}: the call's deadline passed")
+    return await handle.wait(timeout=remaining)
+
+
+class Models:
+    """The Gemini-native endpoint: ``client.models.generate_content(...)``."""
+
+    def __init__(self, client: AsyncMaxAPI) -> None:
+        self._client = client
+
+    @overload
+    async def generate_content(
+        self,
+        *,
+        model: str = ...,
+        contents: object,
+        aspect_ratio: str | None = ...,
+        image_size: str | None = ...,
+        response_modalities: Sequence[str] | None = ...,
+        route_mode: str | None = ...,
+        system_instruction: str | Mapping[str, Any] | None = ...,
+        generation_config: Mapping[str, Any] | None = ...,
+        safety_settings: Sequence[Mapping[str, Any]] | None = ...,
+        wait: Literal[True] = ...,
+        timeout: float | None = ...,
+    ) -> GenerateContentResponse: ...
+
+    @overload
+    async def generate_content(
+        self,
+        *,
+        model: str = ...,
+        contents: object,
+        aspect_ratio: str | None = ...,
+        image_size: str | None = ...,
+        response_modalities: Sequence[str] | None = ...,
+        route_mode: str | None = ...,
+        system_instruction: str | Mapping[str, Any] | None = ...,
+        generation_config: Mapping[str, Any] | None = ...,
+        safety_settings: Sequence[Mapping[str, Any]] | None = ...,
+        wait: Literal[False],
+        timeout: float | None = ...,
+    ) -> TaskHandle[GenerateContentResponse]: ...
+
+    async def generate_content(
+        self,
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        contents: object,
+        aspect_ratio: str | None = None,
+        image_size: str | None = None,
+        response_modalities: Sequence[str] | None = None,
+        route_mode: str | None = None,
+        system_instruction: str | Mapping[str, Any] | None = None,
+        generation_config: Mapping[str, Any] | None = None,
+        safety_settings: Sequence[Mapping[str, Any]] | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> GenerateContentResponse | TaskHandle[GenerateContentResponse]:
+        """Google's ``generateContent`` (``POST /v1beta/models/{model}:generateContent``).
+
+        ``contents`` is a string, a list of parts (text, image bytes,
+        ``pathlib.Path``s, binary files, :class:`ImageAsset`s, Google-style
+        part dicts) or Google-style content dicts; a ``str`` is always text.
+        The body goes out in Google's camelCase; ``route_mode`` travels as the
+        ``X-MaxAPI-Route-Mode`` header. The answer is a
+        :class:`GenerateContentResponse` whose ``.images`` are the final images
+        (inline or on the CDN) and ``.text`` the model's text; an answer without
+        the image asked for raises :class:`BlockedError` naming the reason.
+
+        ``wait=False`` sends ``X-MaxAPI-Async: true`` and returns a handle on
+        the operation, polled at ``/v1beta/operations/{id}``.
+        """
+        check_call_timeout(timeout)
+        client = self._client
+        route = route_mode if route_mode is not None else client.route_mode
+        queued = not wait or client.wait_by_polling
+        options: dict[str, Any] = {
+            "aspect_ratio": aspect_ratio,
+            "image_size": image_size,
+            "response_modalities": response_modalities,
+            "route_mode": route,
+            "queued": queued,
+            "system_instruction": system_instruction,
+            "generation_config": generation_config,
+            "safety_settings": safety_settings,
+        }
+        loads = _gemini.pending_loads(contents)
+        if loads:
+            # Check every other argument before reading files or downloading assets.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _gemini.build_generate_content_request(model, [{"parts": [{"text": "-"}]}], **options)
+        loaded = [(await read_image_input(item, argument))[0] for argument, item in loads]
+        if sum(len(b) for b in loaded) + _inline_size(contents) > INLINE_IO_LIMIT:
+            wire = await anyio.to_thread.run_sync(lambda: _gemini.normalize_contents(contents, loaded=loaded))
+        else:
+            wire = _gemini.normalize_contents(contents, loaded=loaded)
+        spec = _gemini.build_generate_content_request(model, wire, **options)
+        modalities = _gemini.requested_modalities(spec)
+        if not queued:
+            return await client._native_call(spec, modalities, timeout)
+        started = time.monotonic()
+        snapshot, ref, request_id = await client._submit(spec, "operation", timeout)
+        handle = client._operation_handle(snapshot, ref, request_id, modalities)
+        if not wait:
+            return handle
+        response: GenerateContentResponse = await _wait_within(handle, timeout, started, client)
+        return response
+
+
+def _inline_size(contents: object) -> int:
+    if isinstance(contents, (bytes, bytearray, memoryview)):
+        return len(contents)
+    if isinstance(contents, list):
+        return sum(len(c) for c in contents if isinstance(c, (bytes, bytearray, memoryview)))
+    return 0
+
+
+class Tasks:
+    """Rebuild task handles anywhere: ``client.tasks``."""
+
+    def __init__(self, client: AsyncMaxAPI) -> None:
+        self._client = client
+
+    def from_dict(self, data: Mapping[str, Any]) -> TaskHandle[Any]:
+        """A handle from :meth:`TaskHandle.to_dict` output (another process, another machine).
+
+        The handle polls at once on its first ``await``, then follows the poll
+        policy from the task's age.
+        """
+        ref = TaskRef.from_dict(dict(data) if isinstance(data, Mapping) else data)
+        return self._handle(ref)
+
+    def get(
+        self,
+        task_id: str,
+        *,
+        kind: TaskKind = "generation",
+        model: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+    ) -> TaskHandle[Any]:
+        """A handle on a task known only by its id (``kind`` says which endpoint polls it).
+
+        ``model``, ``aspect_ratio`` and ``resolution`` are optional: they let
+        the result report pixel sizes for URL assets.
+        """
+        if not isinstance(task_id, str) or not task_id.strip():
+            raise InvalidRequestError("task_id", "must be a non-empty string")
+        if kind not in ("generation", "edit", "operation"):
+            raise InvalidRequestError(
+                "kind", f"unknown value {kind!r}", allowed=("generation", "edit", "operation")
+            )
+        ref = TaskRef(id=task_id, kind=kind, model=model, aspect_ratio=aspect_ratio, resolution=resolution)
+        return self._handle(ref)
+
+    def _handle(self, ref: TaskRef) -> TaskHandle[Any]:
+        if ref.kind == "operation":
+            return self._client._operation_handle(None, ref, None)
+        return self._client._image_handle(None, ref, None)
