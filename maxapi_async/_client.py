@@ -277,10 +277,8 @@ class AsyncMaxAPI:
 
     async def _send(self, spec: RequestSpec, deadline: _Deadline) -> tuple[RawResponse, str | None]:
         """Send ``spec`` under the retry policy; a non-2xx final answer raises its typed error."""
-        if spec.method == "POST":
-            # One key for every attempt of this submission, so the service can
-            # recognise a repeat; it is shown in errors whose outcome is unknown.
-            spec = attrs.evolve(spec, headers={**spec.headers, "Idempotency-Key": secrets.token_hex(16)})
+        if spec.method == "POST" and "Idempotency-Key" not in spec.headers:
+            spec = _with_idempotency_key(spec)
         safe = spec.method == "GET"
         policy = self.retry_policy
         hooks = self.hooks
@@ -427,6 +425,7 @@ class AsyncMaxAPI:
     ) -> tuple[TaskSnapshot, TaskRef, str | None]:
         deadline = _Deadline(timeout if timeout is not None else self.timeouts.total)
         submitted_at = time.time()
+        spec = _with_idempotency_key(spec)  # kept on the TaskRef, so a resumed run can name it
         raw, request_id = await self._send(spec, deadline)
         obj = await self._json(raw, request_id, "task")
         snapshot = parse_task(obj, kind=kind, request_id=request_id)
@@ -521,6 +520,11 @@ def _gemini_payload_size(obj: dict[str, Any]) -> int:
             if isinstance(blob, dict) and isinstance(blob.get("data"), str):
                 total += len(blob["data"])
     return total
+
+
+def _with_idempotency_key(spec: RequestSpec) -> RequestSpec:
+    """One key for every attempt of a submission, so the service can recognise a repeat."""
+    return attrs.evolve(spec, headers={**spec.headers, "Idempotency-Key": secrets.token_hex(16)})
 
 
 def _maybe_charged(error: Exception, spec: RequestSpec) -> Exception:
