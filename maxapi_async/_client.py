@@ -17,7 +17,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,6 +33,7 @@ from ._errors import (
     APITimeoutError,
     ConfigurationError,
     InvalidRequestError,
+    MaxAPIError,
 )
 from ._files import INLINE_IO_LIMIT
 from ._gemini import GenerateContentResponse
@@ -40,6 +41,7 @@ from ._handles import PollGate, TaskHandle
 from ._hooks import Hooks, RequestEvent, RetryEvent
 from ._models import ImageResult, ImagesResponse
 from ._policy import FailedAfterSend, FailedBeforeSend, Outcome, PollPolicy, RetryPolicy, StatusOutcome
+from ._pricing import PRICES, PriceTable, Usage
 from ._protocol import ImageCall, RequestSpec
 from ._tasks import TaskKind, TaskRef, TaskSnapshot, parse_task
 from ._transport import RawResponse, Timeouts, Transport
@@ -177,6 +179,8 @@ class AsyncMaxAPI:
       queued and polled instead of holding one long HTTP request open (robust
       to long generations and dropped connections); the result is the same.
     * ``hooks``: :class:`Hooks` callbacks for metrics.
+    * ``prices``: the :class:`PriceTable` behind cost estimates (default
+      :data:`PRICES`); ``client.usage`` is the running ledger.
 
     The client may be created outside a running event loop (at import time of
     a web app); its aiohttp session is created on first use. Use it as
@@ -197,6 +201,7 @@ class AsyncMaxAPI:
         max_polls_per_second: float = DEFAULT_MAX_POLLS_PER_SECOND,
         wait_by_polling: bool = False,
         hooks: Hooks | None = None,
+        prices: PriceTable | None = None,
         allow_insecure_http: bool = False,
         user_agent: str | None = None,
     ) -> None:
@@ -228,8 +233,12 @@ class AsyncMaxAPI:
         self.max_polls_per_second = float(max_polls_per_second)
         self.wait_by_polling = wait_by_polling
         self.hooks = hooks if hooks is not None else Hooks()
+        self.prices = prices if prices is not None else PRICES
+        #: The running ledger of this client's calls (estimated credits by route).
+        self.usage = Usage()
         self._poll_gate = PollGate(self.max_polls_per_second, burst=max(1, int(self.max_polls_per_second)))
         self._pollers: set[asyncio.Task[Any]] = set()
+        self._closing = False  # set by aclose() before it stops the poll loops
         self._transport = Transport(
             base_url=self.base_url,
             api_key=key.strip(),
@@ -266,6 +275,7 @@ class AsyncMaxAPI:
         A caller's ``http_session`` stays open. Handles whose polling was
         stopped can be resumed by a new client (``client.tasks.from_dict``).
         """
+        self._closing = True
         pollers = list(self._pollers)
         for poller in pollers:
             poller.cancel()
@@ -317,6 +327,13 @@ class AsyncMaxAPI:
             if decision.delay > 0:
                 await asyncio.sleep(decision.delay)
 
+    async def _counting_failures(self, call: Awaitable[R]) -> R:
+        try:
+            return await call
+        except MaxAPIError:
+            self.usage.failed_calls += 1
+            raise
+
     def _log_request(
         self,
         spec: RequestSpec,
@@ -365,7 +382,7 @@ class AsyncMaxAPI:
 
     async def _image_call(self, spec: RequestSpec, timeout: float | None) -> ImageResult:
         deadline = _Deadline(timeout if timeout is not None else self.timeouts.total)
-        raw, request_id = await self._send(spec, deadline)
+        raw, request_id = await self._counting_failures(self._send(spec, deadline))
         if len(raw.body) <= INLINE_IO_LIMIT:
             response, obj, decoded = _parse_image_answer(raw.body, raw.status, request_id)
         else:
@@ -394,13 +411,20 @@ class AsyncMaxAPI:
             usage=response.usage,
             request_id=request_id,
             raw=obj,
+            cost=self._charge(call, len(images)),
         )
+
+    def _charge(self, call: ImageCall, images: int) -> float | None:
+        """Record a successful call in the usage ledger; returns its estimated cost."""
+        cost = self.prices.estimate(call.model, call.route_mode, images)
+        self.usage.record(call.route_mode, images, cost)
+        return cost
 
     async def _native_call(
         self, spec: RequestSpec, modalities: list[str] | None, timeout: float | None
     ) -> GenerateContentResponse:
         deadline = _Deadline(timeout if timeout is not None else self.timeouts.total)
-        raw, request_id = await self._send(spec, deadline)
+        raw, request_id = await self._counting_failures(self._send(spec, deadline))
         obj = await self._json(raw, request_id, "generateContent")
         return await self._native_result(obj, spec.call, modalities, request_id)
 
@@ -416,7 +440,9 @@ class AsyncMaxAPI:
         assets = _gemini.make_native_assets(
             response, decoded, call=call, fetcher=self, received_at=_dt.datetime.now(_dt.timezone.utc)
         )
-        return _gemini.with_images(response, assets)
+        return attrs.evolve(
+            response, images=assets, request_id=request_id, cost=self._charge(call, max(1, len(assets)))
+        )
 
     # -- queued tasks ----------------------------------------------------------------
 
@@ -441,6 +467,8 @@ class AsyncMaxAPI:
             created=snapshot.created,
             submitted_at=submitted_at,
             idempotency_key=spec.headers.get("Idempotency-Key"),
+            route_mode=call.route_mode,
+            n=call.n,
         )
         return snapshot, ref, request_id
 
@@ -488,7 +516,11 @@ class AsyncMaxAPI:
         return TaskHandle(self, ref, finish, first=snapshot, request_id=request_id)
 
     def _start_poller(self, coro: Coroutine[Any, Any, R]) -> asyncio.Task[R]:
-        self._transport._get_session()  # a closed client refuses before a task is made
+        try:
+            self._transport._get_session()  # a closed client refuses before a task is made
+        except BaseException:
+            coro.close()  # never scheduled: close it, or it warns "was never awaited"
+            raise
         task = asyncio.ensure_future(coro)
         self._pollers.add(task)
         task.add_done_callback(self._pollers.discard)

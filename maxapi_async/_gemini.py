@@ -193,6 +193,8 @@ class GenerateContentResponse:
     images: list[ImageAsset] = attrs.field(factory=list)
     request_id: str | None = None
     raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+    #: Estimated credits for this call (see :data:`maxapi_async.PRICES`); ``None`` when unknown.
+    cost: float | None = None
 
     @property
     def parts(self) -> list[Part]:
@@ -295,7 +297,7 @@ _register_google_json(Content)
 _register_google_json(Candidate)
 _register_google_json(PromptFeedback)
 _register_google_json(UsageMetadata)
-_register_google_json(GenerateContentResponse, omit=("images", "request_id", "raw"), after=_keep_raw)
+_register_google_json(GenerateContentResponse, omit=("images", "request_id", "raw", "cost"), after=_keep_raw)
 
 
 def parse_generate_content(obj: Any, *, request_id: str | None = None) -> GenerateContentResponse:
@@ -919,6 +921,7 @@ def build_generate_content_request(
         model_id,
         ratio if isinstance(ratio, str) else None,
         size if isinstance(size, str) else None,
+        route_mode,
     )
     return RequestSpec("POST", generate_content_path(model_id), call, json=body, headers=headers)
 

@@ -23,6 +23,7 @@ import attrs
 
 from ._errors import (
     APIConnectionError,
+    ClientClosedError,
     ConflictError,
     RateLimitError,
     ResponseError,
@@ -65,6 +66,13 @@ class TaskStatus:
     word: str | None = None
     progress: float | None = None
     polls: int = 0
+
+
+def _cancel_requested() -> bool:
+    """Whether the current task is being cancelled (always ``False`` before Python 3.11)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
 
 
 class PollGate:
@@ -205,6 +213,14 @@ class TaskHandle(Generic[R]):
                     task_id=self.id,
                     handle=self,
                 ) from None
+        except asyncio.CancelledError:
+            if poller.cancelled() and self._client._closing and not _cancel_requested():
+                # aclose() stopped the poll loop under a waiter that nobody cancelled.
+                raise ClientClosedError(
+                    f"the client was closed while waiting for {self.kind} task {self.id}; "
+                    "resume it with a new client (client.tasks.from_dict(handle.to_dict()))"
+                ) from None
+            raise
         finally:
             self._waiters -= 1
             if self._waiters == 0 and not poller.done():
@@ -244,6 +260,7 @@ class TaskHandle(Generic[R]):
             raise
         except BaseException as exc:
             self._error = exc
+            self._client.usage.failed_calls += 1
             self._done_event(type(exc).__name__)
             raise
         self._outcome = (result,)

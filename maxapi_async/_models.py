@@ -150,6 +150,8 @@ class ImageResult:
     usage: dict[str, Any] | None = None
     request_id: str | None = None
     raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+    #: Estimated credits for this call (see :data:`maxapi_async.PRICES`); ``None`` when unknown.
+    cost: float | None = None
 
     @property
     def created_at(self) -> _dt.datetime | None:

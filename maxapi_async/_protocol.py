@@ -86,12 +86,14 @@ class FormPart:
 
 @attrs.frozen
 class ImageCall:
-    """What the caller asked for, kept to interpret the answer (sizes, expiry)."""
+    """What the caller asked for, kept to interpret the answer (sizes, expiry, cost)."""
 
     kind: str  # "generation" or "edit"
     model: str
     aspect_ratio: str | None = None
     resolution: str | None = None
+    route_mode: str | None = None
+    n: int = 1
 
     def expected_size(self) -> tuple[int, int] | None:
         """The output size from the model's table, or ``None`` when not predictable."""
@@ -253,7 +255,7 @@ def build_generate_request(
     return RequestSpec(
         "POST",
         GENERATIONS_PATH,
-        ImageCall("generation", model, aspect_ratio, resolution),
+        ImageCall("generation", model, aspect_ratio, resolution, route_mode, n),
         json=body,
     )
 
@@ -326,7 +328,7 @@ def build_edit_request(
     return RequestSpec(
         "POST",
         EDITS_PATH,
-        ImageCall("edit", model, aspect_ratio, resolution),
+        ImageCall("edit", model, aspect_ratio, resolution, route_mode, n),
         form=tuple(parts),
     )
 

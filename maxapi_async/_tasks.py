@@ -773,6 +773,8 @@ class TaskRef:
     submitted_at: float | None = None
     idempotency_key: str | None = None
     version: int = TASK_REF_VERSION
+    route_mode: str | None = None
+    n: int = 1
 
     def image_call(self, default_model: str) -> ImageCall:
         """The :class:`ImageCall` the task's answer is read against."""
@@ -781,6 +783,8 @@ class TaskRef:
             self.model or default_model,
             self.aspect_ratio,
             self.resolution,
+            self.route_mode,
+            self.n,
         )
 
     def to_dict(self) -> dict[str, Any]:

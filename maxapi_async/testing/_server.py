@@ -417,6 +417,10 @@ class FakeMaxAPI:
     * ``gemini_thought_drafts=0``: Gemini answers start with this many draft images marked
       ``"thought": true``.
     * ``gemini_snake_case=False``: Gemini answers use snake_case keys.
+
+    Queued submissions honour ``Idempotency-Key`` like a careful service: a repeat of a
+    key returns the task the first submission created instead of creating another
+    (``created_tasks`` counts the tasks created).
     """
 
     def __init__(
@@ -466,6 +470,9 @@ class FakeMaxAPI:
         self.cdn_requests: list[RecordedRequest] = []
         self.assets: dict[str, StoredAsset] = {}
         self._tasks: dict[str, _Task] = {}
+        self._by_idempotency_key: dict[str, str] = {}
+        #: Queued tasks created so far; a repeated ``Idempotency-Key`` creates none.
+        self.created_tasks = 0
         self._faults: list[_FaultSlot] = []
         self._task_failures: list[_Failure] = []
         self._blocks: list[_Block] = []
@@ -1026,6 +1033,10 @@ class FakeMaxAPI:
         *,
         references: int,
     ) -> web.Response:
+        if params.queued:
+            repeat = self._repeat_of(request)
+            if repeat is not None:
+                return self._task_response(repeat, "pending", 0, status=self.task_http_status)
         failure = self._task_failures.pop(0) if params.queued and self._task_failures else None
         items = [] if failure is not None else await self._image_items(params, size)
         if params.queued:
@@ -1038,7 +1049,7 @@ class FakeMaxAPI:
                 result=items,
                 failure=failure,
             )
-            self._tasks[task.id] = task
+            self._remember(request, task)
             return self._task_response(task, "pending", 0, status=self.task_http_status)
         body: dict[str, Any] = {"created": int(time.time()), "data": items}
         if self.include_usage:
@@ -1115,6 +1126,18 @@ class FakeMaxAPI:
         if style == "envelope":
             return {"code": 0, "msg": "ok", "data": obj}
         return obj
+
+    def _repeat_of(self, request: web.Request) -> _Task | None:
+        """The task an earlier submission with the same ``Idempotency-Key`` created, if any."""
+        key = request.headers.get("Idempotency-Key")
+        return self._tasks.get(self._by_idempotency_key[key]) if key in self._by_idempotency_key else None
+
+    def _remember(self, request: web.Request, task: _Task) -> None:
+        self._tasks[task.id] = task
+        self.created_tasks += 1
+        key = request.headers.get("Idempotency-Key")
+        if key:
+            self._by_idempotency_key[key] = task.id
 
     def _task_response(self, task: _Task, state: str, progress: int, *, status: int = 200) -> web.Response:
         response = web.json_response(self._task_body(task, state, progress), status=status)
@@ -1206,6 +1229,9 @@ class FakeMaxAPI:
             queued=queued,
         )
         size = self._output_size(params, references[0] if references else None)
+        repeat = self._repeat_of(request) if queued else None
+        if repeat is not None:
+            return self._operation_response(repeat, "pending", 0)
         block = self._next_block()
         failure = self._task_failures.pop(0) if queued and self._task_failures else None
         response_body = None
@@ -1226,7 +1252,7 @@ class FakeMaxAPI:
             result=response_body,
             failure=failure,
         )
-        self._tasks[task.id] = task
+        self._remember(request, task)
         return self._operation_response(task, "pending", 0)
 
     @staticmethod
