@@ -9,6 +9,16 @@ Everything public is re-exported here; every other module is private.
         await result.images[0].save("cube.png")
 """
 
+from ._batch import (
+    Batch,
+    BatchItem,
+    BatchProgress,
+    BatchSummary,
+    ContentRequest,
+    EditRequest,
+    GenerateRequest,
+    Outcome,
+)
 from ._catalog import DEFAULT_MODEL, MODELS, ROUTE_MODES, ModelSpec, lookup_model
 from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_POLLS_PER_SECOND, AsyncMaxAPI
 from ._errors import (
@@ -48,6 +58,7 @@ from ._handles import TaskHandle, TaskStatus
 from ._hooks import Hooks, PollEvent, RequestEvent, RetryEvent, TaskDoneEvent
 from ._models import ASSET_TTL, ImageAsset, ImageData, ImageResult, ImagesResponse
 from ._policy import PollPolicy, RetryPolicy
+from ._pricing import PRICES, PriceTable, RouteUsage, Usage
 from ._resources import Images, Models, ReferenceInput, Tasks
 from ._tasks import TaskRef
 from ._transport import Timeouts
@@ -59,6 +70,7 @@ __all__ = [
     "DEFAULT_MAX_POLLS_PER_SECOND",
     "DEFAULT_MODEL",
     "MODELS",
+    "PRICES",
     "ROUTE_MODES",
     "APIConnectionError",
     "APIError",
@@ -66,6 +78,10 @@ __all__ = [
     "AsyncMaxAPI",
     "AuthenticationError",
     "BadRequestError",
+    "Batch",
+    "BatchItem",
+    "BatchProgress",
+    "BatchSummary",
     "Blob",
     "BlockedError",
     "Candidate",
@@ -73,8 +89,11 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "Content",
+    "ContentRequest",
+    "EditRequest",
     "FileData",
     "GenerateContentResponse",
+    "GenerateRequest",
     "Hooks",
     "ImageAsset",
     "ImageData",
@@ -88,10 +107,12 @@ __all__ = [
     "ModelSpec",
     "Models",
     "NotFoundError",
+    "Outcome",
     "Part",
     "PermissionDeniedError",
     "PollEvent",
     "PollPolicy",
+    "PriceTable",
     "PromptFeedback",
     "RateLimitError",
     "ReferenceInput",
@@ -99,6 +120,7 @@ __all__ = [
     "ResponseError",
     "RetryEvent",
     "RetryPolicy",
+    "RouteUsage",
     "ServerError",
     "TaskDoneEvent",
     "TaskFailedError",
@@ -109,6 +131,7 @@ __all__ = [
     "TaskTimeoutError",
     "Tasks",
     "Timeouts",
+    "Usage",
     "UsageMetadata",
     "__version__",
     "lookup_model",

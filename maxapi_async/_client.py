@@ -17,9 +17,10 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import anyio.to_thread
@@ -46,6 +47,9 @@ from ._protocol import ImageCall, RequestSpec
 from ._tasks import TaskKind, TaskRef, TaskSnapshot, parse_task
 from ._transport import RawResponse, Timeouts, Transport
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._batch import Batch, BatchItem, BatchProgress
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONCURRENCY", "DEFAULT_MAX_POLLS_PER_SECOND", "AsyncMaxAPI"]
 
@@ -283,6 +287,49 @@ class AsyncMaxAPI:
             await asyncio.wait(pollers)
         await self._transport.aclose()
 
+    def batch(
+        self,
+        items: Iterable[BatchItem],
+        *,
+        concurrency: int = 16,
+        max_pending: int = 1000,
+        budget: float | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        fail_fast: bool = False,
+        progress: Callable[[BatchProgress], Any] | bool | None = None,
+        download_to: str | os.PathLike[str] | None = None,
+        shard: tuple[int, int] | None = None,
+    ) -> Batch:
+        """Run many requests as queued tasks; see :class:`Batch`.
+
+        * ``concurrency`` (16): submissions in flight at once;
+        * ``max_pending`` (1000): tasks submitted and not yet finished at once
+          (each polls within the client's ``max_polls_per_second``);
+        * ``budget``: estimated credits never to pass: an item whose estimate
+          would cross it is not submitted, and the batch stops there;
+        * ``journal``: a ``.jsonl`` file or a folder, for crash-safe resumption;
+        * ``fail_fast``: the first failure stops the batch (default: never);
+        * ``progress``: a callback taking :class:`BatchProgress`, or ``True``
+          for a tqdm bar on a terminal (``pip install 'maxapi-async[progress]'``);
+        * ``download_to``: save every image into this folder, named after the
+          item's key, skipping files already there;
+        * ``shard``: ``(index, count)``, to split one batch across processes.
+        """
+        from ._batch import Batch
+
+        return Batch(
+            self,
+            items,
+            concurrency=concurrency,
+            max_pending=max_pending,
+            budget=budget,
+            journal=journal,
+            fail_fast=fail_fast,
+            progress=progress,
+            download_to=download_to,
+            shard=shard,
+        )
+
     # -- requests, with retries ------------------------------------------------
 
     async def _send(self, spec: RequestSpec, deadline: _Deadline) -> tuple[RawResponse, str | None]:
@@ -451,7 +498,9 @@ class AsyncMaxAPI:
     ) -> tuple[TaskSnapshot, TaskRef, str | None]:
         deadline = _Deadline(timeout if timeout is not None else self.timeouts.total)
         submitted_at = time.time()
-        spec = _with_idempotency_key(spec)  # kept on the TaskRef, so a resumed run can name it
+        # Kept on the TaskRef, so a resumed run can name it; a batch that resumes an
+        # interrupted submission passes the journal's key to repeat it safely.
+        spec = _with_idempotency_key(spec, IDEMPOTENCY_KEY.get())
         raw, request_id = await self._send(spec, deadline)
         obj = await self._json(raw, request_id, "task")
         snapshot = parse_task(obj, kind=kind, request_id=request_id)
@@ -554,9 +603,18 @@ def _gemini_payload_size(obj: dict[str, Any]) -> int:
     return total
 
 
-def _with_idempotency_key(spec: RequestSpec) -> RequestSpec:
+def _with_idempotency_key(spec: RequestSpec, key: str | None = None) -> RequestSpec:
     """One key for every attempt of a submission, so the service can recognise a repeat."""
-    return attrs.evolve(spec, headers={**spec.headers, "Idempotency-Key": secrets.token_hex(16)})
+    return attrs.evolve(spec, headers={**spec.headers, "Idempotency-Key": key or new_idempotency_key()})
+
+
+def new_idempotency_key() -> str:
+    """A fresh ``Idempotency-Key`` value (128 random bits, hex)."""
+    return secrets.token_hex(16)
+
+
+#: Set (by the batch runner) to submit the next queued call under a known key.
+IDEMPOTENCY_KEY: ContextVar[str | None] = ContextVar("maxapi_idempotency_key", default=None)
 
 
 def _maybe_charged(error: Exception, spec: RequestSpec) -> Exception:

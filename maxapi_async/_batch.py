@@ -1,0 +1,678 @@
+"""Batches: many image calls, bounded, visible, resumable, within a budget.
+
+``client.batch(items, ...)`` runs requests (each with a caller-chosen ``key``)
+as queued tasks. Submissions run at most ``concurrency`` at a time and at most
+``max_pending`` tasks wait at once; one item's failure never stops the others
+unless ``fail_fast=True``. Iterate ``async for outcome in batch`` to get
+outcomes as they complete, or ``await batch`` for all of them in input order.
+
+Crash safety comes from the journal (``journal="run.jsonl"`` or a folder):
+each line is flushed before the step it records is relied on.
+
+* ``submit``: written before the submission is sent, with its ``Idempotency-Key``;
+* ``task``: the task's resumable description, once the service accepted it;
+* ``done`` / ``failed``: the outcome.
+
+Running the same batch again with the same journal skips finished items,
+resumes polling tasks already submitted (no second charge), repeats a
+submission whose answer never arrived under the same ``Idempotency-Key`` (so a
+service that honours the key returns the first task), and submits only items
+never sent. ``shard=(i, n)`` runs the items whose key hashes to ``i`` of ``n``,
+so processes or machines sharing one journal folder split a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from ._client import IDEMPOTENCY_KEY, new_idempotency_key
+from ._errors import InvalidRequestError, MaxAPIError
+from ._files import safe_filename
+from ._gemini import GenerateContentResponse
+from ._handles import TaskHandle
+from ._models import ImageAsset, ImageResult, _extension
+from ._pricing import PriceTable
+
+if TYPE_CHECKING:
+    from ._client import AsyncMaxAPI
+
+__all__ = [
+    "Batch",
+    "BatchItem",
+    "BatchProgress",
+    "BatchSummary",
+    "ContentRequest",
+    "EditRequest",
+    "GenerateRequest",
+    "Outcome",
+]
+
+Result = ImageResult | GenerateContentResponse
+
+
+def _describe_image(image: object) -> object:
+    if isinstance(image, (str, os.PathLike)):
+        return os.fspath(image)
+    if isinstance(image, ImageAsset):
+        return {"url": image.url} if image.url else f"<inline {len(image.data or b'')} bytes>"
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return f"<{len(image)} bytes>"
+    return f"<{type(image).__name__}>"
+
+
+@attrs.frozen(kw_only=True)
+class GenerateRequest:
+    """One ``images.generate`` call in a batch; the options mean what they mean there."""
+
+    prompt: str = attrs.field(kw_only=False)
+    key: str
+    model: str = "google/gemini-2.5-flash-image"
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    n: int = 1
+    route_mode: str | None = None
+    asset_delivery: str | None = None
+    response_format: str | None = None
+
+    async def _submit(self, client: AsyncMaxAPI) -> TaskHandle[Any]:
+        return await client.images.generate(
+            self.prompt,
+            model=self.model,
+            aspect_ratio=self.aspect_ratio,
+            resolution=self.resolution,
+            n=self.n,
+            route_mode=self.route_mode,
+            asset_delivery=self.asset_delivery,
+            response_format=self.response_format,
+            wait=False,
+        )
+
+    def _describe(self) -> dict[str, Any]:
+        return {"type": "generate", **attrs.asdict(self)}
+
+
+@attrs.frozen(kw_only=True)
+class EditRequest:
+    """One ``images.edit`` call in a batch (references: paths, bytes, files or ImageAssets)."""
+
+    prompt: str = attrs.field(kw_only=False)
+    images: Sequence[Any] = attrs.field(kw_only=False)
+    key: str
+    model: str = "google/gemini-2.5-flash-image"
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    n: int = 1
+    route_mode: str | None = None
+    asset_delivery: str | None = None
+    response_format: str | None = None
+
+    async def _submit(self, client: AsyncMaxAPI) -> TaskHandle[Any]:
+        return await client.images.edit(
+            self.prompt,
+            self.images,
+            model=self.model,
+            aspect_ratio=self.aspect_ratio,
+            resolution=self.resolution,
+            n=self.n,
+            route_mode=self.route_mode,
+            asset_delivery=self.asset_delivery,
+            response_format=self.response_format,
+            wait=False,
+        )
+
+    def _describe(self) -> dict[str, Any]:
+        described = attrs.asdict(self, recurse=False)
+        described["images"] = [_describe_image(i) for i in self.images]
+        return {"type": "edit", **described}
+
+
+@attrs.frozen(kw_only=True)
+class ContentRequest:
+    """One ``models.generate_content`` call in a batch."""
+
+    contents: Any = attrs.field(kw_only=False)
+    key: str
+    model: str = "google/gemini-2.5-flash-image"
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+    response_modalities: Sequence[str] | None = None
+    route_mode: str | None = None
+    n: int = 1
+
+    async def _submit(self, client: AsyncMaxAPI) -> TaskHandle[Any]:
+        return await client.models.generate_content(
+            model=self.model,
+            contents=self.contents,
+            aspect_ratio=self.aspect_ratio,
+            image_size=self.image_size,
+            response_modalities=self.response_modalities,
+            route_mode=self.route_mode,
+            wait=False,
+        )
+
+    def _describe(self) -> dict[str, Any]:
+        contents = self.contents if isinstance(self.contents, str) else "<contents>"
+        return {
+            "type": "generate_content",
+            "key": self.key,
+            "model": self.model,
+            "contents": contents,
+            "aspect_ratio": self.aspect_ratio,
+            "route_mode": self.route_mode,
+        }
+
+
+BatchItem = GenerateRequest | EditRequest | ContentRequest
+
+
+@attrs.frozen
+class Outcome:
+    """How one item ended.
+
+    ``status`` is ``"done"``, ``"failed"``, ``"skipped"`` (the budget or
+    ``fail_fast`` stopped it before submission) or ``"restored"`` (finished in
+    an earlier run: ``images`` come from the journal, ``result`` is ``None``).
+    ``cost`` is the estimated credits charged (0 for failures). ``error`` is
+    the exception for a failed item (``None`` otherwise); ``task_id`` the
+    service's task id when one was assigned; ``files`` the saved images.
+    """
+
+    key: str
+    status: str
+    result: Result | None = None
+    error: BaseException | None = None
+    cost: float = 0.0
+    images: list[ImageAsset] = attrs.field(factory=list)
+    task_id: str | None = None
+    files: list[Path] = attrs.field(factory=list)
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True for an item that produced its images, in this run or an earlier one."""
+        return self.status in ("done", "restored")
+
+
+@attrs.frozen
+class BatchProgress:
+    """Counts passed to the ``progress`` callback after every change."""
+
+    total: int
+    submitted: int
+    running: int
+    done: int
+    failed: int
+    skipped: int
+    credits: float
+
+
+@attrs.frozen
+class BatchSummary:
+    """What a finished (or stopped) batch did and what it left.
+
+    ``remaining`` lists the keys not finished: skipped by the budget or
+    ``fail_fast``, and failed ones (a rerun with the same journal retries only
+    what did not finish).
+    """
+
+    total: int
+    done: int
+    restored: int
+    failed: int
+    skipped: int
+    credits: float
+    remaining: list[str]
+    stopped_by_budget: bool
+
+
+# -- the journal ------------------------------------------------------------------
+
+
+@attrs.define
+class _Entry:
+    idempotency_key: str | None = None
+    task: dict[str, Any] | None = None
+    done: dict[str, Any] | None = None
+    failed: dict[str, Any] | None = None
+
+
+class _Journal:
+    """Append-only JSON lines; every line is flushed to the OS before it is relied on."""
+
+    def __init__(self, location: str | os.PathLike[str], shard: tuple[int, int] | None) -> None:
+        path = Path(location)
+        if path.is_dir() or os.fspath(location).endswith(os.sep):
+            path.mkdir(parents=True, exist_ok=True)
+            name = f"journal-{shard[0]}of{shard[1]}.jsonl" if shard else "journal.jsonl"
+            self.files = sorted(path.glob("*.jsonl"))
+            self.path = path / name
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.files = [path] if path.exists() else []
+            self.path = path
+        self._fh: IO[str] | None = None
+
+    def load(self) -> dict[str, _Entry]:
+        entries: dict[str, _Entry] = {}
+        for file in self.files:
+            with open(file, encoding="utf-8") as fh:
+                for line in fh:
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue  # a line torn by a crash
+                    if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+                        continue
+                    entry = entries.setdefault(record["key"], _Entry())
+                    event = record.get("event")
+                    if event == "submit":  # a new attempt: what an earlier one left is history
+                        entry.idempotency_key = record.get("idempotency_key")
+                        entry.task = entry.failed = None
+                    elif event == "task" and isinstance(record.get("task"), dict):
+                        entry.task = record["task"]
+                    elif event == "done":
+                        entry.done = record
+                    elif event == "failed":
+                        entry.failed = record
+        return entries
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._fh.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+        self._fh.flush()  # in the OS's hands: survives the process being killed
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _asset_record(asset: ImageAsset) -> dict[str, Any]:
+    return {
+        "url": asset.url,
+        "mime_type": asset.mime_type,
+        "width": asset.width,
+        "height": asset.height,
+        "expires_at": asset.expires_at.isoformat() if asset.expires_at else None,
+    }
+
+
+def _images_of(result: Result) -> list[ImageAsset]:
+    return list(result.images)
+
+
+def _shard_of(key: str, count: int) -> int:
+    return zlib.crc32(key.encode("utf-8")) % count
+
+
+# -- progress ---------------------------------------------------------------------
+
+
+def _tqdm_progress(total: int) -> tuple[Callable[[BatchProgress], None], Callable[[], None]] | None:
+    """A tqdm bar on stderr, when tqdm is installed and stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    bar = tqdm(total=total, unit="img", file=sys.stderr)
+
+    def update(p: BatchProgress) -> None:
+        bar.n = p.done + p.failed + p.skipped
+        bar.set_postfix(running=p.running, failed=p.failed, credits=f"{p.credits:.3f}", refresh=False)
+        bar.refresh()
+
+    return update, bar.close
+
+
+# -- the batch ---------------------------------------------------------------------
+
+
+class Batch:
+    """A batch run: ``async for outcome in batch`` (as completed) or ``await batch`` (in order).
+
+    Made by :meth:`AsyncMaxAPI.batch`; it starts on first iteration or await.
+    ``summary`` is set when it ends; ``await batch.aclose()`` stops it early
+    (tasks already submitted run on at the service and resume from the journal).
+    """
+
+    def __init__(
+        self,
+        client: AsyncMaxAPI,
+        items: Iterable[BatchItem],
+        *,
+        concurrency: int = 16,
+        max_pending: int = 1000,
+        budget: float | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        fail_fast: bool = False,
+        progress: Callable[[BatchProgress], Any] | bool | None = None,
+        download_to: str | os.PathLike[str] | None = None,
+        shard: tuple[int, int] | None = None,
+        prices: PriceTable | None = None,
+    ) -> None:
+        self._client = client
+        self.items: list[BatchItem] = list(items)
+        _check_batch_arguments(self.items, concurrency, max_pending, budget, shard)
+        if shard is not None:
+            self.items = [i for i in self.items if _shard_of(i.key, shard[1]) == shard[0]]
+        self.concurrency = concurrency
+        self.max_pending = max_pending
+        self.budget = budget
+        self.fail_fast = fail_fast
+        self.download_to = Path(download_to) if download_to is not None else None
+        self.prices = prices if prices is not None else client.prices
+        self._journal = _Journal(journal, shard) if journal is not None else None
+        self._progress = progress
+        self._outcomes: dict[str, Outcome] = {}
+        self._queue: asyncio.Queue[Outcome | None] = asyncio.Queue()
+        self._runner: asyncio.Task[None] | None = None
+        self._counts = {"submitted": 0, "running": 0, "done": 0, "failed": 0, "skipped": 0}
+        self._credits = 0.0
+        self._committed = 0.0  # estimated spend of finished and in-flight items
+        self._stopped_by_budget = False
+        self._failed_fast = False
+        self._report: Callable[[BatchProgress], Any] | None = None
+        self._close_report: Callable[[], None] | None = None
+        self.summary: BatchSummary | None = None
+
+    # -- consuming ------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[Outcome]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[Outcome]:
+        runner = self._start()
+        while True:
+            outcome = await self._queue.get()
+            if outcome is None:
+                break
+            yield outcome
+        await runner  # re-raises a crash of the runner itself
+
+    def __await__(self) -> Generator[Any, None, list[Outcome]]:
+        return self.gather().__await__()
+
+    async def gather(self) -> list[Outcome]:
+        """Run to the end; the outcomes in the order of the items."""
+        async for _ in self:
+            pass
+        return [self._outcomes[item.key] for item in self.items if item.key in self._outcomes]
+
+    async def aclose(self) -> None:
+        """Stop the batch: cancel what is running (submitted tasks resume from the journal)."""
+        if self._runner is not None and not self._runner.done():
+            self._runner.cancel()
+            await asyncio.wait([self._runner])
+
+    # -- running --------------------------------------------------------------------
+
+    def _start(self) -> asyncio.Task[None]:
+        if self._runner is None:
+            self._runner = self._client._start_poller(self._run())
+        return self._runner
+
+    async def _run(self) -> None:
+        entries = self._journal.load() if self._journal is not None else {}
+        self._setup_progress()
+        try:
+            async with anyio.create_task_group() as tg:
+                submit_slots = anyio.CapacityLimiter(self.concurrency)
+                pending_slots = anyio.Semaphore(self.max_pending)
+                for item in self.items:
+                    entry = entries.get(item.key)
+                    if entry is not None and entry.done is not None:
+                        self._finish(self._restored(item, entry.done))
+                        continue
+                    if entry is not None and entry.failed is not None:
+                        entry = _retry_entry(entry)
+                    resumable = entry is not None and entry.task is not None
+                    estimate = self._estimate(item)
+                    if self._failed_fast:
+                        self._finish(Outcome(item.key, "skipped", reason="fail_fast"))
+                        continue
+                    if not resumable and not self._within_budget(estimate):
+                        self._finish(Outcome(item.key, "skipped", reason="budget"))
+                        continue
+                    await pending_slots.acquire()
+                    self._committed += estimate
+                    tg.start_soon(self._one, item, entry, estimate, submit_slots, pending_slots, tg)
+        finally:
+            if self._journal is not None:
+                self._journal.close()
+            self.summary = self._summarize()
+            if self._close_report is not None:
+                self._close_report()
+            self._queue.put_nowait(None)
+
+    def _estimate(self, item: BatchItem) -> float:
+        route = item.route_mode if item.route_mode is not None else self._client.route_mode
+        cost = self.prices.estimate(item.model, route, item.n)
+        return cost if cost is not None else 0.0
+
+    def _within_budget(self, estimate: float) -> bool:
+        """Whether a new submission fits; the first one that does not stops all later ones.
+
+        (Resumed tasks were paid for already and never count against the budget.)
+        """
+        if self.budget is None:
+            return True
+        if self._stopped_by_budget or self._committed + estimate > self.budget + 1e-9:
+            self._stopped_by_budget = True
+            return False
+        return True
+
+    async def _one(
+        self,
+        item: BatchItem,
+        entry: _Entry | None,
+        estimate: float,
+        submit_slots: anyio.CapacityLimiter,
+        pending_slots: anyio.Semaphore,
+        tg: anyio.abc.TaskGroup,
+    ) -> None:
+        handle: TaskHandle[Any] | None = None
+        try:
+            if entry is not None and entry.task is not None:
+                handle = self._client.tasks.from_dict(entry.task)
+            else:
+                async with submit_slots:
+                    handle = await self._submit(item, entry)
+            self._count(running=+1)
+            try:
+                result: Result = await handle
+            finally:
+                self._count(running=-1)
+            files = await self._save(item.key, _images_of(result))
+            cost = result.cost if result.cost is not None else estimate
+            self._credits += cost
+            self._committed += cost - estimate
+            self._record({"event": "done", "key": item.key, "task_id": handle.id, "cost": cost,
+                          "images": [_asset_record(a) for a in result.images],
+                          "files": [str(f) for f in files]})  # fmt: skip
+            self._finish(Outcome(item.key, "done", result, None, cost, _images_of(result), handle.id, files))
+        except MaxAPIError as exc:
+            self._committed -= estimate  # failed calls are not charged
+            self._record({"event": "failed", "key": item.key, "error": type(exc).__name__,
+                          "message": str(exc), "task_id": handle.id if handle else None})  # fmt: skip
+            self._finish(Outcome(item.key, "failed", error=exc, task_id=handle.id if handle else None))
+            if self.fail_fast:
+                self._failed_fast = True
+                tg.cancel_scope.cancel()
+        finally:
+            pending_slots.release()
+
+    async def _submit(self, item: BatchItem, entry: _Entry | None) -> TaskHandle[Any]:
+        # Reuse the key of a submission whose answer never arrived: the service can
+        # recognise the repeat and return the task it already created.
+        key = entry.idempotency_key if entry is not None and entry.idempotency_key else None
+        key = key or new_idempotency_key()
+        self._record({"event": "submit", "key": item.key, "idempotency_key": key,
+                      "request": item._describe(), "t": time.time()})  # fmt: skip
+        token = IDEMPOTENCY_KEY.set(key)
+        try:
+            handle = await item._submit(self._client)
+        finally:
+            IDEMPOTENCY_KEY.reset(token)
+        self._record({"event": "task", "key": item.key, "task": handle.to_dict()})
+        self._count(submitted=+1)
+        return handle
+
+    async def _save(self, key: str, images: list[ImageAsset]) -> list[Path]:
+        if self.download_to is None or not images:
+            return []
+        stem = safe_filename(key, default="item")
+        targets = [
+            self.download_to
+            / (
+                f"{stem}{_extension(a.mime_type)}"
+                if len(images) == 1
+                else f"{stem}-{i}{_extension(a.mime_type)}"
+            )
+            for i, a in enumerate(images)
+        ]
+        async with anyio.create_task_group() as tg:
+            for asset, target in zip(images, targets, strict=True):
+                tg.start_soon(_save_one, asset, target)
+        return targets
+
+    def _restored(self, item: BatchItem, record: Mapping[str, Any]) -> Outcome:
+        images = [
+            ImageAsset(
+                url=i.get("url"),
+                mime_type=i.get("mime_type"),
+                width=i.get("width"),
+                height=i.get("height"),
+                fetcher=self._client,
+            )
+            for i in record.get("images") or ()
+            if isinstance(i, dict)
+        ]
+        cost = record.get("cost")
+        files = [Path(f) for f in record.get("files") or () if isinstance(f, str)]
+        return Outcome(
+            item.key,
+            "restored",
+            cost=float(cost) if isinstance(cost, (int, float)) else 0.0,
+            images=images,
+            task_id=record.get("task_id"),
+            files=files,
+        )
+
+    # -- bookkeeping ----------------------------------------------------------------
+
+    def _record(self, record: dict[str, Any]) -> None:
+        if self._journal is not None:
+            self._journal.write(record)
+
+    def _finish(self, outcome: Outcome) -> None:
+        self._outcomes[outcome.key] = outcome
+        bucket = {"done": "done", "restored": "done", "failed": "failed"}.get(outcome.status, "skipped")
+        self._count(**{bucket: +1})
+        self._queue.put_nowait(outcome)
+
+    def _count(self, **delta: int) -> None:
+        for name, change in delta.items():
+            self._counts[name] += change
+        if self._report is not None:
+            c = self._counts
+            self._report(
+                BatchProgress(
+                    len(self.items), c["submitted"], c["running"], c["done"], c["failed"], c["skipped"],
+                    round(self._credits, 9),
+                )
+            )  # fmt: skip
+
+    def _setup_progress(self) -> None:
+        if callable(self._progress):
+            self._report = self._progress
+        elif self._progress:
+            bar = _tqdm_progress(len(self.items))
+            if bar is not None:
+                self._report, self._close_report = bar
+
+    def _summarize(self) -> BatchSummary:
+        outcomes = self._outcomes
+        remaining = [i.key for i in self.items if not (i.key in outcomes and outcomes[i.key].ok)]
+        statuses = [o.status for o in outcomes.values()]
+        return BatchSummary(
+            total=len(self.items),
+            done=statuses.count("done"),
+            restored=statuses.count("restored"),
+            failed=statuses.count("failed"),
+            skipped=len(self.items) - len(outcomes) + statuses.count("skipped"),
+            credits=round(self._credits, 9),
+            remaining=remaining,
+            stopped_by_budget=self._stopped_by_budget,
+        )
+
+
+async def _save_one(asset: ImageAsset, target: Path) -> None:
+    # A file under its final name is complete: saves go through a renamed temp file.
+    if await anyio.Path(target).exists():
+        return
+    await asset.save(target)
+
+
+#: Failures whose submission may have reached the service: retry under the same key.
+_UNKNOWN_OUTCOME_ERRORS = frozenset({"APIConnectionError", "APITimeoutError"})
+
+
+def _retry_entry(entry: _Entry) -> _Entry:
+    """What a rerun does with an item that failed before: submit it again.
+
+    Failed calls are not charged, so a fresh submission is safe. Only when the
+    failure left the outcome unknown is the old ``Idempotency-Key`` reused, so
+    a service that created the task after all returns it instead of a second one.
+    """
+    failed = entry.failed or {}
+    keep = failed.get("error") in _UNKNOWN_OUTCOME_ERRORS and failed.get("task_id") is None
+    return _Entry(idempotency_key=entry.idempotency_key if keep else None)
+
+
+def _check_batch_arguments(
+    items: list[BatchItem],
+    concurrency: int,
+    max_pending: int,
+    budget: float | None,
+    shard: tuple[int, int] | None,
+) -> None:
+    kinds = (GenerateRequest, EditRequest, ContentRequest)
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if not isinstance(item, kinds):
+            raise InvalidRequestError(
+                f"items[{i}]", "must be a GenerateRequest, EditRequest or ContentRequest"
+            )
+        if not isinstance(item.key, str) or not item.key:
+            raise InvalidRequestError(f"items[{i}].key", "must be a non-empty string")
+        if item.key in seen:
+            raise InvalidRequestError(f"items[{i}].key", f"duplicate key {item.key!r}: keys must be unique")
+        seen.add(item.key)
+    for name, value in (("concurrency", concurrency), ("max_pending", max_pending)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidRequestError(name, f"must be a positive integer, got {value!r}")
+    if budget is not None and (
+        isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget >= 0
+    ):
+        raise InvalidRequestError("budget", f"must be a non-negative number of credits, got {budget!r}")
+    if shard is not None and (
+        not isinstance(shard, tuple)
+        or len(shard) != 2
+        or not all(isinstance(v, int) for v in shard)
+        or not 0 <= shard[0] < shard[1]
+    ):
+        raise InvalidRequestError("shard", f"must be (index, count) with 0 <= index < count, got {shard!r}")
