@@ -38,7 +38,7 @@ import attrs
 
 from ._client import IDEMPOTENCY_KEY, new_idempotency_key
 from ._errors import InvalidRequestError, MaxAPIError
-from ._files import safe_filename
+from ._files import key_filename
 from ._gemini import GenerateContentResponse
 from ._handles import TaskHandle
 from ._models import ImageAsset, ImageResult, _extension
@@ -180,9 +180,11 @@ BatchItem = GenerateRequest | EditRequest | ContentRequest
 class Outcome:
     """How one item ended.
 
-    ``status`` is ``"done"``, ``"failed"``, ``"skipped"`` (the budget or
-    ``fail_fast`` stopped it before submission) or ``"restored"`` (finished in
-    an earlier run: ``images`` come from the journal, ``result`` is ``None``).
+    ``status`` is ``"done"``, ``"failed"``, ``"skipped"`` (not submitted:
+    ``reason`` says ``"budget"``, ``"fail_fast"`` or ``"cancelled"``),
+    ``"cancelled"`` (stopped while running; a submitted task resumes from the
+    journal) or ``"restored"`` (finished in an earlier run: ``images`` come
+    from the journal, ``result`` is ``None``).
     ``cost`` is the estimated credits charged (0 for failures). ``error`` is
     the exception for a failed item (``None`` otherwise); ``task_id`` the
     service's task id when one was assigned; ``files`` the saved images.
@@ -451,6 +453,10 @@ class Batch:
                     self._committed += estimate
                     tg.start_soon(self._one, item, entry, estimate, submit_slots, pending_slots, tg)
         finally:
+            reason = "fail_fast" if self._failed_fast else "cancelled"
+            for item in self.items:
+                if item.key not in self._outcomes:
+                    self._finish(Outcome(item.key, "skipped", reason=reason))
             if self._journal is not None:
                 self._journal.close()
             self.summary = self._summarize()
@@ -504,6 +510,11 @@ class Batch:
                           "images": [_asset_record(a) for a in result.images],
                           "files": [str(f) for f in files]})  # fmt: skip
             self._finish(Outcome(item.key, "done", result, None, cost, _images_of(result), handle.id, files))
+        except anyio.get_cancelled_exc_class():
+            # fail_fast or aclose(): the task (if any) runs on at the service and
+            # resumes from the journal; the caller still hears about this item.
+            self._finish(Outcome(item.key, "cancelled", task_id=handle.id if handle else None))
+            raise
         except MaxAPIError as exc:
             self._committed -= estimate  # failed calls are not charged
             self._record({"event": "failed", "key": item.key, "error": type(exc).__name__,
@@ -534,7 +545,7 @@ class Batch:
     async def _save(self, key: str, images: list[ImageAsset]) -> list[Path]:
         if self.download_to is None or not images:
             return []
-        stem = safe_filename(key, default="item")
+        stem = key_filename(key)
         targets = [
             self.download_to
             / (
@@ -581,6 +592,8 @@ class Batch:
     def _finish(self, outcome: Outcome) -> None:
         self._outcomes[outcome.key] = outcome
         bucket = {"done": "done", "restored": "done", "failed": "failed"}.get(outcome.status, "skipped")
+        if outcome.status == "cancelled":
+            bucket = "skipped"
         self._count(**{bucket: +1})
         self._queue.put_nowait(outcome)
 
@@ -613,7 +626,7 @@ class Batch:
             done=statuses.count("done"),
             restored=statuses.count("restored"),
             failed=statuses.count("failed"),
-            skipped=len(self.items) - len(outcomes) + statuses.count("skipped"),
+            skipped=statuses.count("skipped") + statuses.count("cancelled"),
             credits=round(self._credits, 9),
             remaining=remaining,
             stopped_by_budget=self._stopped_by_budget,

@@ -9,12 +9,20 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import zlib
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import anyio.to_thread
 
-__all__ = ["INLINE_IO_LIMIT", "partial_path", "read_file", "safe_filename", "write_bytes_atomic"]
+__all__ = [
+    "INLINE_IO_LIMIT",
+    "key_filename",
+    "partial_path",
+    "read_file",
+    "safe_filename",
+    "write_bytes_atomic",
+]
 
 #: Payloads up to this many bytes are handled on the event loop; larger ones in a thread.
 INLINE_IO_LIMIT = 256 * 1024
@@ -33,6 +41,18 @@ def safe_filename(url: str | None, *, default: str) -> str:
     segment = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
     name = _UNSAFE.sub("_", segment).lstrip("._")[:128]
     return name or default
+
+
+def key_filename(key: str, *, default: str = "item") -> str:
+    """A file name stem for a caller's key: readable, unable to leave its folder, unique.
+
+    Unsafe characters become ``_``; when that changed anything, a short hash of
+    the original key is appended, so ``"a/b"`` and ``"a_b"`` never share a file.
+    """
+    stem = _UNSAFE.sub("_", key).lstrip("._")[:100] or default
+    if stem != key:
+        stem += f"-{zlib.crc32(key.encode('utf-8')):08x}"
+    return stem
 
 
 async def read_file(path: str | os.PathLike[str]) -> bytes:

@@ -1,0 +1,327 @@
+"""client.batch: bounded, visible, resumable, within budget; against FakeMaxAPI on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+import maxapi_async
+from maxapi_async import AsyncMaxAPI, BatchProgress, ContentRequest, EditRequest, GenerateRequest
+from maxapi_async.testing import FakeMaxAPI, make_png
+
+pytestmark = pytest.mark.anyio
+
+WORKER = Path(__file__).parent / "scripts" / "batch_worker.py"
+FAST = maxapi_async.PollPolicy(earliest=0, latest=0, initial=0.01, max_delay=0.02, jitter=0)
+
+
+@pytest.fixture
+async def client(fake_maxapi: FakeMaxAPI) -> AsyncIterator[AsyncMaxAPI]:
+    async with AsyncMaxAPI(
+        fake_maxapi.api_key,
+        base_url=fake_maxapi.base_url,
+        poll_policy=FAST,
+        max_polls_per_second=10_000,
+        retry_policy=maxapi_async.RetryPolicy.instant(),
+    ) as c:
+        yield c
+
+
+def generations(count: int, **options: object) -> list[GenerateRequest]:
+    return [GenerateRequest(f"cube {i}", key=f"k{i:02}", **options) for i in range(count)]  # type: ignore[arg-type]
+
+
+def journal_events(path: Path) -> list[dict[str, object]]:
+    events = []
+    for file in sorted(path.glob("*.jsonl")) if path.is_dir() else [path]:
+        events += [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+    return events
+
+
+async def test_outcomes_arrive_as_completed_and_gather_keeps_input_order(client: AsyncMaxAPI) -> None:
+    items: list[maxapi_async.BatchItem] = [
+        *generations(5, aspect_ratio="16:9"),
+        EditRequest("edit", [make_png(32, 32)], key="edit"),
+        ContentRequest("a cube", key="native", aspect_ratio="9:16"),
+    ]
+    streamed = [o.key async for o in client.batch(items)]
+    assert sorted(streamed) == sorted(i.key for i in items)
+    outcomes = await client.batch(items)
+    assert [o.key for o in outcomes] == [i.key for i in items]
+    assert all(o.ok and o.status == "done" for o in outcomes)
+    assert outcomes[0].images[0].size == (1344, 768)
+    assert outcomes[-1].images[0].size == (768, 1344)
+    assert isinstance(outcomes[-1].result, maxapi_async.GenerateContentResponse)
+
+
+async def test_one_failure_does_not_stop_the_others(client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI) -> None:
+    fake_maxapi.fail_tasks("CONTENT_MODERATION", times=1)
+    outcomes = await client.batch(generations(6), concurrency=1)
+    failed = [o for o in outcomes if o.status == "failed"]
+    assert len(failed) == 1
+    assert isinstance(failed[0].error, maxapi_async.TaskFailedError)
+    assert failed[0].error.reason == "CONTENT_MODERATION"
+    assert failed[0].cost == 0.0
+    assert sum(o.ok for o in outcomes) == 5
+    assert client.usage.failed_calls == 1
+
+
+async def test_fail_fast_stops_at_the_first_failure_and_reports_every_item(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI
+) -> None:
+    fake_maxapi.fail_tasks("INVALID_PARAMETERS", times=1)
+    batch = client.batch(generations(10), concurrency=1, max_pending=1, fail_fast=True)
+    outcomes = await batch
+    assert [o.status for o in outcomes][:1] == ["failed"]
+    assert {o.status for o in outcomes[1:]} == {"skipped"}
+    assert all(o.reason == "fail_fast" for o in outcomes[1:])
+    assert batch.summary is not None
+    assert batch.summary.failed == 1
+    assert len(batch.summary.remaining) == 10
+    assert len(fake_maxapi.requests_to("/v1/images/generations")) >= 1
+    assert fake_maxapi.created_tasks == 1
+
+
+async def test_progress_callback_sees_every_count(client: AsyncMaxAPI) -> None:
+    seen: list[BatchProgress] = []
+    await client.batch(generations(4, route_mode="official"), progress=seen.append)
+    last = seen[-1]
+    assert (last.total, last.submitted, last.running, last.done, last.failed) == (4, 4, 0, 4, 0)
+    assert last.credits == pytest.approx(4 * 0.04)
+    assert max(p.running for p in seen) >= 1
+
+
+async def test_progress_bar_is_quiet_when_not_a_terminal(
+    client: AsyncMaxAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await client.batch(generations(2), progress=True)
+    assert capsys.readouterr().err == ""
+
+
+async def test_budget_never_lets_estimated_spend_pass(client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI) -> None:
+    items = generations(10, route_mode="official-cheap")  # 0.024 credits each
+    batch = client.batch(items, budget=0.1, concurrency=1)
+    outcomes = await batch
+    done = [o for o in outcomes if o.ok]
+    assert len(done) == 4  # 4 x 0.024 = 0.096; a fifth would make 0.12
+    assert all(o.status == "skipped" and o.reason == "budget" for o in outcomes[4:])
+    assert batch.summary is not None
+    assert batch.summary.stopped_by_budget
+    assert batch.summary.credits == pytest.approx(0.096)
+    assert batch.summary.remaining == [i.key for i in items[4:]]
+    assert fake_maxapi.created_tasks == 4
+
+
+async def test_unknown_route_is_budgeted_at_the_dearest_price(client: AsyncMaxAPI) -> None:
+    outcomes = await client.batch(generations(3), budget=0.08)  # 0.04 each without a route
+    assert [o.status for o in outcomes] == ["done", "done", "skipped"]
+
+
+async def test_every_result_carries_its_cost_and_the_ledger_adds_up(client: AsyncMaxAPI) -> None:
+    await client.batch(
+        [*generations(3, route_mode="official-cheap"), GenerateRequest("x", key="o", route_mode="official")]
+    )
+    usage = client.usage
+    assert (usage.calls, usage.images) == (4, 4)
+    assert usage.credits == pytest.approx(3 * 0.024 + 0.04)
+    assert usage.by_route["official-cheap"].calls == 3
+    assert usage.by_route["official"].credits == pytest.approx(0.04)
+    result = await client.images.generate("x", route_mode="official-cheap")
+    assert result.cost == pytest.approx(0.024)
+
+
+async def test_journal_rerun_skips_finished_items(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    journal = tmp_path / "run.jsonl"
+    first = await client.batch(generations(5), journal=journal)
+    assert all(o.status == "done" for o in first)
+    second = await client.batch(generations(7), journal=journal)
+    assert [o.status for o in second] == ["restored"] * 5 + ["done"] * 2
+    assert second[0].images[0].url == first[0].images[0].url
+    assert fake_maxapi.created_tasks == 7
+    events = [e["event"] for e in journal_events(journal)]
+    assert events.count("submit") == events.count("task") == events.count("done") == 7
+
+
+async def test_journal_resumes_a_submitted_task_without_resubmitting(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    journal = tmp_path / "run.jsonl"
+    handle = await client.images.generate("cube 0", wait=False)
+    journal.write_text(
+        json.dumps({"event": "submit", "key": "k00", "idempotency_key": handle.ref.idempotency_key})
+        + "\n"
+        + json.dumps({"event": "task", "key": "k00", "task": handle.to_dict()})
+        + "\n"
+    )
+    outcomes = await client.batch(generations(2), journal=journal)
+    assert [o.status for o in outcomes] == ["done", "done"]
+    assert outcomes[0].task_id == handle.id
+    assert fake_maxapi.created_tasks == 2  # the resumed task plus k01
+
+
+async def test_unanswered_submission_is_repeated_under_the_same_key(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    # The service created the task, but the process died before the answer was journaled.
+    handle = await client.images.generate("cube 0", wait=False)
+    journal = tmp_path / "run.jsonl"
+    journal.write_text(
+        json.dumps({"event": "submit", "key": "k00", "idempotency_key": handle.ref.idempotency_key}) + "\n"
+    )
+    outcomes = await client.batch(generations(1), journal=journal)
+    assert outcomes[0].status == "done"
+    assert outcomes[0].task_id == handle.id
+    assert fake_maxapi.created_tasks == 1
+
+
+async def test_failed_items_are_tried_again_on_rerun(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    journal = tmp_path / "run.jsonl"
+    fake_maxapi.fail_tasks("TIMEOUT", times=1)
+    first = await client.batch(generations(1), journal=journal)
+    assert first[0].status == "failed"
+    second = await client.batch(generations(1), journal=journal)
+    assert second[0].status == "done"
+    assert fake_maxapi.created_tasks == 2
+
+
+async def test_downloads_are_named_after_keys_and_skipped_when_present(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    out = tmp_path / "images"
+    items = [*generations(3), GenerateRequest("two", key="pair/../x", n=2)]
+    outcomes = await client.batch(items, download_to=out, journal=tmp_path / "j.jsonl")
+    names = sorted(p.name for p in out.iterdir())
+    assert names[:3] == ["k00.png", "k01.png", "k02.png"]
+    assert len(names) == 5
+    assert all(n.startswith("pair_.._x-") and n.endswith(("-0.png", "-1.png")) for n in names[3:])
+    assert outcomes[0].files == [out / "k00.png"]
+    downloads = len(fake_maxapi.cdn_requests)
+    await client.batch(items, download_to=out, journal=tmp_path / "j.jsonl")
+    assert len(fake_maxapi.cdn_requests) == downloads  # all files complete: nothing fetched again
+
+
+async def test_bad_batch_arguments_fail_before_any_request(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI
+) -> None:
+    with pytest.raises(maxapi_async.InvalidRequestError, match="duplicate key"):
+        client.batch([GenerateRequest("a", key="x"), GenerateRequest("b", key="x")])
+    with pytest.raises(maxapi_async.InvalidRequestError) as info:
+        client.batch(generations(1), concurrency=0)
+    assert info.value.argument == "concurrency"
+    with pytest.raises(maxapi_async.InvalidRequestError, match="shard"):
+        client.batch(generations(1), shard=(2, 2))
+    with pytest.raises(maxapi_async.InvalidRequestError, match="items"):
+        client.batch(["a prompt"])  # type: ignore[list-item]
+    assert fake_maxapi.requests == []
+
+
+async def test_invalid_item_fails_that_item_only(client: AsyncMaxAPI) -> None:
+    outcomes = await client.batch([GenerateRequest("", key="empty"), GenerateRequest("ok", key="fine")])
+    assert outcomes[0].status == "failed"
+    assert isinstance(outcomes[0].error, maxapi_async.InvalidRequestError)
+    assert outcomes[1].status == "done"
+
+
+async def test_closing_a_batch_early_reports_the_rest_as_cancelled(fake_maxapi: FakeMaxAPI) -> None:
+    slow = maxapi_async.PollPolicy(earliest=0, latest=0, initial=5, max_delay=5, jitter=0)
+    async with AsyncMaxAPI(fake_maxapi.api_key, base_url=fake_maxapi.base_url, poll_policy=slow) as client:
+        batch = client.batch(generations(3))
+        stream = batch.__aiter__()
+        with anyio.move_on_after(0.3):
+            await stream.__anext__()
+        await batch.aclose()
+        assert batch.summary is not None
+        assert batch.summary.skipped == 3
+
+
+# -- across processes -------------------------------------------------------------
+
+
+def _env(fake: FakeMaxAPI) -> dict[str, str]:
+    env = {**os.environ, "MAXAPI_KEY": fake.api_key, "MAXAPI_BASE_URL": fake.base_url}
+    env.pop("PYTHONWARNINGS", None)
+    return env
+
+
+async def _run_worker(fake: FakeMaxAPI, *args: str) -> str:
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [sys.executable, "-W", "error", str(WORKER), *args], env=_env(fake), check=False
+        )
+    output = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 0, output
+    return output
+
+
+@pytest.mark.fake_maxapi(complete_after_seconds=0.6)
+async def test_sigkill_midway_then_rerun_submits_each_item_exactly_once(
+    fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    journal = tmp_path / "run.jsonl"
+    count = 24
+    process = await anyio.open_process(
+        [sys.executable, str(WORKER), str(journal), str(count)], env=_env(fake_maxapi)
+    )
+    try:
+        with anyio.fail_after(30):
+            # Watching a file another process writes: polling is the only way to know.
+            while sum(e["event"] == "done" for e in _events_or_empty(journal)) < 4:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        await process.wait()
+        await process.aclose()
+    events = _events_or_empty(journal)
+    assert 4 <= sum(e["event"] == "done" for e in events) < count  # killed midway
+    output = await _run_worker(fake_maxapi, str(journal), str(count))
+    summary = json.loads(output.split("SUMMARY ", 1)[1])
+    assert summary["done"] + summary["restored"] == count
+    assert summary["restored"] >= 4
+    assert fake_maxapi.created_tasks == count  # nobody paid twice
+    keys = [r.header("Idempotency-Key") for r in fake_maxapi.requests if r.method == "POST"]
+    assert len(set(keys)) == count
+
+
+def _events_or_empty(path: Path) -> list[dict[str, object]]:
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):  # the line a kill cut short
+            events.append(json.loads(line))
+    return events
+
+
+async def test_two_processes_split_a_batch_through_one_journal_folder(
+    fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    folder = tmp_path / "journal"
+    folder.mkdir()
+    outputs: list[str] = []
+
+    async def shard(index: int) -> None:
+        outputs.append(await _run_worker(fake_maxapi, str(folder), "20", str(index), "2"))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(shard, 0)
+        tg.start_soon(shard, 1)
+    keys = [line.split()[0] for out in outputs for line in out.splitlines() if line.startswith("item-")]
+    assert sorted(keys) == [f"item-{i:03}" for i in range(20)]
+    assert sorted(p.name for p in folder.iterdir()) == ["journal-0of2.jsonl", "journal-1of2.jsonl"]
+    assert fake_maxapi.created_tasks == 20
+    # A rerun of either shard finds everything finished, from both files.
+    again = await _run_worker(fake_maxapi, str(folder), "20", "0", "2")
+    assert "done" not in {line.split()[1] for line in again.splitlines() if line.startswith("item-")}
+    assert fake_maxapi.created_tasks == 20
