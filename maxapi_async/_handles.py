@@ -225,6 +225,8 @@ class TaskHandle(Generic[R]):
             self._waiters -= 1
             if self._waiters == 0 and not poller.done():
                 # The last waiter left: stop polling now, and leave no task behind.
+                if self._poller is poller:
+                    self._poller = None  # a waiter arriving meanwhile starts afresh, not on this one
                 poller.cancel()
                 await asyncio.wait([poller])
 

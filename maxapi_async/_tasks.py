@@ -560,7 +560,9 @@ def parse_operation(obj: Any, *, request_id: str | None = None) -> TaskSnapshot:
         if not isinstance(error, dict):
             raise _fail(f"operation 'error' must be an object, got {type(error).__name__}", obj, request_id)
         message, code = _detail(error)
-        reason = _known_reason(code, message)
+        # Google's ``status`` is a generic gRPC word (INVALID_ARGUMENT for a moderation
+        # refusal too): the ErrorInfo reasons and the message are more specific.
+        reason = _known_reason(*_error_info_reasons(error), message, code)
         if reason is None and code == "CANCELLED":
             reason = "CANCELLED"
         failure = TaskFailure(
@@ -574,6 +576,13 @@ def parse_operation(obj: Any, *, request_id: str | None = None) -> TaskSnapshot:
         what = "no 'response' or 'error'" if response is None else f"a {type(response).__name__} 'response'"
         raise _fail(f"operation {op_id} is done but carries {what}", obj, request_id)
     return TaskSnapshot(state=TaskState.SUCCEEDED, status=status, response=response, **common)
+
+
+def _error_info_reasons(error: Mapping[str, Any]) -> list[str]:
+    details = error.get("details")
+    if not isinstance(details, list):
+        return []
+    return [d["reason"] for d in details if isinstance(d, dict) and isinstance(d.get("reason"), str)]
 
 
 def task_failed_error(snapshot: TaskSnapshot, *, request_id: str | None = None) -> TaskFailedError:
