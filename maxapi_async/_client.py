@@ -11,13 +11,14 @@ file reads) off the event loop. The resources (``client.images``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as _dt
 import ipaddress
 import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -35,17 +36,25 @@ from ._errors import (
     ConfigurationError,
     InvalidRequestError,
     MaxAPIError,
+    ResponseError,
 )
 from ._files import INLINE_IO_LIMIT
 from ._gemini import GenerateContentResponse
 from ._handles import PollGate, TaskHandle
 from ._hooks import Hooks, RequestEvent, RetryEvent
+from ._images import mime_type_from_url
 from ._models import ImageResult, ImagesResponse
 from ._policy import FailedAfterSend, FailedBeforeSend, Outcome, PollPolicy, RetryPolicy, StatusOutcome
 from ._pricing import PRICES, PriceTable, Usage
 from ._protocol import ImageCall, RequestSpec
 from ._tasks import TaskKind, TaskRef, TaskSnapshot, parse_task
-from ._transport import RawResponse, Timeouts, Transport
+from ._transport import (
+    DEFAULT_MAX_DOWNLOAD_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    RawResponse,
+    Timeouts,
+    Transport,
+)
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -60,6 +69,7 @@ DEFAULT_MAX_POLLS_PER_SECOND = 50.0
 logger = logging.getLogger("maxapi_async")
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 def _is_loopback(host: str) -> bool:
@@ -170,12 +180,19 @@ class AsyncMaxAPI:
     * ``route_mode``: the default route for every call (``official``,
       ``official-cheap`` or ``mix``); ``None`` follows the key's configured order.
     * ``timeout``: seconds for a whole call, retries included (default 180),
-      or a :class:`Timeouts` with connect and read limits too.
+      or a :class:`Timeouts` with connect (default 10) and read (default 150:
+      a synchronous generation can take a minute) limits too. Every call also
+      takes its own ``timeout=``. A passed limit raises :class:`APITimeoutError`,
+      which is also a :class:`TimeoutError`.
     * ``max_concurrency``: connections open at once (default 64); more calls
       than that wait for a free connection.
     * ``http_session``: your own ``aiohttp.ClientSession``, used as given and
       left open by :meth:`aclose`.
-    * ``retry_policy``: when failed requests are repeated (:class:`RetryPolicy`).
+    * ``retry_policy``: when failed requests and asset downloads are repeated
+      (:class:`RetryPolicy`). A submission (POST) is repeated only when the
+      service answered that it failed (429, 5xx) or the connection failed before
+      it was sent, always with the same ``Idempotency-Key``; when its outcome is
+      unknown the error says the call may have been charged, and names the key.
     * ``poll_policy``: when queued tasks are polled (:class:`PollPolicy`).
     * ``max_polls_per_second``: the poll budget shared by every task handle of
       this client (default 50).
@@ -183,6 +200,9 @@ class AsyncMaxAPI:
       queued and polled instead of holding one long HTTP request open (robust
       to long generations and dropped connections); the result is the same.
     * ``hooks``: :class:`Hooks` callbacks for metrics.
+    * ``max_response_bytes``: the largest API answer read (default 64 MiB);
+      ``max_download_bytes``: the largest asset download (default 64 MiB).
+      Larger ones raise :class:`ResponseTooLargeError` without being read.
     * ``prices``: the :class:`PriceTable` behind cost estimates (default
       :data:`PRICES`); ``client.usage`` is the running ledger.
 
@@ -208,6 +228,8 @@ class AsyncMaxAPI:
         prices: PriceTable | None = None,
         allow_insecure_http: bool = False,
         user_agent: str | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     ) -> None:
         from ._resources import Images, Models, Tasks
 
@@ -226,6 +248,12 @@ class AsyncMaxAPI:
             raise ConfigurationError(
                 f"max_polls_per_second must be a positive number, got {max_polls_per_second!r}"
             )
+        for name, cap in (
+            ("max_response_bytes", max_response_bytes),
+            ("max_download_bytes", max_download_bytes),
+        ):
+            if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+                raise ConfigurationError(f"{name} must be a positive number of bytes, got {cap!r}")
         if http_session is not None and not isinstance(http_session, aiohttp.ClientSession):
             raise ConfigurationError("http_session must be an aiohttp.ClientSession")
         self.base_url = _resolve_base_url(base_url, allow_insecure_http)
@@ -250,6 +278,8 @@ class AsyncMaxAPI:
             timeouts=self.timeouts,
             user_agent=user_agent or f"maxapi-async/{__version__}",
             http_session=http_session,
+            max_response_bytes=max_response_bytes,
+            max_download_bytes=max_download_bytes,
         )
         self.images = Images(self)
         self.models = Models(self)
@@ -336,41 +366,77 @@ class AsyncMaxAPI:
         """Send ``spec`` under the retry policy; a non-2xx final answer raises its typed error."""
         if spec.method == "POST" and "Idempotency-Key" not in spec.headers:
             spec = _with_idempotency_key(spec)
-        safe = spec.method == "GET"
+        send = self._transport.send
+
+        async def attempt(timeout: float | None) -> tuple[RawResponse, int, str | None]:
+            raw = await send(spec, timeout=timeout)
+            if raw.status >= 300:
+                raise _protocol.error_from_response(raw.status, raw.headers, raw.body)
+            return raw, raw.status, _protocol.request_id_from(raw.headers)
+
+        return await self._retrying(
+            spec.method, spec.path, attempt, deadline, idempotency_key=spec.headers.get("Idempotency-Key")
+        )
+
+    async def _retrying(
+        self,
+        method: str,
+        path: str,
+        attempt_once: Callable[[float | None], Awaitable[tuple[T, int, str | None]]],
+        deadline: _Deadline,
+        *,
+        idempotency_key: str | None = None,
+        api: bool = True,
+    ) -> tuple[T, str | None]:
+        """Run ``attempt_once`` until it succeeds or the retry policy says stop.
+
+        The one retry loop, for API requests and asset downloads alike.
+        ``attempt_once(timeout)`` gets what is left of the deadline and returns
+        ``(value, status, request_id)``, or raises an :class:`APIError` (the
+        service answered with an error status) or an :class:`APIConnectionError`
+        (no answer). Anything else (an answer too large, an asset of the wrong
+        type) is not retried. ``api`` is false for downloads: they are logged
+        and retried like API requests, but ``on_request`` counts API requests only.
+        """
         policy = self.retry_policy
         hooks = self.hooks
+        safe = method == "GET"
         attempt = 0
         while True:
             attempt += 1
             remaining = deadline.remaining()
             if remaining is not None and remaining <= 0:
-                raise APITimeoutError(f"{spec.method} {spec.path}: the call's deadline passed")
+                # Every earlier attempt failed in a known way, so nothing is in flight.
+                raise APITimeoutError(f"{method} {path}: the call's deadline passed", sent=False)
             started = time.monotonic()
             outcome: Outcome
+            error: APIError | APIConnectionError
             try:
-                raw = await self._transport.send(spec, timeout=remaining)
+                value, status, request_id = await attempt_once(remaining)
+            except APIError as exc:
+                self._log_request(method, path, exc.status, started, attempt, exc.request_id, None, api)
+                outcome = StatusOutcome(exc.status, exc.retry_after)
+                error = exc
             except APIConnectionError as exc:
-                self._log_request(spec, None, started, attempt, None, exc)
+                self._log_request(method, path, None, started, attempt, None, exc, api)
                 outcome = FailedAfterSend(str(exc)) if exc.sent else FailedBeforeSend(str(exc))
-                error: Exception = exc
+                error = exc
+            except ResponseError as exc:  # too large, or not the image it claims: never repeated
+                self._log_request(method, path, exc.status, started, attempt, exc.request_id, None, api)
+                raise
             else:
-                request_id = _protocol.request_id_from(raw.headers)
-                self._log_request(spec, raw.status, started, attempt, request_id, None)
-                if raw.status < 300:
-                    return raw, request_id
-                error = _protocol.error_from_response(raw.status, raw.headers, raw.body)
-                assert isinstance(error, APIError)
-                outcome = StatusOutcome(raw.status, error.retry_after)
+                self._log_request(method, path, status, started, attempt, request_id, None, api)
+                return value, request_id
             decision = policy.decide(
                 attempt=attempt, method_is_safe=safe, outcome=outcome, remaining=deadline.remaining()
             )
             if not decision.retry:
-                if isinstance(outcome, FailedAfterSend) and not safe:
-                    raise _maybe_charged(error, spec)
+                if isinstance(error, APIConnectionError) and error.sent and not safe:
+                    raise _maybe_charged(error, method, path, idempotency_key)
                 raise error
             if hooks.on_retry is not None:
-                hooks._retry(RetryEvent(spec.method, spec.path, attempt, decision.delay, decision.reason))
-            logger.info("%s %s: %s; waiting %.2f s", spec.method, spec.path, decision.reason, decision.delay)
+                hooks._retry(RetryEvent(method, path, attempt, decision.delay, decision.reason))
+            logger.info("%s %s: %s; waiting %.2f s", method, path, decision.reason, decision.delay)
             if decision.delay > 0:
                 await asyncio.sleep(decision.delay)
 
@@ -383,33 +449,37 @@ class AsyncMaxAPI:
 
     def _log_request(
         self,
-        spec: RequestSpec,
+        method: str,
+        path: str,
         status: int | None,
         started: float,
         attempt: int,
         request_id: str | None,
         error: Exception | None,
+        api: bool = True,
     ) -> None:
+        """One DEBUG line per attempt (never a body, a header or a query), and ``on_request``."""
         hooks = self.hooks
         debug = logger.isEnabledFor(logging.DEBUG)
-        if hooks.on_request is None and not debug:
+        notify = api and hooks.on_request is not None
+        if not notify and not debug:
             return
         elapsed = time.monotonic() - started
         if debug:
             logger.debug(
                 "%s %s -> %s in %.3f s (attempt %d, request id %s)",
-                spec.method,
-                spec.path,
+                method,
+                path,
                 status if status is not None else type(error).__name__,
                 elapsed,
                 attempt,
                 request_id,
             )
-        if hooks.on_request is not None:
+        if notify:
             hooks._request(
                 RequestEvent(
-                    spec.method,
-                    spec.path,
+                    method,
+                    path,
                     status,
                     elapsed,
                     attempt,
@@ -429,13 +499,16 @@ class AsyncMaxAPI:
 
     async def _image_call(self, spec: RequestSpec, timeout: float | None) -> ImageResult:
         deadline = _Deadline(timeout if timeout is not None else self.timeouts.total)
-        raw, request_id = await self._counting_failures(self._send(spec, deadline))
-        if len(raw.body) <= INLINE_IO_LIMIT:
-            response, obj, decoded = _parse_image_answer(raw.body, raw.status, request_id)
-        else:
-            response, obj, decoded = await anyio.to_thread.run_sync(
-                _parse_image_answer, raw.body, raw.status, request_id
-            )
+        if "Idempotency-Key" not in spec.headers:  # made here, so an unreadable answer can name it
+            spec = _with_idempotency_key(spec)
+        with _submission_answer(spec):
+            raw, request_id = await self._counting_failures(self._send(spec, deadline))
+            if len(raw.body) <= INLINE_IO_LIMIT:
+                response, obj, decoded = _parse_image_answer(raw.body, raw.status, request_id)
+            else:
+                response, obj, decoded = await anyio.to_thread.run_sync(
+                    _parse_image_answer, raw.body, raw.status, request_id
+                )
         return self._image_result(response, obj, decoded, spec.call, request_id)
 
     def _image_result(
@@ -471,9 +544,12 @@ class AsyncMaxAPI:
         self, spec: RequestSpec, modalities: list[str] | None, timeout: float | None
     ) -> GenerateContentResponse:
         deadline = _Deadline(timeout if timeout is not None else self.timeouts.total)
-        raw, request_id = await self._counting_failures(self._send(spec, deadline))
-        obj = await self._json(raw, request_id, "generateContent")
-        return await self._native_result(obj, spec.call, modalities, request_id)
+        if "Idempotency-Key" not in spec.headers:  # made here, so an unreadable answer can name it
+            spec = _with_idempotency_key(spec)
+        with _submission_answer(spec):
+            raw, request_id = await self._counting_failures(self._send(spec, deadline))
+            obj = await self._json(raw, request_id, "generateContent")
+            return await self._native_result(obj, spec.call, modalities, request_id)
 
     async def _native_result(
         self, obj: Any, call: ImageCall, modalities: list[str] | None, request_id: str | None
@@ -501,9 +577,10 @@ class AsyncMaxAPI:
         # Kept on the TaskRef, so a resumed run can name it; a batch that resumes an
         # interrupted submission passes the journal's key to repeat it safely.
         spec = _with_idempotency_key(spec, IDEMPOTENCY_KEY.get())
-        raw, request_id = await self._send(spec, deadline)
-        obj = await self._json(raw, request_id, "task")
-        snapshot = parse_task(obj, kind=kind, request_id=request_id)
+        with _submission_answer(spec):
+            raw, request_id = await self._send(spec, deadline)
+            obj = await self._json(raw, request_id, "task")
+            snapshot = parse_task(obj, kind=kind, request_id=request_id)
         snapshot = self._with_retry_after(snapshot, raw)
         call = spec.call
         ref = TaskRef(
@@ -576,12 +653,31 @@ class AsyncMaxAPI:
         return task
 
     # -- asset downloads (ImageAsset calls these; never with the API key) -----
+    # GETs, so the retry policy repeats them after 5xx, 429, resets and timeouts;
+    # the bytes must be the image type the URL names (``.png``...).
 
     async def _download_bytes(self, url: str) -> bytes:
-        return await self._transport.download_bytes(url)
+        transport = self._transport
+        claimed = mime_type_from_url(url)
+
+        async def attempt(timeout: float | None) -> tuple[bytes, int, str | None]:
+            raw = await transport.download_bytes(url, timeout=timeout, claimed=claimed)
+            return raw.body, raw.status, _protocol.request_id_from(raw.headers)
+
+        data, _ = await self._retrying(
+            "GET", URL(url).path, attempt, _Deadline(self.timeouts.total), api=False
+        )
+        return data
 
     async def _download_to(self, url: str, path: Path) -> None:
-        await self._transport.download_to(url, path)
+        transport = self._transport
+        claimed = mime_type_from_url(url)
+
+        async def attempt(timeout: float | None) -> tuple[None, int, str | None]:
+            raw = await transport.download_to(url, path, timeout=timeout, claimed=claimed)
+            return None, raw.status, _protocol.request_id_from(raw.headers)
+
+        await self._retrying("GET", URL(url).path, attempt, _Deadline(self.timeouts.total), api=False)
 
 
 def _tasks_poll_path(ref: TaskRef, origin: URL) -> str:
@@ -617,14 +713,38 @@ def new_idempotency_key() -> str:
 IDEMPOTENCY_KEY: ContextVar[str | None] = ContextVar("maxapi_idempotency_key", default=None)
 
 
-def _maybe_charged(error: Exception, spec: RequestSpec) -> Exception:
-    key = spec.headers.get("Idempotency-Key")
+def _maybe_charged(error: APIConnectionError, method: str, path: str, key: str | None) -> APIConnectionError:
+    """The error for a submission whose answer was lost after it was sent: never repeated."""
+    lost = "no answer came in time" if isinstance(error, APITimeoutError) else "the connection broke"
     message = (
-        f"{spec.method} {spec.path}: the connection broke after the request was sent, so the "
-        f"service may have carried it out and charged for it; it was not repeated "
-        f"(Idempotency-Key {key}). Cause: {error}"
+        f"{method} {path}: the request was sent but {lost}, so the service may have carried it "
+        f"out: the call may have been charged. It was not repeated; its Idempotency-Key is {key}. "
+        f"Cause: {error}"
     )
     cls = APITimeoutError if isinstance(error, APITimeoutError) else APIConnectionError
     new = cls(message, sent=True, idempotency_key=key)
     new.__cause__ = error
     return new
+
+
+@contextlib.contextmanager
+def _submission_answer(spec: RequestSpec) -> Iterator[None]:
+    """A submission's 2xx answer that cannot be read: the call went through, maybe charged.
+
+    The :class:`ResponseError` keeps its type and gains the submission's
+    ``idempotency_key`` and a message that says so.
+    """
+    try:
+        yield
+    except ResponseError as exc:
+        if exc.status is not None and not 200 <= exc.status < 300:
+            raise
+        key = spec.headers.get("Idempotency-Key")
+        exc.idempotency_key = key
+        exc.message = (
+            f"{spec.method} {spec.path}: the service accepted the call but its answer could not be "
+            f"read, so the call may have been charged. It was not repeated; its Idempotency-Key is "
+            f"{key}. Cause: {exc.message}"
+        )
+        exc.args = (exc.message,)
+        raise

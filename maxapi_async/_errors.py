@@ -5,6 +5,7 @@
     MaxAPIError                      base of everything below
     ├── ConfigurationError           no API key, a bad base URL, bad client options
     ├── ClientClosedError            the client was used after aclose()
+    ├── RunningLoopError             the blocking MaxAPI was called inside a running loop
     ├── InvalidRequestError          bad input caught before any request (also ValueError)
     ├── APIError                     the service answered with a non-2xx status
     │   ├── BadRequestError          400, 422: the service rejected the request
@@ -18,7 +19,9 @@
     ├── BlockedError                 a Gemini answer without the image asked for, and why
     ├── TaskFailedError              a queued task ended in failure (``reason`` says why)
     ├── ResponseError                a 2xx answer that is not what the endpoint returns
-    │   └── TaskProtocolError        poll answers that contradict each other
+    │   ├── TaskProtocolError        poll answers that contradict each other
+    │   ├── ResponseTooLargeError    an answer or download above the client's size cap
+    │   └── AssetTypeError           a downloaded asset is not the image type it claims
     └── APIConnectionError           the connection failed or broke (``sent`` says when)
         └── APITimeoutError          a deadline passed (also the builtin TimeoutError)
             └── TaskTimeoutError     stopped waiting for a task; ``handle`` resumes it
@@ -26,6 +29,14 @@
 Each :class:`APIError` carries the HTTP ``status``, the service's error ``code``,
 its ``message``, the ``request_id`` the service logged the call under, and the
 parsed ``body`` (a dict, or the raw text when the body was not JSON).
+
+A submission (a POST that starts a generation) whose outcome is unknown is never
+repeated, and its error says so plainly: "the call may have been charged". That is
+an :class:`APIConnectionError` with ``sent=True`` when the connection broke after the
+request went out, an :class:`APITimeoutError` when no answer came in time, or a
+:class:`ResponseError` when the service answered 2xx but the answer could not be
+read. All three carry ``idempotency_key``, the ``Idempotency-Key`` header the
+submission was sent with, to name it to MaxAPI's support.
 
 A failed task is not an :class:`APIError`: every HTTP exchange succeeded and the
 failure is the task's outcome. A timed-out wait is not a failure either: the task
@@ -44,6 +55,7 @@ __all__ = [
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
+    "AssetTypeError",
     "AuthenticationError",
     "BadRequestError",
     "BlockedError",
@@ -58,6 +70,8 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseError",
+    "ResponseTooLargeError",
+    "RunningLoopError",
     "ServerError",
     "TaskFailedError",
     "TaskProtocolError",
@@ -79,6 +93,14 @@ class ConfigurationError(MaxAPIError):
 
 class ClientClosedError(MaxAPIError, RuntimeError):
     """The client was used after :meth:`AsyncMaxAPI.aclose`."""
+
+
+class RunningLoopError(MaxAPIError, RuntimeError):
+    """The blocking :class:`MaxAPI` was called from a thread that runs an event loop.
+
+    Blocking there would freeze the loop: use :class:`AsyncMaxAPI` with ``await``
+    instead (Jupyter cells accept top-level ``await``).
+    """
 
 
 class InvalidRequestError(MaxAPIError, ValueError):
@@ -166,7 +188,12 @@ class ServerError(APIError):
 
 
 class ResponseError(MaxAPIError):
-    """A 2xx answer that could not be understood (not JSON, or not the expected shape)."""
+    """A 2xx answer that could not be understood (not JSON, or not the expected shape).
+
+    ``idempotency_key`` is set when the answer was a submission's: the service
+    accepted the call, so it may have been charged, and the client did not
+    repeat it (the message says so). It is ``None`` for other requests.
+    """
 
     def __init__(
         self,
@@ -175,11 +202,13 @@ class ResponseError(MaxAPIError):
         status: int | None = None,
         request_id: str | None = None,
         body: object = None,
+        idempotency_key: str | None = None,
     ) -> None:
         self.message = message
         self.status = status
         self.request_id = request_id
         self.body = body
+        self.idempotency_key = idempotency_key
         super().__init__(message)
 
     def __str__(self) -> str:
@@ -189,11 +218,58 @@ class ResponseError(MaxAPIError):
         return f"{self.message} ({', '.join(extra)})" if extra else self.message
 
 
+class ResponseTooLargeError(ResponseError):
+    """An answer larger than the client accepts; it was not read into memory.
+
+    ``limit`` is the cap in bytes (``max_response_bytes`` for API answers,
+    ``max_download_bytes`` for asset downloads) and ``size`` the size the
+    answer declared in ``Content-Length``, or the bytes received when the
+    count passed the cap (``None`` when unknown).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: int,
+        size: int | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.limit = limit
+        self.size = size
+        super().__init__(message, status=status, request_id=request_id)
+
+
+class AssetTypeError(ResponseError):
+    """A downloaded asset's bytes are not the image type it claims, or no image at all.
+
+    ``claimed`` is the type the asset's URL or the ``Content-Type`` header named
+    (``None`` when neither named one), ``actual`` the type sniffed from the
+    bytes (``None`` when they are not a PNG, JPEG, WebP or GIF image). Nothing
+    is saved: a download to disk is removed, not left half checked.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        claimed: str | None,
+        actual: str | None,
+        status: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.claimed = claimed
+        self.actual = actual
+        super().__init__(message, status=status, request_id=request_id)
+
+
 class APIConnectionError(MaxAPIError):
     """The connection could not be made or broke before the answer was read.
 
     ``sent`` is ``False`` when the request never left (refused, DNS, connect
-    timeout): repeating it is safe even for a submission. When ``True`` the
+    timeout, no free connection before the deadline): repeating it is safe
+    even for a submission. When ``True`` the
     service may have received it, and a submission may have been charged:
     ``idempotency_key`` then names the submission (the ``Idempotency-Key``
     header it was sent with).

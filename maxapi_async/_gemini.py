@@ -234,6 +234,12 @@ class GenerateContentResponse:
             if candidate.content is not None:
                 yield from candidate.content.parts
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the final images as a grid of thumbnails, with the text and finish reason."""
+        from ._display import content_response_html
+
+        return content_response_html(self)
+
 
 # --------------------------------------------------------------------------
 # Structuring: camelCase on the wire, snake_case accepted, unknown keys kept.

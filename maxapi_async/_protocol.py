@@ -24,6 +24,7 @@ from ._catalog import ModelSpec
 from ._convert import structure
 from ._errors import (
     APIError,
+    AssetTypeError,
     AuthenticationError,
     BadRequestError,
     ConflictError,
@@ -50,6 +51,7 @@ __all__ = [
     "RequestSpec",
     "build_edit_request",
     "build_generate_request",
+    "check_asset_type",
     "decode_b64",
     "decode_json",
     "error_from_response",
@@ -417,7 +419,7 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes) ->
     parsed: Any
     try:
         parsed = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         parsed = None
     message: str | None = None
     code: str | int | None = None
@@ -457,7 +459,7 @@ def decode_json(body: bytes, *, status: int, request_id: str | None, what: str) 
     """Parse a 2xx body as JSON, or raise :class:`ResponseError` describing it."""
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         raise ResponseError(
             f"the {what} answer is not JSON: {_excerpt(body) or '(empty body)'!r}",
             status=status,
@@ -523,3 +525,57 @@ def make_asset(
         revised_prompt=item.revised_prompt,
         fetcher=fetcher,
     )
+
+
+# Spellings of the same type that servers send in Content-Type.
+_MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
+
+
+def _image_claim(content_type: str | None) -> str | None:
+    """The image type a ``Content-Type`` names; ``None`` for a generic or missing one."""
+    if not content_type:
+        return None
+    mime = content_type.partition(";")[0].strip().lower()
+    mime = _MIME_ALIASES.get(mime, mime)
+    return mime if mime.startswith("image/") else None
+
+
+def check_asset_type(
+    head: bytes,
+    *,
+    claimed: str | None,
+    content_type: str | None,
+    status: int | None = None,
+    request_id: str | None = None,
+) -> str | None:
+    """Check a download's first bytes against the image type it claims; returns the sniffed type.
+
+    ``claimed`` is the asset's own type (from its URL or the answer), ``content_type``
+    the download's header. The bytes must be an image: a PNG, JPEG, WebP or GIF
+    whose type matches every image type claimed (a generic ``Content-Type`` such as
+    ``application/octet-stream`` claims nothing), or, for a type this client cannot
+    sniff (``image/avif``...), bytes that are claimed to be exactly that. Anything
+    else (an HTML error page served with 200, a JPEG behind a ``.png`` URL, an empty
+    body) raises :class:`AssetTypeError`.
+    """
+    actual = sniff_mime_type(head)
+    claims = {c for c in (_image_claim(claimed), _image_claim(content_type)) if c is not None}
+    if actual is not None and claims <= {actual}:
+        return actual
+    if actual is None and len(claims) == 1 and not claims & set(IMAGE_TYPES):
+        return None  # an image type we cannot sniff, named consistently: trust it
+    said = " and ".join(sorted(claims)) or "an image"
+    found = actual or f"not an image ({_describe_head(head)})"
+    raise AssetTypeError(
+        f"the downloaded asset should be {said} but is {found}",
+        claimed=_image_claim(claimed) or _image_claim(content_type),
+        actual=actual,
+        status=status,
+        request_id=request_id,
+    )
+
+
+def _describe_head(head: bytes) -> str:
+    if not head:
+        return "an empty body"
+    return f"starts with {head[:16]!r}"

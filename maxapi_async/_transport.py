@@ -2,8 +2,15 @@
 
 The transport adds the credentials to requests on the API's own origin and to
 nothing else: asset downloads (CDN, mirror domain, redirects) go out without
-the ``Authorization`` header. aiohttp exceptions become the library's
-:class:`~maxapi_async.APIConnectionError` / :class:`~maxapi_async.APITimeoutError`.
+the ``Authorization`` header, and an API answer that redirects is returned as
+it is, never followed with the key. aiohttp exceptions become the library's
+:class:`~maxapi_async.APIConnectionError` / :class:`~maxapi_async.APITimeoutError`,
+with ``sent=False`` only when the request certainly never left.
+
+Nothing is read into memory past a size cap: an answer's ``Content-Length`` is
+checked first, and the bytes are counted as they arrive (a server may send no
+length, or compress). Retrying is not done here: the client decides, once, for
+API requests and downloads alike.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,44 +29,105 @@ import anyio
 import attrs
 from yarl import URL
 
-from ._errors import APIConnectionError, APITimeoutError, ClientClosedError, ConfigurationError
+from ._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    ClientClosedError,
+    ConfigurationError,
+    ResponseTooLargeError,
+)
 from ._files import partial_path
-from ._protocol import RequestSpec, error_from_response
+from ._protocol import RequestSpec, check_asset_type, error_from_response, request_id_from
 
-__all__ = ["RawResponse", "Timeouts", "Transport"]
+__all__ = [
+    "DEFAULT_MAX_DOWNLOAD_BYTES",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "RawResponse",
+    "Timeouts",
+    "Transport",
+]
+
+#: The largest API answer read (64 MiB): four 1.5 MB images as base64 JSON fit many times over.
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+#: The largest asset download (64 MiB); a 4K PNG is a few MB.
+DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 
 _DOWNLOAD_CHUNK = 256 * 1024
+# Counted reads take at most this much past the cap before refusing.
+_READ_CHUNK = 64 * 1024
+# An error answer is read this far at most: its message is in the first bytes, and a
+# 5xx with a huge body (a proxy's HTML page) stays a typed, retryable error.
+_ERROR_BODY_BYTES = 64 * 1024
+# Enough leading bytes to recognise PNG, JPEG, WebP and GIF.
+_SNIFF_BYTES = 16
+# The whole-call limit given to aiohttp exceeds the connect-phase limit by this
+# much, so a deadline that passes before the request is sent (waiting for a free
+# connection, connecting) is always reported as such (``sent=False``).
+_DEADLINE_MARGIN = 0.1
 # One encoder for every body: json.dumps with options builds a new one per call.
 _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _limit(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigurationError(
+            f"Timeouts.{attribute.name} must be None or a positive number, got {value!r}"
+        )
 
 
 @attrs.frozen
 class Timeouts:
     """Deadlines in seconds (``None`` means no limit).
 
-    * ``total`` (default 180): the whole call, including waiting for a free
-      connection when ``max_concurrency`` calls are already running.
+    * ``total`` (default 180): the whole call, retries and their waits
+      included, and any wait for a free connection when ``max_concurrency``
+      calls are already running. A per-call ``timeout=`` replaces it.
     * ``connect`` (default 10): opening one TCP/TLS connection.
     * ``read`` (default 150): the longest silence while waiting for the answer;
       a synchronous generation can take a minute before its first byte.
+
+    Any of them passing raises :class:`~maxapi_async.APITimeoutError` (also a
+    builtin :class:`TimeoutError`); its ``sent`` is ``False`` when the request
+    never left, so it was neither carried out nor charged.
     """
 
-    total: float | None = 180.0
-    connect: float | None = 10.0
-    read: float | None = 150.0
+    total: float | None = attrs.field(default=180.0, validator=_limit)
+    connect: float | None = attrs.field(default=10.0, validator=_limit)
+    read: float | None = attrs.field(default=150.0, validator=_limit)
 
     def with_total(self, total: float | None) -> Timeouts:
-        """A copy with another whole-call deadline (the read limit never exceeds it)."""
-        read = self.read if total is None or self.read is None else min(self.read, total)
-        return Timeouts(total=total, connect=self.connect, read=read)
+        """A copy with another whole-call deadline.
 
-    def _aiohttp(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(total=self.total, sock_connect=self.connect, sock_read=self.read)
+        The connect and read limits stay: each attempt is cut to what is left of
+        the deadline anyway, so a per-call ``timeout=`` longer than the client's
+        gets the client's connect and read limits, not shorter ones.
+        """
+        return attrs.evolve(self, total=total)
+
+    def _aiohttp(self, total: float | None) -> aiohttp.ClientTimeout:
+        """aiohttp's limits for one attempt with ``total`` seconds left (``None``: no deadline)."""
+        if total is None:
+            return aiohttp.ClientTimeout(sock_connect=self.connect, sock_read=self.read)
+        return aiohttp.ClientTimeout(
+            total=total + _DEADLINE_MARGIN,
+            connect=total,  # waiting for a pooled connection, then connecting: "not sent"
+            sock_connect=total if self.connect is None else min(self.connect, total),
+            sock_read=total if self.read is None else min(self.read, total),
+            ceil_threshold=math.inf,  # exact deadlines: no rounding up to whole seconds
+        )
 
 
 @attrs.frozen
 class RawResponse:
-    """An answer as bytes, before the protocol layer reads it."""
+    """An answer as bytes, before the protocol layer reads it (``body`` is empty for a
+    download streamed to disk)."""
 
     status: int
     headers: Mapping[str, str]
@@ -84,6 +153,66 @@ def _origin(url: URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host or "", url.port)
 
 
+def _wire_error(exc: BaseException, where: str) -> APIConnectionError:
+    """The library's error for an aiohttp failure; ``sent=False`` only when nothing left."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        # aiohttp's connect limit covers the wait for a pooled connection and the TCP/TLS
+        # handshake, and fires before the whole-call limit (see Timeouts._aiohttp).
+        return APITimeoutError(f"{where}: no connection could be made in time", sent=False)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        # DNS failure, connection refused, TLS handshake: the request never left.
+        return APIConnectionError(f"{where}: cannot connect: {exc}", sent=False)
+    if isinstance(exc, asyncio.TimeoutError):
+        return APITimeoutError(f"{where}: no answer within the timeout")
+    return APIConnectionError(f"{where}: the connection broke: {str(exc) or type(exc).__name__}")
+
+
+def _too_large(
+    resp: aiohttp.ClientResponse, what: str, limit: int, size: int, *, declared: bool
+) -> ResponseTooLargeError:
+    resp.close()  # drop the connection rather than read the rest
+    amount = f"declares {size} bytes" if declared else f"passed {limit} bytes"
+    return ResponseTooLargeError(
+        f"{what} {amount}, above the client's limit of {limit} bytes; it was not read",
+        limit=limit,
+        size=size,
+        status=resp.status,
+        request_id=request_id_from(resp.headers),
+    )
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    """The whole body, refusing (before reading it) anything above ``limit`` bytes."""
+    declared = resp.content_length
+    if declared is not None:
+        if declared > limit:
+            raise _too_large(resp, what, limit, declared, declared=True)
+        if resp.headers.get("Content-Encoding", "identity").lower() == "identity":
+            return await resp.read()  # HTTP framing stops at Content-Length
+    # No length, or a compressed body whose decoded size is unknown: count it.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(_READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(resp, what, limit, size, declared=False)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _read_error_body(resp: aiohttp.ClientResponse) -> bytes:
+    """The first ``_ERROR_BODY_BYTES`` of a non-2xx answer (the rest is dropped with the connection)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < _ERROR_BODY_BYTES:
+        chunk = await resp.content.read(_ERROR_BODY_BYTES - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 class Transport:
     """Sends requests for one client; owns (or borrows) one aiohttp session."""
 
@@ -96,6 +225,8 @@ class Transport:
         timeouts: Timeouts,
         user_agent: str,
         http_session: aiohttp.ClientSession | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     ) -> None:
         self.base_url = base_url
         self._base = str(base_url).rstrip("/")
@@ -103,7 +234,9 @@ class Transport:
         self._credentials = _Credentials(api_key)
         self._max_concurrency = max_concurrency
         self._timeouts = timeouts
-        self._default_timeout = timeouts._aiohttp()
+        self._default_timeout = timeouts._aiohttp(timeouts.total)
+        self._max_response_bytes = max_response_bytes
+        self._max_download_bytes = max_download_bytes
         self._user_agent = user_agent
         self._session = http_session
         self._owns_session = http_session is None
@@ -157,10 +290,15 @@ class Transport:
     def _timeout(self, total: float | None) -> aiohttp.ClientTimeout:
         if total is None:
             return self._default_timeout
-        return self._timeouts.with_total(total)._aiohttp()
+        return self._timeouts._aiohttp(total)
 
     async def send(self, spec: RequestSpec, *, timeout: float | None = None) -> RawResponse:
-        """Send ``spec`` to the API and read the whole answer."""
+        """Send ``spec`` to the API and read the answer (redirects are not followed).
+
+        ``timeout`` is what is left of the call's deadline. A 2xx answer above
+        ``max_response_bytes`` raises :class:`ResponseTooLargeError`; an error
+        answer is read up to its first 64 KiB, which hold its message.
+        """
         session = self._get_session()
         url = self.api_url(spec.path)
         data: Any = None
@@ -190,54 +328,94 @@ class Transport:
                 timeout=self._timeout(timeout),
                 allow_redirects=False,
             ) as resp:
-                body = await resp.read()
+                if resp.status >= 300:
+                    body = await _read_error_body(resp)
+                else:
+                    body = await _read_capped(resp, self._max_response_bytes, f"the answer to {spec.path}")
                 return RawResponse(resp.status, resp.headers, body)
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise APITimeoutError(f"{spec.method} {spec.path}: connecting timed out", sent=False) from exc
-        except aiohttp.ClientConnectorError as exc:
-            # DNS failure or connection refused: the request never left.
-            raise APIConnectionError(f"{spec.method} {spec.path}: cannot connect: {exc}", sent=False) from exc
-        except asyncio.TimeoutError as exc:
-            raise APITimeoutError(f"{spec.method} {spec.path} timed out") from exc
-        except aiohttp.ClientError as exc:
-            raise APIConnectionError(f"{spec.method} {spec.path} failed: {exc}") from exc
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _wire_error(exc, f"{spec.method} {spec.path}") from exc
 
-    async def _open_download(self, session: aiohttp.ClientSession, url: str) -> aiohttp.ClientResponse:
-        # No credentials on downloads, whatever the origin: assets live on the CDN.
-        resp = await session.get(url, headers=self._download_headers, timeout=self._default_timeout)
+    async def _open_download(
+        self, session: aiohttp.ClientSession, url: str, timeout: float | None
+    ) -> aiohttp.ClientResponse:
+        # No credentials on downloads, whatever the origin (assets live on the CDN), so
+        # following the CDN's redirects cannot leak the key.
+        resp = await session.get(url, headers=self._download_headers, timeout=self._timeout(timeout))
         if resp.status >= 300:
-            body = await resp.read()
-            resp.release()
+            async with resp:
+                body = await _read_error_body(resp)
             raise error_from_response(resp.status, resp.headers, body)
         return resp
 
-    async def download_bytes(self, url: str) -> bytes:
-        """GET ``url`` without credentials and return the body."""
+    def _check_type(self, head: bytes, resp: aiohttp.ClientResponse, claimed: str | None) -> None:
+        check_asset_type(
+            head,
+            claimed=claimed,
+            content_type=resp.headers.get("Content-Type"),
+            status=resp.status,
+            request_id=request_id_from(resp.headers),
+        )
+
+    async def download_bytes(
+        self, url: str, *, timeout: float | None = None, claimed: str | None = None
+    ) -> RawResponse:
+        """GET ``url`` without credentials and return the answer with its body.
+
+        The body must be an image of the ``claimed`` type (see
+        :func:`~maxapi_async._protocol.check_asset_type`) and at most
+        ``max_download_bytes`` long. A non-2xx answer raises its typed error.
+        """
         session = self._get_session()
         try:
-            resp = await self._open_download(session, url)
-            async with resp:
-                return await resp.read()
-        except asyncio.TimeoutError as exc:
-            raise APITimeoutError(f"download of {URL(url).path} timed out") from exc
-        except aiohttp.ClientError as exc:
-            raise APIConnectionError(f"download of {URL(url).path} failed: {exc}") from exc
+            async with await self._open_download(session, url, timeout) as resp:
+                body = await _read_capped(resp, self._max_download_bytes, "the download")
+                self._check_type(body[:_SNIFF_BYTES], resp, claimed)
+                return RawResponse(resp.status, resp.headers, body)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _wire_error(exc, f"download of {URL(url).path}") from exc
 
-    async def download_to(self, url: str, target: Path) -> None:
-        """Stream ``url`` into ``target`` via a temporary file renamed into place."""
+    async def download_to(
+        self, url: str, target: Path, *, timeout: float | None = None, claimed: str | None = None
+    ) -> RawResponse:
+        """Stream ``url`` into ``target`` via a temporary file renamed into place.
+
+        The first bytes are checked as in :meth:`download_bytes` before anything
+        is written, and the count against ``max_download_bytes`` runs as the
+        chunks arrive; on any failure the temporary file is removed. The
+        returned answer has an empty ``body``.
+        """
         session = self._get_session()
         await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
         tmp = partial_path(target)
+        limit = self._max_download_bytes
         try:
-            resp = await self._open_download(session, url)
-            async with resp, await anyio.open_file(tmp, "xb") as fh:
-                async for chunk in resp.content.iter_chunked(_DOWNLOAD_CHUNK):
-                    await fh.write(chunk)
+            resp = await self._open_download(session, url, timeout)
+            async with resp:
+                declared = resp.content_length
+                if declared is not None and declared > limit:
+                    raise _too_large(resp, "the download", limit, declared, declared=True)
+                async with await anyio.open_file(tmp, "xb") as fh:
+                    head: bytes | None = b""
+                    size = 0
+                    async for chunk in resp.content.iter_chunked(_DOWNLOAD_CHUNK):
+                        size += len(chunk)
+                        if size > limit:
+                            raise _too_large(resp, "the download", limit, size, declared=False)
+                        if head is not None:
+                            head += chunk
+                            if len(head) < _SNIFF_BYTES:
+                                continue
+                            self._check_type(head, resp, claimed)
+                            chunk, head = head, None
+                        await fh.write(chunk)
+                    if head is not None:  # a body shorter than the sniffed prefix
+                        self._check_type(head, resp, claimed)
+                        await fh.write(head)
             os.replace(tmp, target)
-        except asyncio.TimeoutError as exc:
-            raise APITimeoutError(f"download of {URL(url).path} timed out") from exc
-        except aiohttp.ClientError as exc:
-            raise APIConnectionError(f"download of {URL(url).path} failed: {exc}") from exc
+            return RawResponse(resp.status, resp.headers, b"")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _wire_error(exc, f"download of {URL(url).path}") from exc
         finally:
             # After os.replace the name is gone; after a failure, drop the partial file.
             with contextlib.suppress(FileNotFoundError):

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 # Runs one block: top-level `await` is allowed (notebook style); a block that defines an
-# aiohttp `app` (web quickstart) is then served in-process and its /generate route called.
+# `app` (web quickstarts: aiohttp or FastAPI) is then served in-process and its /generate route called.
 RUNNER = r"""
 import ast, asyncio, inspect, sys
 src = open(sys.argv[1]).read()
@@ -29,7 +29,15 @@ if code.co_flags & inspect.CO_COROUTINE:
 else:
     exec(code, ns)
 app = ns.get("app")
-if app is not None:
+if app is not None and type(app).__module__.startswith("fastapi"):
+    from fastapi.testclient import TestClient as ASGIClient
+    with ASGIClient(app) as client:  # runs the lifespan: startup, then shutdown
+        resp = client.get("/generate", params={"prompt": "a glass cube"})
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["url"].startswith("http://127.0.0.1:")
+        bad = client.get("/generate", params={"prompt": " "})
+        assert bad.status_code == 400, bad.text
+elif app is not None:
     from aiohttp.test_utils import TestClient, TestServer
     async def check():
         async with TestClient(TestServer(app)) as client:
@@ -68,7 +76,7 @@ def test_readme_has_examples() -> None:
 
 def test_readme_opens_with_the_demo_and_test_commands() -> None:
     head = (ROOT / "README.md").read_text().split("```", 2)[1]
-    assert "python examples/demo.py" in head
+    assert "maxapi-async demo" in head
     assert "pip install -e '.[dev]' && pytest" in head
 
 
@@ -95,4 +103,16 @@ async def test_demo_example_saves_real_images(fake_maxapi: FakeMaxAPI, tmp_path:
     output = await run_python([str(ROOT / "examples" / "demo.py")], fake_maxapi, tmp_path)
     assert "1344x768" in output
     saved = sorted(p.name for p in (tmp_path / "maxapi-demo").iterdir())
-    assert saved == ["beach-21x9.png", "cube-16x9.png", "cube-1x1.png", "cube-9x16.png"]
+    assert saved == [
+        "batch-0.png",
+        "batch-1.png",
+        "batch-2.png",
+        "batch-3.png",
+        "beach-21x9.png",
+        "cube-16x9.png",
+        "cube-1x1.png",
+        "cube-9x16.png",
+        "gemini-3x2.png",
+        "operation-5x4.png",
+        "queued-4x3.png",
+    ]

@@ -28,8 +28,10 @@ from __future__ import annotations
 from ._png import make_png, png_size, sniff_image_type
 from ._server import (
     DEFAULT_API_KEY,
+    AfterHandler,
     FakeMaxAPI,
     Fault,
+    FaultSource,
     Origin,
     PollUrlStyle,
     RecordedFile,
@@ -43,8 +45,10 @@ from ._server import (
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "AfterHandler",
     "FakeMaxAPI",
     "Fault",
+    "FaultSource",
     "Origin",
     "PollUrlStyle",
     "RecordedFile",

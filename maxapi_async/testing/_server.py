@@ -38,7 +38,7 @@ import re
 import secrets
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Final, Literal
@@ -52,8 +52,10 @@ from ._png import make_png, png_size, sniff_image_type
 
 __all__ = [
     "DEFAULT_API_KEY",
+    "AfterHandler",
     "FakeMaxAPI",
     "Fault",
+    "FaultSource",
     "Origin",
     "PollUrlStyle",
     "RecordedFile",
@@ -74,6 +76,10 @@ TaskStyle = Literal["plain", "envelope", "camel", "result_data"]
 PollUrlStyle = Literal["relative", "absolute", "foreign", "none"]
 #: Which of the fake's servers a :class:`Fault` applies to.
 Origin = Literal["api", "cdn"]
+#: How a :class:`Fault` breaks an answer after the route's handler ran.
+AfterHandler = Literal["reset", "truncate", "abort_mid_body"]
+#: Called for every request no scripted fault matches: ``(origin, method, path)`` -> a fault or None.
+FaultSource = Callable[[Origin, str, str], "Fault | None"]
 
 _TASK_STYLES: Final = ("plain", "envelope", "camel", "result_data")
 _POLL_URL_STYLES: Final = ("relative", "absolute", "foreign", "none")
@@ -230,7 +236,7 @@ class Fault:
     """A scripted answer for the next matching request(s).
 
     Defaults: ``status=None``, ``body=None``, ``headers={}``, ``delay=0.0``, ``times=1``,
-    ``path=None``, ``method=None``, ``origin="api"``, ``reset=False``.
+    ``path=None``, ``method=None``, ``origin="api"``, ``reset=False``, ``after_handler=None``.
 
     * ``delay``: seconds to wait before doing anything else.
     * ``status``: answer with this status. ``None`` with ``body=None`` means "answer normally"
@@ -243,6 +249,11 @@ class Fault:
     * ``reset``: drop the connection without answering (the client sees a disconnect). Note
       that aiohttp's client retries an idempotent request (GET, HEAD, ...) once after a
       disconnect, so use ``times=2`` to make a download fail.
+    * ``after_handler``: run the route's handler first (a queued submission creates its task,
+      an asset is served), then break its answer: ``"reset"`` drops the connection,
+      ``"truncate"`` answers with the first half of the body (valid HTTP, unreadable JSON),
+      ``"abort_mid_body"`` announces the full ``Content-Length``, sends half and closes the
+      connection. ``status``, ``body`` and ``reset`` are then ignored; ``delay`` still comes first.
     * ``times``: how many requests the fault applies to; ``None`` = until cleared.
     * ``path`` (prefix match) and ``method`` restrict which requests match; ``None`` = any.
     * ``origin``: ``"api"`` or ``"cdn"``.
@@ -257,6 +268,7 @@ class Fault:
     method: str | None = None
     origin: Origin = "api"
     reset: bool = False
+    after_handler: AfterHandler | None = None
 
     def matches(self, origin: Origin, method: str, path: str) -> bool:
         """Whether this fault applies to a request."""
@@ -417,10 +429,13 @@ class FakeMaxAPI:
     * ``gemini_thought_drafts=0``: Gemini answers start with this many draft images marked
       ``"thought": true``.
     * ``gemini_snake_case=False``: Gemini answers use snake_case keys.
+    * ``fault_source=None``: a callable ``(origin, method, path) -> Fault | None`` asked for
+      every request that no scripted fault matches (its fault's ``times``, ``path``, ``method``
+      and ``origin`` are ignored): random faults for a soak test, for instance.
 
     Queued submissions honour ``Idempotency-Key`` like a careful service: a repeat of a
     key returns the task the first submission created instead of creating another
-    (``created_tasks`` counts the tasks created).
+    (``created_tasks`` counts the tasks created, ``repeated_submissions`` the repeats).
     """
 
     def __init__(
@@ -440,6 +455,7 @@ class FakeMaxAPI:
         gemini_file_data: bool = False,
         gemini_thought_drafts: int = 0,
         gemini_snake_case: bool = False,
+        fault_source: FaultSource | None = None,
     ) -> None:
         if task_style not in _TASK_STYLES:
             raise ValueError(f"task_style must be one of {_TASK_STYLES}, not {task_style!r}")
@@ -465,6 +481,7 @@ class FakeMaxAPI:
         self.gemini_file_data = gemini_file_data
         self.gemini_thought_drafts = gemini_thought_drafts
         self.gemini_snake_case = gemini_snake_case
+        self.fault_source = fault_source
 
         self.requests: list[RecordedRequest] = []
         self.cdn_requests: list[RecordedRequest] = []
@@ -473,6 +490,8 @@ class FakeMaxAPI:
         self._by_idempotency_key: dict[str, str] = {}
         #: Queued tasks created so far; a repeated ``Idempotency-Key`` creates none.
         self.created_tasks = 0
+        #: Queued submissions whose ``Idempotency-Key`` had already created a task.
+        self.repeated_submissions = 0
         self._faults: list[_FaultSlot] = []
         self._task_failures: list[_Failure] = []
         self._blocks: list[_Block] = []
@@ -683,16 +702,47 @@ class FakeMaxAPI:
         log.append(record)
         _CURRENT_RECORD.set(record)
         fault = self._take_fault(origin, request.method, request.path)
+        if fault is None and self.fault_source is not None:
+            fault = self.fault_source(origin, request.method, request.path)
         if fault is not None:
             if fault.delay > 0:
                 await asyncio.sleep(fault.delay)
-            if fault.reset:
-                await self._drop_connection(request)
-            if fault.status is not None or fault.body is not None:
-                return self._fault_response(origin, request.path, fault)
+            if fault.after_handler is None:
+                if fault.reset:
+                    await self._drop_connection(request)
+                if fault.status is not None or fault.body is not None:
+                    return self._fault_response(origin, request.path, fault)
         if origin == "api":
             self._check_auth(request)
-        return await handler(request)
+        response = await handler(request)
+        if fault is not None and fault.after_handler is not None:
+            return await self._break_answer(request, response, fault.after_handler)
+        return response
+
+    async def _break_answer(
+        self, request: web.Request, response: web.StreamResponse, how: AfterHandler
+    ) -> web.StreamResponse:
+        """Break an answer the handler produced (see :attr:`Fault.after_handler`)."""
+        body = response.body if isinstance(response, web.Response) else None
+        if how == "reset" or not isinstance(body, bytes):
+            await self._drop_connection(request)
+        assert isinstance(response, web.Response)
+        assert isinstance(body, bytes)
+        if how == "truncate":
+            cut = web.Response(status=response.status, body=body[: len(body) // 2])
+            cut.content_type = response.content_type
+            return cut
+        stream = web.StreamResponse(status=response.status)
+        stream.content_type = response.content_type
+        stream.content_length = len(body)
+        await stream.prepare(request)
+        await stream.write(body[: len(body) // 2])
+        if request.transport is not None:
+            request.transport.close()  # a FIN after the partial body, unlike reset's abort
+        # connection_lost cancels this handler (handler_cancellation=True); the timeout guards
+        # the server's shutdown.
+        await asyncio.sleep(5)
+        raise ConnectionResetError("answer cut mid-body by a scripted fault")
 
     @staticmethod
     def _bare_record(origin: Origin, request: web.Request, request_id: str) -> RecordedRequest:
@@ -1130,7 +1180,10 @@ class FakeMaxAPI:
     def _repeat_of(self, request: web.Request) -> _Task | None:
         """The task an earlier submission with the same ``Idempotency-Key`` created, if any."""
         key = request.headers.get("Idempotency-Key")
-        return self._tasks.get(self._by_idempotency_key[key]) if key in self._by_idempotency_key else None
+        if key not in self._by_idempotency_key:
+            return None
+        self.repeated_submissions += 1
+        return self._tasks.get(self._by_idempotency_key[key])
 
     def _remember(self, request: web.Request, task: _Task) -> None:
         self._tasks[task.id] = task

@@ -1,0 +1,574 @@
+"""``MaxAPI``: the blocking facade, for plain scripts and REPLs without an event loop.
+
+It runs an :class:`~maxapi_async.AsyncMaxAPI` on an event loop in a background thread
+(anyio's blocking portal) and waits for each call there. Method names, arguments and
+results are the async client's: ``client.images.generate(...)`` returns the same
+:class:`~maxapi_async.ImageResult`, ``wait=False`` a :class:`BlockingTaskHandle`
+whose ``wait()`` and ``refresh()`` block. An asset's own ``read()``/``save()`` are
+coroutines, so the blocking client reads and saves for it::
+
+    with maxapi_async.MaxAPI() as client:
+        result = client.images.generate("a glass cube", aspect_ratio="16:9")
+        client.save(result.images[0], "cube.png")      # or: data = client.read(asset)
+
+Inside a running event loop (async code, a Jupyter cell) blocking would stall that
+loop: every call raises :class:`RunningLoopError` naming ``AsyncMaxAPI`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar, overload
+
+import aiohttp
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from . import _catalog
+from ._batch import BatchItem, BatchProgress, Outcome
+from ._client import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_POLLS_PER_SECOND, AsyncMaxAPI
+from ._errors import ClientClosedError, RunningLoopError
+from ._gemini import GenerateContentResponse
+from ._handles import TaskHandle, TaskStatus
+from ._hooks import Hooks
+from ._models import ImageAsset, ImageResult, _extension
+from ._policy import PollPolicy, RetryPolicy
+from ._resources import ReferenceInput
+from ._tasks import TaskKind, TaskRef
+from ._transport import Timeouts
+
+__all__ = ["BlockingTaskHandle", "MaxAPI", "RunningLoopError"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _refuse_running_loop(what: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RunningLoopError(
+        f"{what} blocks, and this thread runs an event loop (async code or a Jupyter cell): "
+        "use maxapi_async.AsyncMaxAPI with await here instead"
+    )
+
+
+class _Runner:
+    """The portal thread and the async client living in it; shared by the facade's parts."""
+
+    def __init__(self, make_client: Callable[[], AsyncMaxAPI]) -> None:
+        self._lock = threading.Lock()
+        self._portal_cm = start_blocking_portal("asyncio", name="maxapi-async-portal")
+        self.portal: BlockingPortal | None = self._portal_cm.__enter__()
+        try:
+            # Built in the loop's thread: everything it creates belongs to that loop.
+            self.client: AsyncMaxAPI = self.portal.call(make_client)
+        except BaseException:
+            self._stop()
+            raise
+
+    def run(self, func: Callable[[], Awaitable[T]], what: str) -> T:
+        _refuse_running_loop(what)
+        portal = self.portal
+        if portal is None:
+            raise ClientClosedError("this MaxAPI client is closed; create a new one")
+        future: Future[T] = portal.start_task_soon(func)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # Ctrl-C while waiting: stop the work in the loop too
+            raise
+
+    def call(self, func: Callable[[], T], what: str) -> T:
+        _refuse_running_loop(what)
+        portal = self.portal
+        if portal is None:
+            raise ClientClosedError("this MaxAPI client is closed; create a new one")
+        # A one-tuple: the portal would await an awaitable result (a TaskHandle is one).
+        return portal.call(lambda: (func(),))[0]
+
+    def close(self) -> None:
+        with self._lock:
+            portal = self.portal
+            if portal is None:
+                return
+            try:
+                portal.call(self.client.aclose)
+            finally:
+                self._stop()
+
+    def _stop(self) -> None:
+        self.portal = None
+        self._portal_cm.__exit__(None, None, None)
+
+
+def _close_quietly(runner: _Runner) -> None:
+    # The facade was dropped (or the interpreter exits) without close().
+    with contextlib.suppress(Exception):
+        runner.close()
+
+
+class BlockingTaskHandle(Generic[R]):
+    """A queued task seen from blocking code: :class:`TaskHandle`'s API, with blocking calls.
+
+    ``wait(timeout=None)`` blocks until the result (a :class:`TaskTimeoutError` leaves
+    the task running: call ``wait()`` again); ``refresh()`` polls once. ``id``, ``kind``,
+    ``status``, ``done()`` and ``to_dict()`` read the last state seen, without I/O.
+    ``handle`` is the underlying async :class:`TaskHandle`.
+    """
+
+    def __init__(self, owner: MaxAPI, handle: TaskHandle[R]) -> None:
+        self._owner = owner  # keeps the client (and its loop) alive while the handle is used
+        self._runner = owner._runner
+        self.handle = handle
+
+    @property
+    def id(self) -> str:
+        """The task id the service assigned."""
+        return self.handle.id
+
+    @property
+    def kind(self) -> TaskKind:
+        """``"generation"``, ``"edit"`` or ``"operation"``."""
+        return self.handle.kind
+
+    @property
+    def ref(self) -> TaskRef:
+        """The resumable description of this task."""
+        return self.handle.ref
+
+    @property
+    def status(self) -> TaskStatus:
+        """The last state seen (no request)."""
+        return self.handle.status
+
+    def done(self) -> bool:
+        """Whether the task has ended, as last seen."""
+        return self.handle.done()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON; ``client.tasks.from_dict`` rebuilds the handle anywhere."""
+        return self.handle.to_dict()
+
+    def refresh(self) -> TaskStatus:
+        """Poll once now and return the new status."""
+        return self._runner.run(self.handle.refresh, "TaskHandle.refresh()")
+
+    def wait(self, timeout: float | None = None) -> R:
+        """Block until the task's result (or its error); ``timeout`` bounds this wait only."""
+        return self._runner.run(functools.partial(self.handle.wait, timeout), "TaskHandle.wait()")
+
+    def __repr__(self) -> str:
+        return "<Blocking" + repr(self.handle)[1:]
+
+
+class BlockingImages:
+    """``client.images`` of the blocking client: :class:`~maxapi_async.Images`, blocking."""
+
+    def __init__(self, owner: MaxAPI) -> None:
+        self._owner = owner  # keeps the client (and its loop) alive while this is used
+        self._runner = owner._runner
+
+    @overload
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str = ...,
+        aspect_ratio: str | None = ...,
+        resolution: str | None = ...,
+        n: int = ...,
+        route_mode: str | None = ...,
+        asset_delivery: str | None = ...,
+        response_format: str | None = ...,
+        wait: Literal[True] = ...,
+        timeout: float | None = ...,
+    ) -> ImageResult: ...
+
+    @overload
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str = ...,
+        aspect_ratio: str | None = ...,
+        resolution: str | None = ...,
+        n: int = ...,
+        route_mode: str | None = ...,
+        asset_delivery: str | None = ...,
+        response_format: str | None = ...,
+        wait: Literal[False],
+        timeout: float | None = ...,
+    ) -> BlockingTaskHandle[ImageResult]: ...
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        n: int = 1,
+        route_mode: str | None = None,
+        asset_delivery: str | None = None,
+        response_format: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> ImageResult | BlockingTaskHandle[ImageResult]:
+        """:meth:`Images.generate <maxapi_async.Images.generate>`, blocking."""
+        options: dict[str, Any] = {
+            "model": model,
+            "aspect_ratio": aspect_ratio,
+            "resolution": resolution,
+            "n": n,
+            "route_mode": route_mode,
+            "asset_delivery": asset_delivery,
+            "response_format": response_format,
+            "timeout": timeout,
+        }
+        images = self._runner.client.images
+        if wait:
+            return self._runner.run(
+                functools.partial(images.generate, prompt, wait=True, **options), "images.generate()"
+            )
+
+        async def submit() -> TaskHandle[ImageResult]:
+            return await images.generate(prompt, wait=False, **options)
+
+        handle = self._runner.run(submit, "images.generate()")
+        return BlockingTaskHandle(self._owner, handle)
+
+    @overload
+    def edit(
+        self,
+        prompt: str,
+        images: Sequence[ReferenceInput],
+        *,
+        model: str = ...,
+        aspect_ratio: str | None = ...,
+        resolution: str | None = ...,
+        n: int = ...,
+        route_mode: str | None = ...,
+        asset_delivery: str | None = ...,
+        response_format: str | None = ...,
+        wait: Literal[True] = ...,
+        timeout: float | None = ...,
+    ) -> ImageResult: ...
+
+    @overload
+    def edit(
+        self,
+        prompt: str,
+        images: Sequence[ReferenceInput],
+        *,
+        model: str = ...,
+        aspect_ratio: str | None = ...,
+        resolution: str | None = ...,
+        n: int = ...,
+        route_mode: str | None = ...,
+        asset_delivery: str | None = ...,
+        response_format: str | None = ...,
+        wait: Literal[False],
+        timeout: float | None = ...,
+    ) -> BlockingTaskHandle[ImageResult]: ...
+
+    def edit(
+        self,
+        prompt: str,
+        images: Sequence[ReferenceInput],
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        n: int = 1,
+        route_mode: str | None = None,
+        asset_delivery: str | None = None,
+        response_format: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> ImageResult | BlockingTaskHandle[ImageResult]:
+        """:meth:`Images.edit <maxapi_async.Images.edit>`, blocking; references may be its assets."""
+        options: dict[str, Any] = {
+            "model": model,
+            "aspect_ratio": aspect_ratio,
+            "resolution": resolution,
+            "n": n,
+            "route_mode": route_mode,
+            "asset_delivery": asset_delivery,
+            "response_format": response_format,
+            "timeout": timeout,
+        }
+        api = self._runner.client.images
+        if wait:
+            return self._runner.run(
+                functools.partial(api.edit, prompt, images, wait=True, **options), "images.edit()"
+            )
+
+        async def submit() -> TaskHandle[ImageResult]:
+            return await api.edit(prompt, images, wait=False, **options)
+
+        handle = self._runner.run(submit, "images.edit()")
+        return BlockingTaskHandle(self._owner, handle)
+
+
+class BlockingModels:
+    """``client.models`` of the blocking client: ``generate_content``, blocking."""
+
+    def __init__(self, owner: MaxAPI) -> None:
+        self._owner = owner  # keeps the client (and its loop) alive while this is used
+        self._runner = owner._runner
+
+    @overload
+    def generate_content(
+        self,
+        *,
+        model: str = ...,
+        contents: object,
+        aspect_ratio: str | None = ...,
+        image_size: str | None = ...,
+        response_modalities: Sequence[str] | None = ...,
+        route_mode: str | None = ...,
+        system_instruction: str | Mapping[str, Any] | None = ...,
+        generation_config: Mapping[str, Any] | None = ...,
+        safety_settings: Sequence[Mapping[str, Any]] | None = ...,
+        wait: Literal[True] = ...,
+        timeout: float | None = ...,
+    ) -> GenerateContentResponse: ...
+
+    @overload
+    def generate_content(
+        self,
+        *,
+        model: str = ...,
+        contents: object,
+        aspect_ratio: str | None = ...,
+        image_size: str | None = ...,
+        response_modalities: Sequence[str] | None = ...,
+        route_mode: str | None = ...,
+        system_instruction: str | Mapping[str, Any] | None = ...,
+        generation_config: Mapping[str, Any] | None = ...,
+        safety_settings: Sequence[Mapping[str, Any]] | None = ...,
+        wait: Literal[False],
+        timeout: float | None = ...,
+    ) -> BlockingTaskHandle[GenerateContentResponse]: ...
+
+    def generate_content(
+        self,
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        contents: object,
+        aspect_ratio: str | None = None,
+        image_size: str | None = None,
+        response_modalities: Sequence[str] | None = None,
+        route_mode: str | None = None,
+        system_instruction: str | Mapping[str, Any] | None = None,
+        generation_config: Mapping[str, Any] | None = None,
+        safety_settings: Sequence[Mapping[str, Any]] | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+    ) -> GenerateContentResponse | BlockingTaskHandle[GenerateContentResponse]:
+        """:meth:`Models.generate_content <maxapi_async.Models.generate_content>`, blocking."""
+        options: dict[str, Any] = {
+            "model": model,
+            "contents": contents,
+            "aspect_ratio": aspect_ratio,
+            "image_size": image_size,
+            "response_modalities": response_modalities,
+            "route_mode": route_mode,
+            "system_instruction": system_instruction,
+            "generation_config": generation_config,
+            "safety_settings": safety_settings,
+            "timeout": timeout,
+        }
+        api = self._runner.client.models
+        if wait:
+            return self._runner.run(
+                functools.partial(api.generate_content, wait=True, **options), "models.generate_content()"
+            )
+
+        async def submit() -> TaskHandle[GenerateContentResponse]:
+            return await api.generate_content(wait=False, **options)
+
+        handle = self._runner.run(submit, "models.generate_content()")
+        return BlockingTaskHandle(self._owner, handle)
+
+
+class BlockingTasks:
+    """``client.tasks`` of the blocking client: handles on tasks by id or from ``to_dict()``."""
+
+    def __init__(self, owner: MaxAPI) -> None:
+        self._owner = owner  # keeps the client (and its loop) alive while this is used
+        self._runner = owner._runner
+
+    def get(
+        self,
+        task_id: str,
+        *,
+        kind: TaskKind = "generation",
+        model: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+    ) -> BlockingTaskHandle[Any]:
+        """:meth:`Tasks.get <maxapi_async.Tasks.get>`: a handle on a task known by its id."""
+        tasks = self._runner.client.tasks
+        handle = self._runner.call(
+            functools.partial(
+                tasks.get, task_id, kind=kind, model=model, aspect_ratio=aspect_ratio, resolution=resolution
+            ),
+            "tasks.get()",
+        )
+        return BlockingTaskHandle(self._owner, handle)
+
+    def from_dict(self, data: Mapping[str, Any]) -> BlockingTaskHandle[Any]:
+        """:meth:`Tasks.from_dict <maxapi_async.Tasks.from_dict>`: rebuild a handle from ``to_dict()``."""
+        handle = self._runner.call(functools.partial(self._runner.client.tasks.from_dict, data), "tasks")
+        return BlockingTaskHandle(self._owner, handle)
+
+
+class MaxAPI:
+    """The blocking MaxAPI client: :class:`AsyncMaxAPI`'s arguments, methods and results, without ``await``.
+
+    ``images.generate``/``images.edit``, ``models.generate_content`` and
+    ``tasks.get``/``tasks.from_dict`` block and return the async client's objects
+    (``wait=False`` returns a :class:`BlockingTaskHandle`); :meth:`batch` runs a batch
+    to its end and returns its outcomes. Assets are read and saved
+    through the client: ``client.read(asset)``, ``client.save(asset, path)`` and
+    ``client.save_all(result, directory)``.
+
+    Use ``with MaxAPI() as client:`` or call :meth:`close`. A client that is never
+    closed is closed when it is garbage-collected or at interpreter exit. Thread-safe:
+    several threads may share one client (their calls run concurrently in its loop).
+    Every call from a thread running an event loop raises :class:`RunningLoopError`.
+    (An ``http_session`` would have to belong to the client's own loop: leave it out.)
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        route_mode: str | None = None,
+        timeout: float | Timeouts | None = None,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        http_session: aiohttp.ClientSession | None = None,
+        retry_policy: RetryPolicy | None = None,
+        poll_policy: PollPolicy | None = None,
+        max_polls_per_second: float = DEFAULT_MAX_POLLS_PER_SECOND,
+        wait_by_polling: bool = False,
+        hooks: Hooks | None = None,
+        allow_insecure_http: bool = False,
+        user_agent: str | None = None,
+    ) -> None:
+        _refuse_running_loop("MaxAPI")
+        make = functools.partial(
+            AsyncMaxAPI,
+            api_key,
+            base_url=base_url,
+            route_mode=route_mode,
+            timeout=timeout,
+            max_concurrency=max_concurrency,
+            http_session=http_session,
+            retry_policy=retry_policy,
+            poll_policy=poll_policy,
+            max_polls_per_second=max_polls_per_second,
+            wait_by_polling=wait_by_polling,
+            hooks=hooks,
+            allow_insecure_http=allow_insecure_http,
+            user_agent=user_agent,
+        )
+        self._runner = _Runner(make)
+        self._finalizer = weakref.finalize(self, _close_quietly, self._runner)
+        self.images = BlockingImages(self)
+        self.models = BlockingModels(self)
+        self.tasks = BlockingTasks(self)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._runner.portal is None
+
+    def __repr__(self) -> str:
+        return "<MaxAPI" + repr(self._runner.client).removeprefix("<AsyncMaxAPI")
+
+    def __enter__(self) -> MaxAPI:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the async client and stop the loop thread (idempotent)."""
+        _refuse_running_loop("MaxAPI.close()")
+        self._runner.close()
+        self._finalizer.detach()
+
+    def batch(
+        self,
+        items: Iterable[BatchItem],
+        *,
+        concurrency: int = 16,
+        max_pending: int = 1000,
+        budget: float | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        fail_fast: bool = False,
+        progress: Callable[[BatchProgress], Any] | bool | None = None,
+        download_to: str | os.PathLike[str] | None = None,
+        shard: tuple[int, int] | None = None,
+    ) -> list[Outcome]:
+        """:meth:`AsyncMaxAPI.batch` run to its end: the outcomes, in the order of the items.
+
+        A ``progress`` callback is called in the client's loop thread.
+        """
+        listed = list(items)
+
+        async def run() -> list[Outcome]:
+            batch = self._runner.client.batch(
+                listed,
+                concurrency=concurrency,
+                max_pending=max_pending,
+                budget=budget,
+                journal=journal,
+                fail_fast=fail_fast,
+                progress=progress,
+                download_to=download_to,
+                shard=shard,
+            )
+            return await batch.gather()
+
+        return self._runner.run(run, "MaxAPI.batch()")
+
+    def read(self, asset: ImageAsset) -> bytes:
+        """``await asset.read()``, blocking: the inline bytes, or a download of its URL."""
+        return self._runner.run(asset.read, "MaxAPI.read()")
+
+    def save(self, asset: ImageAsset, path: str | os.PathLike[str]) -> Path:
+        """``await asset.save(path)``, blocking: the file's path."""
+        return self._runner.run(functools.partial(asset.save, path), "MaxAPI.save()")
+
+    def save_all(
+        self,
+        result: ImageResult | GenerateContentResponse,
+        directory: str | os.PathLike[str],
+        *,
+        stem: str = "image",
+    ) -> list[Path]:
+        """Save every image of ``result`` into ``directory`` as ``{stem}-{i}.{ext}``."""
+        _refuse_running_loop("MaxAPI.save_all()")
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+
+        async def save() -> list[Path]:
+            return [
+                await asset.save(folder / f"{stem}-{i}{_extension(asset.mime_type)}")
+                for i, asset in enumerate(result.images)
+            ]
+
+        return self._runner.run(save, "MaxAPI.save_all()")
