@@ -379,11 +379,14 @@ class Batch:
         self.prices = prices if prices is not None else client.prices
         self._journal = _Journal(journal, shard) if journal is not None else None
         self._progress = progress
-        self._outcomes: dict[str, Outcome] = {}
+        # Only each item's status is kept: holding every Outcome (its result, raw answer and
+        # images) would grow with the batch even when the caller streams the outcomes away.
+        self._statuses: dict[str, str] = {}
         self._queue: asyncio.Queue[Outcome | None] = asyncio.Queue()
         self._runner: asyncio.Task[None] | None = None
         self._counts = {"submitted": 0, "running": 0, "done": 0, "failed": 0, "skipped": 0}
         self._credits = 0.0
+        self._estimates: dict[tuple[str, str | None, int], float] = {}
         self._committed = 0.0  # estimated spend of finished and in-flight items
         self._stopped_by_budget = False
         self._failed_fast = False
@@ -410,9 +413,8 @@ class Batch:
 
     async def gather(self) -> list[Outcome]:
         """Run to the end; the outcomes in the order of the items."""
-        async for _ in self:
-            pass
-        return [self._outcomes[item.key] for item in self.items if item.key in self._outcomes]
+        by_key = {outcome.key: outcome async for outcome in self}
+        return [by_key[item.key] for item in self.items if item.key in by_key]
 
     async def aclose(self) -> None:
         """Stop the batch: cancel what is running (submitted tasks resume from the journal)."""
@@ -455,7 +457,7 @@ class Batch:
         finally:
             reason = "fail_fast" if self._failed_fast else "cancelled"
             for item in self.items:
-                if item.key not in self._outcomes:
+                if item.key not in self._statuses:
                     self._finish(Outcome(item.key, "skipped", reason=reason))
             if self._journal is not None:
                 self._journal.close()
@@ -466,8 +468,12 @@ class Batch:
 
     def _estimate(self, item: BatchItem) -> float:
         route = item.route_mode if item.route_mode is not None else self._client.route_mode
-        cost = self.prices.estimate(item.model, route, item.n)
-        return cost if cost is not None else 0.0
+        key = (item.model, route, item.n)
+        cost = self._estimates.get(key)
+        if cost is None:  # one price lookup per (model, route, n), not one per item
+            estimate = self.prices.estimate(item.model, route, item.n)
+            cost = self._estimates[key] = estimate if estimate is not None else 0.0
+        return cost
 
     def _within_budget(self, estimate: float) -> bool:
         """Whether a new submission fits; the first one that does not stops all later ones.
@@ -506,9 +512,10 @@ class Batch:
             cost = result.cost if result.cost is not None else estimate
             self._credits += cost
             self._committed += cost - estimate
-            self._record({"event": "done", "key": item.key, "task_id": handle.id, "cost": cost,
-                          "images": [_asset_record(a) for a in result.images],
-                          "files": [str(f) for f in files]})  # fmt: skip
+            if self._journal is not None:
+                self._journal.write({"event": "done", "key": item.key, "task_id": handle.id, "cost": cost,
+                                     "images": [_asset_record(a) for a in result.images],
+                                     "files": [str(f) for f in files]})  # fmt: skip
             self._finish(Outcome(item.key, "done", result, None, cost, _images_of(result), handle.id, files))
         except anyio.get_cancelled_exc_class():
             # fail_fast or aclose(): the task (if any) runs on at the service and
@@ -531,14 +538,17 @@ class Batch:
         # recognise the repeat and return the task it already created.
         key = entry.idempotency_key if entry is not None and entry.idempotency_key else None
         key = key or new_idempotency_key()
-        self._record({"event": "submit", "key": item.key, "idempotency_key": key,
-                      "request": item._describe(), "t": time.time()})  # fmt: skip
+        journal = self._journal  # records are built only when there is a journal to write them to
+        if journal is not None:
+            journal.write({"event": "submit", "key": item.key, "idempotency_key": key,
+                           "request": item._describe(), "t": time.time()})  # fmt: skip
         token = IDEMPOTENCY_KEY.set(key)
         try:
             handle = await item._submit(self._client)
         finally:
             IDEMPOTENCY_KEY.reset(token)
-        self._record({"event": "task", "key": item.key, "task": handle.to_dict()})
+        if journal is not None:
+            journal.write({"event": "task", "key": item.key, "task": handle.to_dict()})
         self._count(submitted=+1)
         return handle
 
@@ -590,8 +600,8 @@ class Batch:
             self._journal.write(record)
 
     def _finish(self, outcome: Outcome) -> None:
-        self._outcomes[outcome.key] = outcome
-        bucket = {"done": "done", "restored": "done", "failed": "failed"}.get(outcome.status, "skipped")
+        self._statuses[outcome.key] = outcome.status
+        bucket = _BUCKETS.get(outcome.status, "skipped")
         if outcome.status == "cancelled":
             bucket = "skipped"
         self._count(**{bucket: +1})
@@ -618,9 +628,9 @@ class Batch:
                 self._report, self._close_report = bar
 
     def _summarize(self) -> BatchSummary:
-        outcomes = self._outcomes
-        remaining = [i.key for i in self.items if not (i.key in outcomes and outcomes[i.key].ok)]
-        statuses = [o.status for o in outcomes.values()]
+        done = ("done", "restored")  # Outcome.ok
+        remaining = [i.key for i in self.items if self._statuses.get(i.key) not in done]
+        statuses = list(self._statuses.values())
         return BatchSummary(
             total=len(self.items),
             done=statuses.count("done"),
@@ -631,6 +641,9 @@ class Batch:
             remaining=remaining,
             stopped_by_budget=self._stopped_by_budget,
         )
+
+
+_BUCKETS = {"done": "done", "restored": "done", "failed": "failed"}
 
 
 async def _save_one(asset: ImageAsset, target: Path) -> None:
