@@ -268,7 +268,7 @@ class AsyncMaxAPI:
         self.prices = prices if prices is not None else PRICES
         #: The running ledger of this client's calls (estimated credits by route).
         self.usage = Usage()
-        self._poll_gate = PollGate(self.max_polls_per_second, burst=max(1, int(self.max_polls_per_second)))
+        self._poll_gate = PollGate(self.max_polls_per_second)
         self._pollers: set[asyncio.Task[Any]] = set()
         self._closing = False  # set by aclose() before it stops the poll loops
         self._transport = Transport(

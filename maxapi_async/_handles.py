@@ -14,7 +14,9 @@ the first ``await`` and stops when the task ends, when the last waiter leaves
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -76,17 +78,40 @@ def _cancel_requested() -> bool:
 
 
 class PollGate:
-    """The client-wide poll budget: at most ``rate`` polls per second across all handles."""
+    """The client-wide poll budget: at most ``rate`` polls in any one second, across all handles.
 
-    def __init__(self, rate: float, burst: int) -> None:
-        self.bucket = TokenBucket(rate=rate, burst=burst)
+    Two rules, both aiming :attr:`HEADROOM` under ``rate`` so that the service,
+    counting arrivals on its own clock, never sees more than ``rate`` either:
+
+    * slots are booked ``1 / rate`` apart, a token bucket with a burst of one
+      (a burst of ``rate`` would let an idle client send ``rate`` polls at
+      once, then ``rate`` more within the same second);
+    * a booked slot is only a time to wake up, and a busy event loop wakes
+      sleepers late and together, so the departure times of the last polls are
+      kept too: a poll waits while the past second already holds its share.
+    """
+
+    HEADROOM = 0.99
+
+    def __init__(self, rate: float) -> None:
         self.rate = rate
+        self.bucket = TokenBucket(rate=rate * self.HEADROOM)
+        self._per_second = max(1, math.floor(rate * self.HEADROOM))
+        self._sent: collections.deque[float] = collections.deque(maxlen=self._per_second)
 
     async def wait(self) -> None:
         """Wait for this poll's slot (booked at once, so concurrent pollers queue fairly)."""
-        delay = self.bucket.reserve(asyncio.get_running_loop().time())
+        loop = asyncio.get_running_loop()
+        delay = self.bucket.reserve(loop.time())
         if delay > 0:
             await asyncio.sleep(delay)
+        sent = self._sent
+        while len(sent) == self._per_second:
+            ahead = sent[0] + 1.0 - loop.time()
+            if ahead <= 0:
+                break
+            await asyncio.sleep(ahead)
+        sent.append(loop.time())
 
 
 class TaskHandle(Generic[R]):

@@ -1,0 +1,810 @@
+"""Polling many queued tasks: polls per task, lag, poll rate, client CPU and memory per handle.
+
+What is measured
+    ``--tasks`` queued generations (default 5,000) on a fake service in another process
+    (``benchmarks/_polling_server.py``) whose tasks finish ``uniform(--min, --max)`` seconds
+    (default 1 to 10) after they arrive, drawn from a seeded generator (``--seed``). One
+    ``AsyncMaxAPI(max_concurrency=100, max_polls_per_second=--cap)`` submits them all with
+    ``images.generate(..., wait=False)`` (100 submissions at a time), then awaits every handle
+    at once (``asyncio.gather``). The report gives
+
+    * polls per task (server count),
+    * the lag between a task finishing (server clock) and its handle resolving (the client's
+      ``time.time()`` when ``await handle`` returns): mean, median, p99, max,
+    * the highest number of polls the server saw in any 1-second window, against ``--cap``,
+    * the client process's CPU time (``time.process_time()``) for submitting and waiting,
+    * the memory per pending, awaited handle (tracemalloc, in a separate run: see below),
+    * the peak RSS of each client process.
+
+    In the same run, on the same seed, a baseline "fixed 1 s poller" (raw aiohttp: submit, then
+    sleep 1 s and GET until the task succeeded, started right after each submission) gives the
+    polls per task the targets compare with. That loop sleeps 1 s *after* each answer, so under
+    load (5,000 polls due in the same second) its real period is 1 s plus the poll's latency and
+    it polls less often than its name says; the report therefore adds the drift-free schedule
+    (polls at submission + 1 s, 2 s, ...) computed from the server's own submission and finish
+    times, and checks the polls-per-task target against both.
+
+Memory per pending handle
+    A third child, against a service whose tasks never finish during the run, submits 100 tasks
+    to open the connections, then starts tracemalloc, submits ``--tasks`` tasks, awaits them all
+    (``gather``), lets every poll loop start and reach its first sleep, and divides the traced
+    memory still held by the number of handles. That covers the handle, its TaskRef, TaskMachine
+    and last snapshot, the ``finish`` closure, the poll loop's task and coroutines, the timer of
+    its sleep, and the awaiting coroutine and its ``gather`` task. The figure without awaiting
+    is reported too.
+
+Poll rate
+    The server logs every poll's arrival (``time.time()`` when it reads the request); the
+    report gives the most polls in any sliding 1-second window ``[t, t + 1)``. The client's own
+    send times (an ``on_request`` hook: completion time minus the request's elapsed time) give
+    the same figure on the client's side, which the server's scheduling cannot blur.
+
+Targets (printed with PASS/FAIL; the exit code is 0 either way, this is a measurement)
+    mean lag <= 1 s; polls per task <= 0.5 x the fixed 1 s poller's (measured loop, and the
+    computed schedule); highest 1-second poll count at the server <= cap; < 10 KB
+    (10,240 bytes) per pending handle.
+
+Run
+    python benchmarks/polling.py                            # 5,000 tasks, ~30 s on 2 cores
+    python benchmarks/polling.py --tasks 50 --min 0.1 --max 0.5 --cap 500
+    python benchmarks/polling.py --cap 1000 --skip-baseline --json /tmp/polling.json
+
+Exit codes: 0 measured (targets met or not), 1 a server could not be started or a run failed,
+2 bad arguments, 130 interrupted. Every server and child process is stopped on the way out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import importlib
+import json
+import math
+import os
+import platform
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import tracemalloc
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+BENCH_DIR: Final = Path(__file__).resolve().parent
+REPO_ROOT: Final = BENCH_DIR.parent
+SERVER_SCRIPT: Final = BENCH_DIR / "_polling_server.py"
+
+API_KEY: Final = "bench"
+PROMPT: Final = "a glass cube"
+MODEL: Final = "google/gemini-2.5-flash-image"
+EXPECTED_URL: Final = "https://cdn.example/x.png"
+SUBMIT_CONCURRENCY: Final = 100
+FIXED_PERIOD_S: Final = 1.0
+HOLD_S: Final = 3600.0  # the memory run's tasks finish long after it ends
+RESULT_MARKER: Final = "@@polling-result@@ "
+SERVER_START_TIMEOUT_S: Final = 15.0
+
+TARGET_MEAN_LAG_S: Final = 1.0
+TARGET_POLL_RATIO: Final = 0.5
+TARGET_BYTES_PER_HANDLE: Final = 10 * 1024
+
+FIXED: Final = "fixed 1 s poller"
+IDEAL: Final = "fixed 1 s schedule (computed)"
+MAXAPI: Final = "maxapi_async"
+MEMORY: Final = "memory"
+
+T = TypeVar("T")
+
+
+class WrongAnswer(Exception):
+    """A call returned, but not what the service sent."""
+
+
+def _describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _peak_rss_kb() -> int:
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
+
+
+# --------------------------------------------------------------------------------------------
+# Child processes: one measurement each, reported as one JSON line on stdout.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Submitted:
+    """What a bounded batch of submissions produced."""
+
+    values: list[Any] = field(default_factory=list)
+    failures: int = 0
+    first_failure: str = ""
+
+
+async def _submit_all(make: Callable[[], Awaitable[T]], count: int, concurrency: int) -> Submitted:
+    """Call ``make`` ``count`` times, at most ``concurrency`` at once; results in completion order."""
+    out = Submitted()
+    remaining = count
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            try:
+                out.values.append(await make())
+            except Exception as exc:
+                out.failures += 1
+                if not out.first_failure:
+                    out.first_failure = _describe(exc)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
+    return out
+
+
+# An outcome is (task id, client time.time() when it resolved or None, error or None).
+Outcome = tuple[str, float | None, str | None]
+
+
+def _import_client() -> Any:
+    # By name and as Any, like overhead.py: the benchmark runs (and type-checks) whatever state
+    # the library's API is in.
+    return importlib.import_module("maxapi_async").AsyncMaxAPI
+
+
+def _seed_client_jitter(seed: int) -> None:
+    # The poll policy draws its jitter from a module-level generator; seed it so that a run is
+    # repeatable as far as scheduling allows. Best effort: the name is private.
+    rng = getattr(importlib.import_module("maxapi_async._policy"), "_RNG", None)
+    if rng is not None:
+        rng.seed(seed)
+
+
+async def _resolve(handle: Any) -> Outcome:
+    try:
+        result = await handle
+        resolved = time.time()
+        url = result.images[0].url
+        if url != EXPECTED_URL:
+            raise WrongAnswer(f"expected image url {EXPECTED_URL!r}, got {url!r}")
+    except Exception as exc:
+        return str(handle.id), None, _describe(exc)
+    return str(handle.id), resolved, None
+
+
+def _report(submitted: Submitted, outcomes: Sequence[Outcome], **extra: Any) -> dict[str, Any]:
+    failures = [error for _, _, error in outcomes if error is not None]
+    first = submitted.first_failure or (failures[0] if failures else "")
+    return {
+        "status": "ok" if not submitted.failures and not failures else "error",
+        "message": f"{submitted.failures} submission(s) and {len(failures)} wait(s) failed: {first}"
+        if first
+        else "",
+        "resolved": {task_id: at for task_id, at, error in outcomes if error is None},
+        "peak_rss_kb": _peak_rss_kb(),
+        **extra,
+    }
+
+
+async def _run_maxapi(url: str, tasks: int, cap: float, seed: int) -> dict[str, Any]:
+    module = importlib.import_module("maxapi_async")
+    _seed_client_jitter(seed)
+    sent: list[float] = []
+
+    def on_request(event: Any) -> None:
+        # When the client let a poll go (after the poll budget, before the connection pool):
+        # the client-side twin of the server's arrival times.
+        if event.method == "GET":
+            sent.append(time.time() - event.elapsed)
+
+    async with module.AsyncMaxAPI(
+        api_key=API_KEY,
+        base_url=url,
+        max_concurrency=SUBMIT_CONCURRENCY,
+        max_polls_per_second=cap,
+        hooks=module.Hooks(on_request=on_request),
+    ) as client:
+        gc.collect()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        submitted = await _submit_all(
+            lambda: client.images.generate(PROMPT, wait=False), tasks, SUBMIT_CONCURRENCY
+        )
+        submit_cpu, submit_wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        outcomes = await asyncio.gather(*(_resolve(handle) for handle in submitted.values))
+        cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+    return _report(
+        submitted,
+        outcomes,
+        cpu_s=cpu_s,
+        wall_s=wall_s,
+        submit_cpu_s=submit_cpu,
+        submit_wall_s=submit_wall,
+        poll_sent_times=sent,
+    )
+
+
+async def _run_fixed(url: str, tasks: int) -> dict[str, Any]:
+    import aiohttp
+
+    endpoint = f"{url}/v1/images/generations"
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+    body = json.dumps({"model": MODEL, "prompt": PROMPT, "async": True}).encode()
+    pollers: list[asyncio.Future[Outcome]] = []
+    connector = aiohttp.TCPConnector(limit=SUBMIT_CONCURRENCY)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def poll_until_done(task_id: str) -> Outcome:
+            poll_url = f"{endpoint}/{task_id}"
+            try:
+                while True:
+                    await asyncio.sleep(FIXED_PERIOD_S)
+                    async with session.get(poll_url, headers=headers) as resp:
+                        answer = await resp.read()
+                    if resp.status != 200:
+                        raise WrongAnswer(f"HTTP {resp.status}: {answer[:200]!r}")
+                    task = json.loads(answer)
+                    if task["status"] == "succeeded":
+                        resolved = time.time()
+                        if task["data"][0]["url"] != EXPECTED_URL:
+                            raise WrongAnswer(f"unexpected answer {task!r}")
+                        return task_id, resolved, None
+            except Exception as exc:
+                return task_id, None, _describe(exc)
+
+        async def submit() -> str:
+            async with session.post(endpoint, data=body, headers=headers) as resp:
+                answer = await resp.read()
+            if resp.status != 200:
+                raise WrongAnswer(f"HTTP {resp.status}: {answer[:200]!r}")
+            task_id = str(json.loads(answer)["id"])
+            pollers.append(asyncio.ensure_future(poll_until_done(task_id)))
+            return task_id
+
+        gc.collect()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        submitted = await _submit_all(submit, tasks, SUBMIT_CONCURRENCY)
+        submit_cpu, submit_wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        outcomes = await asyncio.gather(*pollers)
+        cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+    return _report(
+        submitted, outcomes, cpu_s=cpu_s, wall_s=wall_s, submit_cpu_s=submit_cpu, submit_wall_s=submit_wall
+    )
+
+
+async def _run_memory(url: str, tasks: int, cap: float) -> dict[str, Any]:
+    async_max_api = _import_client()
+    async with async_max_api(
+        api_key=API_KEY, base_url=url, max_concurrency=SUBMIT_CONCURRENCY, max_polls_per_second=cap
+    ) as client:
+
+        async def submit() -> Any:
+            return await client.images.generate(PROMPT, wait=False)
+
+        # Open the pool's connections and warm every lazy cache before counting.
+        warm = await _submit_all(submit, SUBMIT_CONCURRENCY, SUBMIT_CONCURRENCY)
+        if warm.failures:
+            return {"status": "error", "message": f"warm-up: {warm.first_failure}"}
+        del warm
+        gc.collect()
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            submitted = await _submit_all(submit, tasks, SUBMIT_CONCURRENCY)
+            handles = submitted.values
+            if submitted.failures:
+                return {"status": "error", "message": f"submissions: {submitted.first_failure}"}
+            gc.collect()
+            created = tracemalloc.get_traced_memory()[0] - base
+
+            waiting = 0
+            all_waiting = asyncio.Event()
+
+            async def wait_one(handle: Any) -> None:
+                nonlocal waiting
+                waiting += 1
+                if waiting == len(handles):
+                    all_waiting.set()
+                await handle
+
+            waiters = asyncio.ensure_future(asyncio.gather(*(wait_one(handle) for handle in handles)))
+            await all_waiting.wait()
+            for _ in range(3):  # the poll loops started by the waiters reach their first sleep
+                await asyncio.sleep(0)
+            gc.collect()
+            awaited = tracemalloc.get_traced_memory()[0] - base
+            snapshot = tracemalloc.take_snapshot()
+            pending = sum(1 for handle in handles if not handle.done())
+        finally:
+            tracemalloc.stop()
+        waiters.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiters
+    top = [
+        [str(stat.traceback[0].filename), stat.size / len(handles)]
+        for stat in snapshot.statistics("filename")[:8]
+    ]
+    return {
+        "status": "ok",
+        "message": "",
+        "handles": len(handles),
+        "pending": pending,
+        "created_bytes_per_handle": created / len(handles),
+        "awaited_bytes_per_handle": awaited / len(handles),
+        "top_files": top,
+        "peak_rss_kb": _peak_rss_kb(),
+    }
+
+
+def _exit_with_parent() -> None:
+    """Leave at once if the parent dies (its SIGKILL runs no cleanup): never outlive it."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def child_main(args: argparse.Namespace) -> int:
+    _exit_with_parent()
+    try:
+        if args.child == MAXAPI:
+            result = asyncio.run(_run_maxapi(args.url, args.tasks, args.cap, args.seed))
+        elif args.child == FIXED:
+            result = asyncio.run(_run_fixed(args.url, args.tasks))
+        else:
+            result = asyncio.run(_run_memory(args.url, args.tasks, args.cap))
+    except Exception as exc:
+        result = {"status": "error", "message": _describe(exc)}
+    print(RESULT_MARKER + json.dumps(result), flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# Parent process: a fresh server per run, the child, the server's stats, the report.
+# --------------------------------------------------------------------------------------------
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    return env
+
+
+@contextlib.contextmanager
+def running_server(seed: int, low: float, high: float) -> Iterator[str]:
+    """Start ``_polling_server.py`` in a subprocess; yield its base URL; always stop it."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(SERVER_SCRIPT),
+            "--port",
+            "0",
+            "--seed",
+            str(seed),
+            "--min",
+            repr(low),
+            "--max",
+            repr(high),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], SERVER_START_TIMEOUT_S)
+        line = proc.stdout.readline() if ready else ""
+        if not line.startswith("PORT "):
+            raise RuntimeError(
+                f"polling server did not report its port within {SERVER_START_TIMEOUT_S:.0f} s"
+                f" (exit code {proc.poll()}, first line {line!r})"
+            )
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        proc.stdin.close()  # end of file on its stdin makes the server exit
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def fetch_stats(url: str) -> dict[str, Any]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    with opener.open(f"{url}/_stats", timeout=60) as resp:
+        stats: dict[str, Any] = json.loads(resp.read())
+    return stats
+
+
+def run_child(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        kind,
+        "--url",
+        url,
+        "--tasks",
+        str(args.tasks),
+        "--cap",
+        repr(args.cap),
+        "--seed",
+        str(args.seed),
+    ]
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=args.child_timeout, env=_child_env()
+        )
+    except subprocess.TimeoutExpired:
+        return {"status": "error", "message": f"child timed out after {args.child_timeout:g} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_MARKER):
+            result: dict[str, Any] = json.loads(line[len(RESULT_MARKER) :])
+            return result
+    stderr_lines = proc.stderr.strip().splitlines()
+    tail = stderr_lines[-1] if stderr_lines else "no output"
+    return {"status": "error", "message": f"child exited with code {proc.returncode}: {tail}"}
+
+
+def measure(kind: str, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run one child against a fresh server; return (child result, server stats)."""
+    low, high = (HOLD_S, HOLD_S) if kind == MEMORY else (args.min, args.max)
+    with running_server(args.seed, low, high) as url:
+        result = run_child(kind, url, args)
+        stats = fetch_stats(url)
+    return result, stats
+
+
+# --------------------------------------------------------------------------------------------
+# Figures.
+# --------------------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of already sorted values."""
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def max_in_window(times: Sequence[float], window: float = 1.0) -> int:
+    """The most events in any half-open window ``[t, t + window)`` (``times`` sorted)."""
+    best = 0
+    start = 0
+    for end, at in enumerate(times):
+        while at - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+@dataclass
+class Figures:
+    """One polling run's numbers (None where not measured)."""
+
+    name: str
+    status: str = "ok"
+    message: str = ""
+    tasks: int = 0
+    resolved: int = 0
+    polls: int = 0
+    polls_per_task: float | None = None
+    lag_mean_s: float | None = None
+    lag_median_s: float | None = None
+    lag_p99_s: float | None = None
+    lag_max_s: float | None = None
+    server_lag_mean_s: float | None = None
+    max_polls_1s: int | None = None
+    max_polls_1s_client: int | None = None
+    cpu_s: float | None = None
+    cpu_ms_per_task: float | None = None
+    cpu_us_per_request: float | None = None
+    submit_wall_s: float | None = None
+    wall_s: float | None = None
+    peak_rss_mb: float | None = None
+    polls_per_second: list[int] = field(default_factory=list)
+
+
+def figures(name: str, result: dict[str, Any], stats: dict[str, Any]) -> Figures:
+    fig = Figures(name, status=str(result.get("status", "error")), message=str(result.get("message", "")))
+    tasks: dict[str, list[Any]] = stats.get("tasks", {})
+    resolved: dict[str, float] = result.get("resolved", {})
+    fig.tasks = len(tasks)
+    fig.resolved = len(resolved)
+    poll_times = sorted(stats.get("poll_times", []))
+    fig.polls = len(poll_times)
+    if tasks:
+        fig.polls_per_task = statistics.fmean(task[1] for task in tasks.values())
+    lags = sorted(at - tasks[task_id][0] for task_id, at in resolved.items() if task_id in tasks)
+    if lags:
+        fig.lag_mean_s = statistics.fmean(lags)
+        fig.lag_median_s = statistics.median(lags)
+        fig.lag_p99_s = percentile(lags, 99)
+        fig.lag_max_s = lags[-1]
+    seen = [task[2] - task[0] for task in tasks.values() if task[2] is not None]
+    if seen:
+        fig.server_lag_mean_s = statistics.fmean(seen)
+    if poll_times:
+        fig.max_polls_1s = max_in_window(poll_times)
+        first = poll_times[0]
+        fig.polls_per_second = [0] * (int(poll_times[-1] - first) + 1)
+        for at in poll_times:
+            fig.polls_per_second[int(at - first)] += 1
+    if result.get("poll_sent_times"):
+        fig.max_polls_1s_client = max_in_window(sorted(result["poll_sent_times"]))
+    if "cpu_s" in result:
+        fig.cpu_s = float(result["cpu_s"])
+        fig.wall_s = float(result["wall_s"])
+        fig.submit_wall_s = float(result["submit_wall_s"])
+        if fig.tasks:
+            fig.cpu_ms_per_task = fig.cpu_s / fig.tasks * 1e3
+            fig.cpu_us_per_request = fig.cpu_s / (fig.tasks + fig.polls) * 1e6
+    if "peak_rss_kb" in result:
+        fig.peak_rss_mb = result["peak_rss_kb"] / 1024
+    return fig
+
+
+def ideal_fixed(stats: dict[str, Any], period: float = FIXED_PERIOD_S) -> Figures:
+    """A drift-free poller (polls at submission + k * period), computed from the server's tasks.
+
+    The measured loop sleeps ``period`` *after* each answer, so under load its real period
+    is ``period`` plus the poll's latency; this is the schedule its name promises.
+    """
+    fig = Figures(IDEAL)
+    durations = [task[0] - task[3] for task in stats.get("tasks", {}).values()]
+    if not durations:
+        return fig
+    polls = [max(1, math.ceil(d / period)) for d in durations]
+    lags = sorted(n * period - d for n, d in zip(polls, durations, strict=True))
+    fig.tasks = fig.resolved = len(durations)
+    fig.polls = sum(polls)
+    fig.polls_per_task = statistics.fmean(polls)
+    fig.lag_mean_s = fig.server_lag_mean_s = statistics.fmean(lags)
+    fig.lag_median_s = statistics.median(lags)
+    fig.lag_p99_s = percentile(lags, 99)
+    fig.lag_max_s = lags[-1]
+    return fig
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def render_table(runs: Sequence[Figures], memory: dict[str, Any] | None, cap: float) -> str:
+    rows: list[tuple[str, Callable[[Figures], str]]] = [
+        ("tasks resolved / submitted", lambda f: f"{f.resolved} / {f.tasks}"),
+        ("polls per task (mean)", lambda f: _fmt(f.polls_per_task, ".2f")),
+        ("lag mean, s", lambda f: _fmt(f.lag_mean_s, ".3f")),
+        ("lag median, s", lambda f: _fmt(f.lag_median_s, ".3f")),
+        ("lag p99, s", lambda f: _fmt(f.lag_p99_s, ".3f")),
+        ("lag max, s", lambda f: _fmt(f.lag_max_s, ".3f")),
+        ("server-side lag mean (first poll seeing it), s", lambda f: _fmt(f.server_lag_mean_s, ".3f")),
+        (f"highest polls in any 1 s window at the server (cap {cap:g})", lambda f: _fmt(f.max_polls_1s, "d")),
+        ("highest polls in any 1 s window, client send times", lambda f: _fmt(f.max_polls_1s_client, "d")),
+        ("client CPU, s (submit + wait)", lambda f: _fmt(f.cpu_s, ".2f")),
+        ("client CPU per task, ms", lambda f: _fmt(f.cpu_ms_per_task, ".3f")),
+        ("client CPU per request, µs", lambda f: _fmt(f.cpu_us_per_request, ".0f")),
+        ("submission wall time, s", lambda f: _fmt(f.submit_wall_s, ".2f")),
+        ("wall time, s", lambda f: _fmt(f.wall_s, ".2f")),
+        ("client peak RSS, MB", lambda f: _fmt(f.peak_rss_mb, ".1f")),
+    ]
+    names = [f.name + (" (uncapped)" if f.name == FIXED else "") for f in runs]
+    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(runs)]
+    for label, cell in rows:
+        lines.append(f"| {label} | " + " | ".join(cell(f) for f in runs) + " |")
+    if memory is not None:
+        for label, key in (
+            ("memory per pending handle, awaited, bytes", "awaited_bytes_per_handle"),
+            ("memory per handle, created only, bytes", "created_bytes_per_handle"),
+        ):
+            cells = [
+                _fmt(memory.get(key), ",.0f") if f.name == MAXAPI and memory.get("status") == "ok" else "n/a"
+                for f in runs
+            ]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+@dataclass
+class Target:
+    name: str
+    verdict: str  # PASS, FAIL or N/A
+    detail: str
+
+
+def evaluate(
+    maxapi: Figures | None,
+    baselines: Sequence[Figures],
+    memory: dict[str, Any] | None,
+    cap: float,
+) -> list[Target]:
+    out: list[Target] = []
+    usable = maxapi is not None and maxapi.status == "ok"
+
+    def verdict(ok: bool) -> str:
+        return "PASS" if ok else "FAIL"
+
+    if usable and maxapi is not None and maxapi.lag_mean_s is not None:
+        out.append(
+            Target(
+                f"mean lag <= {TARGET_MEAN_LAG_S:g} s",
+                verdict(maxapi.lag_mean_s <= TARGET_MEAN_LAG_S),
+                f"{maxapi.lag_mean_s:.3f} s",
+            )
+        )
+    else:
+        out.append(Target(f"mean lag <= {TARGET_MEAN_LAG_S:g} s", "N/A", "maxapi_async run failed"))
+    for baseline in baselines:
+        name = f"polls per task <= {TARGET_POLL_RATIO:g} x {baseline.name}"
+        if not usable or maxapi is None or maxapi.polls_per_task is None:
+            out.append(Target(name, "N/A", "maxapi_async run failed"))
+        elif baseline.status != "ok" or not baseline.polls_per_task:
+            out.append(Target(name, "N/A", f"baseline failed: {baseline.message}"))
+        else:
+            ratio = maxapi.polls_per_task / baseline.polls_per_task
+            out.append(
+                Target(
+                    name,
+                    verdict(ratio <= TARGET_POLL_RATIO),
+                    f"{maxapi.polls_per_task:.2f} vs {baseline.polls_per_task:.2f} = {ratio:.2f}x",
+                )
+            )
+    name = f"highest polls in any 1 s window <= cap ({cap:g})"
+    if usable and maxapi is not None and maxapi.max_polls_1s is not None:
+        out.append(Target(name, verdict(maxapi.max_polls_1s <= cap), f"{maxapi.max_polls_1s}"))
+    else:
+        out.append(Target(name, "N/A", "maxapi_async run failed"))
+    name = f"memory per pending handle < {TARGET_BYTES_PER_HANDLE:,} bytes (10 KB)"
+    if memory is not None and memory.get("status") == "ok":
+        per = float(memory["awaited_bytes_per_handle"])
+        out.append(Target(name, verdict(per < TARGET_BYTES_PER_HANDLE), f"{per:,.0f} bytes"))
+    else:
+        out.append(Target(name, "N/A", f"memory run failed: {(memory or {}).get('message', '')}"))
+    return out
+
+
+def json_report(
+    args: argparse.Namespace, runs: Sequence[Figures], memory: dict[str, Any] | None, targets: list[Target]
+) -> dict[str, Any]:
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "settings": {
+            "tasks": args.tasks,
+            "cap": args.cap,
+            "seed": args.seed,
+            "min": args.min,
+            "max": args.max,
+            "submit_concurrency": SUBMIT_CONCURRENCY,
+        },
+        "runs": [asdict(f) for f in runs],
+        "memory": memory,
+        "targets": [asdict(t) for t in targets],
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Polling many queued tasks: maxapi_async against a fixed 1 s poller."
+    )
+    parser.add_argument("--tasks", type=int, default=5000, help="queued tasks (5000)")
+    parser.add_argument("--cap", type=float, default=3000.0, help="max_polls_per_second (3000)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of finish times and jitter (1)")
+    parser.add_argument("--min", type=float, default=1.0, help="shortest task, s (1)")
+    parser.add_argument("--max", type=float, default=10.0, help="longest task, s (10)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
+    parser.add_argument("--skip-baseline", action="store_true", help="no fixed 1 s poller run")
+    parser.add_argument("--child-timeout", type=float, default=180.0, help="per child, s (180)")
+    parser.add_argument("--child", choices=[FIXED, MAXAPI, MEMORY], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.tasks < 1:
+        parser.error("--tasks must be at least 1")
+    if not (args.cap > 0 and math.isfinite(args.cap)):
+        parser.error("--cap must be a positive number")
+    if not 0 <= args.min <= args.max or not math.isfinite(args.max):
+        parser.error("need 0 <= --min <= --max")
+    if args.child and not args.url:
+        parser.error("--child needs --url")
+    return args
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        return child_main(args)
+
+    print(
+        f"# polling: {args.tasks} queued tasks finishing uniformly in {args.min:g}-{args.max:g} s"
+        f" (seed {args.seed}), max_polls_per_second {args.cap:g}, {SUBMIT_CONCURRENCY} submissions"
+        f" at a time\n# Python {platform.python_version()} on {platform.system()} {platform.machine()},"
+        f" {os.cpu_count()} CPU(s); server: {SERVER_SCRIPT.name} in its own process",
+        flush=True,
+    )
+    if (args.min, args.max) != (1.0, 10.0):
+        print(
+            "# note: the client keeps its default PollPolicy (tuned for tasks of 1-10 s), so with"
+            " other finish times the lag and polls-per-task targets say little",
+            flush=True,
+        )
+    # SIGTERM unwinds like Ctrl-C: the running child is killed, the server stopped.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    started = time.perf_counter()
+    kinds = [MAXAPI, *([] if args.skip_baseline else [FIXED]), MEMORY]
+    runs: dict[str, Figures] = {}
+    memory: dict[str, Any] | None = None
+    try:
+        for kind in kinds:
+            print(f"# running {kind} ...", file=sys.stderr, flush=True)
+            result, stats = measure(kind, args)
+            if kind == MEMORY:
+                memory = {**result, "polls_seen": len(stats.get("poll_times", []))}
+                shown = (
+                    f"{result['awaited_bytes_per_handle']:,.0f} bytes per awaited handle"
+                    if result.get("status") == "ok"
+                    else f"{result.get('status')}: {result.get('message')}"
+                )
+            else:
+                runs[kind] = fig = figures(kind, result, stats)
+                shown = f"{fig.status} {fig.message}".strip()
+                if kind == MAXAPI:
+                    runs[IDEAL] = ideal_fixed(stats)
+            print(f"# {kind}: {shown}", file=sys.stderr, flush=True)
+    except (RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+    ordered = [runs[kind] for kind in (FIXED, IDEAL, MAXAPI) if kind in runs]
+    print()
+    print(render_table(ordered, memory, args.cap))
+    print()
+    for fig in ordered:
+        if fig.status != "ok":
+            print(f"- {fig.name}: {fig.status}: {fig.message}")
+    if memory is not None and memory.get("status") == "ok":
+        top = ", ".join(f"{Path(name).name} {size:,.0f}" for name, size in memory["top_files"][:6])
+        print(
+            f"- memory run: {memory['pending']} of {memory['handles']} handles pending, "
+            f"{memory['polls_seen']} polls before it stopped; bytes per handle by file: {top}"
+        )
+    print()
+    baselines = [runs[kind] for kind in (FIXED, IDEAL) if kind in runs and runs[kind].tasks]
+    targets = evaluate(runs.get(MAXAPI), baselines, memory, args.cap)
+    for target in targets:
+        print(f"target {target.name}: {target.verdict} ({target.detail})")
+    print(f"\n# total time {time.perf_counter() - started:.1f} s")
+    if args.json:
+        args.json.write_text(json.dumps(json_report(args, ordered, memory, targets), indent=2) + "\n")
+    failed = any(fig.status != "ok" for fig in ordered) or (memory or {}).get("status") != "ok"
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
