@@ -2,7 +2,7 @@
 
 What is measured
     ``--items`` queued generations (default 10,000) run through one ``client.batch(...)``
-    against a fake service in another process (``benchmarks/_batch_server.py``). The service
+    against a fake service in another process (``benchmarks/_servers.py batch``). The service
     accepts every submission (``"async": true``) as task ``t<n>`` and answers every poll of it
     "succeeded" with the image ``https://cdn.example/t<n>.png``. Nothing waits on the service, so
     what is left is the client's own cost per item: a submission (POST), a poll (GET), the task
@@ -47,7 +47,7 @@ One core
     pinned to one CPU and the server to another (``sched_setaffinity``; ``--no-pin`` turns it
     off), so "items/s" is what the client does on one core.
 
-Targets (PASS/FAIL lines; the exit code is 0 either way, this is a measurement)
+Targets (``target ...`` lines; the exit code is 0 whether or not they are met)
     at least 1,000 items/s (wall) and under 200 MB peak RSS, for "no journal" and "journal".
 
 Run
@@ -63,43 +63,53 @@ every child are stopped on the way out.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import gc
 import json
 import os
-import platform
-import resource
-import select
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
-import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from _harness import (
+    API_KEY,
+    MAXAPI,
+    MB,
+    Report,
+    Row,
+    Summary,
+    add_child_options,
+    add_round_options,
+    cell,
+    check_args,
+    child_main,
+    choose,
+    describe,
+    fetch_json,
+    fmt,
+    judged,
+    machine,
+    machine_line,
+    peak_rss_mb,
+    round_robin,
+    run_child,
+    running_server,
+    script_main,
+    summarize,
+)
+
 if TYPE_CHECKING:
     from maxapi_async import AsyncMaxAPI, Batch, PollPolicy
 
-BENCH_DIR: Final = Path(__file__).resolve().parent
-REPO_ROOT: Final = BENCH_DIR.parent
-SERVER_SCRIPT: Final = BENCH_DIR / "_batch_server.py"
-
-API_KEY: Final = "bench"
 URL_TEMPLATE: Final = "https://cdn.example/{}.png"
 MAX_CONCURRENCY: Final = 100
 MAX_POLLS_PER_SECOND: Final = 1e6
 TARGET_ITEMS_PER_S: Final = 1000.0
 TARGET_PEAK_MB: Final = 200.0
-RESULT_MARKER: Final = "@@batch-result@@ "
-SERVER_START_TIMEOUT_S: Final = 15.0
-MB: Final = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -182,9 +192,7 @@ class RunResult:
         return self.server_cpu_s / self.items * 1e6
 
 
-def _describe(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-    return text if len(text) <= 300 else text[:297] + "..."
+VariantSummary = Summary[Variant, RunResult]
 
 
 def _rss_mb() -> float:
@@ -197,17 +205,9 @@ def _rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / MB
 
 
-def _peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / MB if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
-
-
 def server_stats(url: str, first_task: int = 1) -> dict[str, Any]:
-    """The server's counters; per-task ones over tasks t<first_task> and later. Never via a proxy."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(f"{url}/_stats?from={first_task}", timeout=10) as resp:
-        stats: dict[str, Any] = json.load(resp)
-    return stats
+    """The server's counters; per-task ones over tasks t<first_task> and later."""
+    return fetch_json(f"{url}/_stats?from={first_task}", timeout=10)
 
 
 def make_poll_policy(delay: float) -> PollPolicy:
@@ -231,7 +231,7 @@ async def _consume(batch: Batch, expected: int) -> tuple[int, str]:
         if outcome.ok and outcome.task_id and url == URL_TEMPLATE.format(outcome.task_id):
             good += 1
         elif not problem:
-            why = _describe(outcome.error) if outcome.error else f"image url {url!r}"
+            why = describe(outcome.error) if outcome.error else f"image url {url!r}"
             problem = f"item {outcome.key}: {outcome.status}, task {outcome.task_id}: {why}"
     if len(keys) != expected and not problem:
         problem = f"{len(keys)} distinct outcomes for {expected} items"
@@ -293,7 +293,7 @@ async def _measure(variant: Variant, args: argparse.Namespace) -> RunResult:
                 retained, peak = tracemalloc.get_traced_memory()
                 tracemalloc.stop()
                 result.traced_peak_mb, result.traced_retained_mb = peak / MB, retained / MB
-            result.peak_rss_mb = _peak_rss_mb()
+            result.peak_rss_mb = peak_rss_mb()
             result.ok_items = good
             if journal is not None:
                 result.journal_lines, result.journal_bytes, journal_problem = check_journal(
@@ -319,34 +319,13 @@ async def _measure(variant: Variant, args: argparse.Namespace) -> RunResult:
     return result
 
 
-def child_main(args: argparse.Namespace) -> int:
-    variant = VARIANTS_BY_NAME[args.child]
-    try:
-        result = asyncio.run(_measure(variant, args))
-    except Exception as exc:
-        result = RunResult("error", message=_describe(exc))
-    print(RESULT_MARKER + json.dumps(asdict(result)), flush=True)
-    return 0
+def child(args: argparse.Namespace) -> int:
+    return child_main(_measure(VARIANTS_BY_NAME[args.child], args))
 
 
 # --------------------------------------------------------------------------------------------
 # Parent process: a server and a child per run, then the report.
 # --------------------------------------------------------------------------------------------
-
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Benchmark the working tree's maxapi_async, installed or not.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    return env
-
-
-def _pin(cpu: int | None) -> Callable[[], None] | None:
-    """A ``preexec_fn`` that keeps the new process (and its threads) on one CPU."""
-    if cpu is None:
-        return None
-    return lambda: os.sched_setaffinity(0, {cpu})
 
 
 def pick_cpus(pin: bool) -> tuple[int | None, int | None]:
@@ -357,100 +336,15 @@ def pick_cpus(pin: bool) -> tuple[int | None, int | None]:
     return available[0], available[1]
 
 
-@contextlib.contextmanager
-def running_server(cpu: int | None) -> Iterator[str]:
-    """Start ``_batch_server.py`` in a subprocess; yield its base URL; always stop it."""
-    proc = subprocess.Popen(
-        [sys.executable, str(SERVER_SCRIPT), "--host", "127.0.0.1", "--port", "0"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        preexec_fn=_pin(cpu),  # the parent runs no threads
-        start_new_session=True,  # Ctrl+C reaches the parent only, which stops the server
-    )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    try:
-        ready, _, _ = select.select([proc.stdout], [], [], SERVER_START_TIMEOUT_S)
-        line = proc.stdout.readline() if ready else ""
-        if not line.startswith("PORT "):
-            raise RuntimeError(
-                f"benchmark server did not report its port within {SERVER_START_TIMEOUT_S:.0f} s"
-                f" (exit code {proc.poll()}, first line {line!r})"
-            )
-        yield f"http://127.0.0.1:{int(line.split()[1])}"
-    finally:
-        proc.stdin.close()  # end of file on its stdin makes the server exit cleanly
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-
-
-def run_child(variant: Variant, args: argparse.Namespace) -> RunResult:
+def run_once(variant: Variant, args: argparse.Namespace) -> RunResult:
+    """One child, pinned to one CPU, against a fresh server pinned to another."""
     client_cpu, server_cpu = pick_cpus(args.pin)
-    with running_server(server_cpu) as url:
-        cmd = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--child",
-            variant.name,
-            "--url",
-            url,
-            "--items",
-            str(args.items),
-            "--warmup",
-            str(args.warmup),
-            "--concurrency",
-            str(args.concurrency),
-            "--max-pending",
-            str(args.max_pending),
-            "--poll-delay",
-            repr(args.poll_delay),
-        ]
-        try:
-            proc = subprocess.run(
-                cmd,
-                capture_output=True,
-                text=True,
-                timeout=args.child_timeout,
-                env=_child_env(),
-                preexec_fn=_pin(client_cpu),  # the parent runs no threads
-                start_new_session=True,  # on Ctrl+C, run() kills the child
-            )
-        except subprocess.TimeoutExpired:  # run() has killed the child already
-            return RunResult("error", message=f"child timed out after {args.child_timeout:g} s")
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_MARKER):
-            return RunResult(**json.loads(line[len(RESULT_MARKER) :]))
-    stderr_lines = proc.stderr.strip().splitlines()
-    tail = stderr_lines[-1] if stderr_lines else "no output"
-    return RunResult("error", message=f"child exited with code {proc.returncode}: {tail}")
-
-
-@dataclass
-class Summary:
-    """One table row: the medians over a variant's successful rounds."""
-
-    variant: Variant
-    runs: list[RunResult]
-    medians: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def ok_runs(self) -> list[RunResult]:
-        return [run for run in self.runs if run.status == "ok"]
-
-    @property
-    def problem(self) -> str:
-        for run in self.runs:
-            if run.status != "ok":
-                return f"{run.status}: {run.message}"
-        return ""
-
-    def get(self, name: str) -> float | None:
-        return self.medians.get(name)
+    argv = ["--child", variant.name, "--items", str(args.items), "--warmup", str(args.warmup)]
+    argv += ["--concurrency", str(args.concurrency), "--max-pending", str(args.max_pending)]
+    argv += ["--poll-delay", repr(args.poll_delay)]
+    with running_server("batch", cpu=server_cpu) as url:
+        result = run_child(Path(__file__), [*argv, "--url", url], timeout=args.child_timeout, cpu=client_cpu)
+    return RunResult(**result)
 
 
 _MEDIAN_OF: Final = (
@@ -467,25 +361,6 @@ _MEDIAN_OF: Final = (
 )
 
 
-def summarize(variant: Variant, runs: list[RunResult]) -> Summary:
-    summary = Summary(variant, runs)
-    ok = summary.ok_runs
-    for name in _MEDIAN_OF:
-        values = [getattr(run, name) for run in ok]
-        numbers = [float(v) for v in values if v is not None]
-        if numbers:
-            summary.medians[name] = statistics.median(numbers)
-    return summary
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 _COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
     ("wall s", "wall_s", ".2f"),
     ("items/s", "items_per_s", ".0f"),
@@ -499,40 +374,68 @@ _COLUMNS: Final[tuple[tuple[str, str, str], ...]] = (
 )
 
 
-def render_table(summaries: Sequence[Summary], items: int) -> str:
+def render_table(summaries: Sequence[VariantSummary], items: int) -> str:
     traced = any(s.variant.traced for s in summaries)
     columns = [c for c in _COLUMNS if traced or c[1] != "traced_peak_mb"]
     head = "| variant | items | " + " | ".join(title for title, _, _ in columns) + " |"
     lines = [head, "|---|---:|" + "---:|" * len(columns)]
     for s in summaries:
         if not s.ok_runs:
-            cells = [_cell(s.problem)] + ["n/a"] * (len(columns) - 1)
+            cells = [cell(s.problem)] + ["n/a"] * (len(columns) - 1)
         else:
-            cells = [_fmt(s.get(key), spec) for _, key, spec in columns]
+            cells = [fmt(s.get(key), spec) for _, key, spec in columns]
             if s.variant.traced:  # tracemalloc's slowdown: shown, not to be read as throughput
                 cells[:4] = [f"({c})" for c in cells[:4]]
         lines.append(f"| {s.variant.name} | {items} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def target_lines(summaries: Sequence[Summary]) -> list[tuple[str, str]]:
-    """(verdict, line) per judged variant and target; verdict is PASS, FAIL or N/A."""
-    out: list[tuple[str, str]] = []
+def rows(summaries: Sequence[VariantSummary]) -> list[Row]:
+    """``run.py``'s rows (and this script's ``target`` lines): the targets per judged variant."""
+    out: list[Row] = []
     for s in summaries:
         if not s.variant.judged:
             continue
-        rate_head = f"target >= {TARGET_ITEMS_PER_S:,.0f} items/s on one core [{s.variant.name}]"
-        memory_head = f"target < {TARGET_PEAK_MB:.0f} MB peak [{s.variant.name}]"
         rate, cpu_bound, peak = s.get("items_per_s"), s.get("cpu_bound_items_per_s"), s.get("peak_rss_mb")
-        if rate is None or cpu_bound is None or peak is None:
-            out.append(("N/A", f"{rate_head}: N/A ({s.problem})"))
-            out.append(("N/A", f"{memory_head}: N/A ({s.problem})"))
-            continue
-        verdict = "PASS" if rate >= TARGET_ITEMS_PER_S else "FAIL"
-        out.append((verdict, f"{rate_head}: {verdict} ({rate:.0f} items/s wall, {cpu_bound:.0f} CPU-bound)"))
-        verdict = "PASS" if peak < TARGET_PEAK_MB else "FAIL"
-        out.append((verdict, f"{memory_head}: {verdict} ({peak:.1f} MB peak RSS)"))
+        out.append(
+            judged(
+                "batch",
+                f"items/s on one core [{s.variant.name}]",
+                {MAXAPI: rate},
+                spec=".0f",
+                target=f">= {TARGET_ITEMS_PER_S:,.0f}",
+                ok=lambda r: r >= TARGET_ITEMS_PER_S,
+                detail=f"{rate:.0f} items/s wall, {cpu_bound:.0f} CPU-bound" if rate and cpu_bound else "",
+                missing=s.problem,
+            )
+        )
+        out.append(
+            judged(
+                "batch",
+                f"peak RSS MB [{s.variant.name}]",
+                {MAXAPI: peak},
+                spec=".1f",
+                target=f"< {TARGET_PEAK_MB:.0f}",
+                ok=lambda p: p < TARGET_PEAK_MB,
+                missing=s.problem,
+            )
+        )
+        out.append(
+            Row("batch", f"client CPU µs per item [{s.variant.name}]", {MAXAPI: s.get("cpu_us_per_item")})
+        )
     return out
+
+
+def collect(args: argparse.Namespace, *, log: bool = True) -> list[VariantSummary]:
+    """Every variant once per round, round robin, each with a fresh server; summarize."""
+    runs = round_robin(
+        args.variants,
+        args.rounds,
+        lambda variant: run_once(variant, args),
+        lambda r: f"{r.items_per_s:.0f} items/s, {r.cpu_us_per_item:.0f} µs CPU/item, {r.peak_rss_mb:.1f} MB",
+        log=log,
+    )
+    return [summarize(v, runs[v.name], _MEDIAN_OF) for v in args.variants]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -541,59 +444,44 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         epilog="variants: " + ", ".join(v.name for v in VARIANTS),
     )
     parser.add_argument("--items", type=int, default=10_000, help="items in the measured batch (10000)")
-    parser.add_argument("--rounds", type=int, default=1, help="rounds over all variants; medians (1)")
-    parser.add_argument("--warmup", type=int, default=200, help="items in the warm-up batch first (200)")
+    add_round_options(
+        parser,
+        rounds=1,
+        warmup=200,
+        warmup_help="items in the warm-up batch first",
+        example="no journal,journal",
+    )
     parser.add_argument("--concurrency", type=int, default=100, help="batch(concurrency=...) (100)")
     parser.add_argument("--max-pending", type=int, default=2000, help="batch(max_pending=...) (2000)")
     parser.add_argument(
         "--poll-delay", type=float, default=0.005, help="seconds before each poll; 0: instant (0.005)"
     )
-    parser.add_argument("--only", help='comma-separated variants, e.g. "no journal,journal"')
     parser.add_argument(
         "--tracemalloc", action="store_true", help='add the "no journal + tracemalloc" run (~20 s more)'
     )
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
-    parser.add_argument("--child-timeout", type=float, default=300.0, help="per child, s (300)")
     parser.add_argument(
         "--no-pin", dest="pin", action="store_false", help="do not pin client and server to one CPU each"
     )
-    parser.add_argument("--child", choices=list(VARIANTS_BY_NAME), help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
+    add_child_options(parser, list(VARIANTS_BY_NAME), timeout=300.0)
     args = parser.parse_args(argv)
-    for option in ("items", "rounds", "concurrency", "max_pending"):
-        if getattr(args, option) < 1:
-            parser.error(f"--{option.replace('_', '-')} must be at least 1")
-    if args.warmup < 0:
-        parser.error("--warmup must not be negative")
+    check_args(parser, args, ("items", "rounds", "concurrency", "max_pending"))
     if not 0 <= args.poll_delay < 60:
         parser.error("--poll-delay must be in [0, 60) seconds")
-    if args.child and not args.url:
-        parser.error("--child needs --url")
-    if args.only:
-        names = [name.strip() for name in args.only.split(",") if name.strip()]
-        unknown = [name for name in names if name not in VARIANTS_BY_NAME]
-        if unknown or not names:
-            parser.error(f"unknown variant(s) {unknown}; choose from: {', '.join(VARIANTS_BY_NAME)}")
-        args.variants = [v for v in VARIANTS if v.name in names]
-    else:
-        args.variants = [v for v in VARIANTS if not v.traced or args.tracemalloc]
+    default = [v.name for v in VARIANTS if not v.traced or args.tracemalloc]
+    args.variants = [
+        VARIANTS_BY_NAME[name] for name in choose(parser, args.only, list(VARIANTS_BY_NAME), default)
+    ]
     return args
 
 
 def json_report(
-    args: argparse.Namespace, summaries: Sequence[Summary], targets: Sequence[tuple[str, str]]
+    args: argparse.Namespace, summaries: Sequence[VariantSummary], table: Sequence[Row]
 ) -> dict[str, Any]:
     client_cpu, server_cpu = pick_cpus(args.pin)
     derived = [name for name in _MEDIAN_OF if not any(f.name == name for f in fields(RunResult))]
     return {
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "client_cpu": client_cpu,
-            "server_cpu": server_cpu,
-        },
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {**machine(), "client_cpu": client_cpu, "server_cpu": server_cpu},
         "settings": {
             "items": args.items,
             "rounds": args.rounds,
@@ -604,7 +492,7 @@ def json_report(
             "max_polls_per_second": MAX_POLLS_PER_SECOND,
             "poll_policy": poll_policy_text(args.poll_delay),
         },
-        "targets": [{"verdict": verdict, "line": line} for verdict, line in targets],
+        "targets": [row.as_json() for row in table if row.verdict],
         "variants": [
             {
                 "name": s.variant.name,
@@ -624,61 +512,13 @@ def _derived(run: RunResult, name: str) -> float | None:
     return value
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM too goes through the cleanup below
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.child:
-        return child_main(args)
-    signal.signal(signal.SIGTERM, _interrupt)
-
-    client_cpu, server_cpu = pick_cpus(args.pin)
-    pinning = (
-        f"client pinned to CPU {client_cpu}, server to CPU {server_cpu}"
-        if client_cpu is not None
-        else "not pinned"
-    )
-    print(
-        f"# client.batch: {args.items} items, concurrency {args.concurrency}, max_pending "
-        f"{args.max_pending}, warm-up {args.warmup}, {args.rounds} round(s)\n"
-        f"# AsyncMaxAPI(max_concurrency={MAX_CONCURRENCY}, max_polls_per_second={MAX_POLLS_PER_SECOND:g}, "
-        f"poll_policy={poll_policy_text(args.poll_delay)})\n"
-        f"# Python {platform.python_version()} on {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} CPU(s), {pinning}; server: {SERVER_SCRIPT.name} in its own process",
-        flush=True,
-    )
-    started = time.perf_counter()
-    runs: dict[str, list[RunResult]] = {v.name: [] for v in args.variants}
-    try:
-        for round_no in range(1, args.rounds + 1):
-            for variant in args.variants:
-                result = run_child(variant, args)
-                runs[variant.name].append(result)
-                shown = (
-                    f"{result.items_per_s:.0f} items/s, {result.cpu_us_per_item:.0f} µs CPU/item, "
-                    f"{result.peak_rss_mb:.1f} MB peak RSS"
-                    if result.status == "ok"
-                    else f"{result.status}: {result.message}"
-                )
-                print(f"# round {round_no}: {variant.name}: {shown}", file=sys.stderr, flush=True)
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-    summaries = [summarize(v, runs[v.name]) for v in args.variants]
-    print()
-    print(render_table(summaries, args.items))
-    print()
+def report(args: argparse.Namespace, summaries: Sequence[VariantSummary]) -> Report:
+    notes = []
     for s in summaries:
         for round_no, run in enumerate(s.runs, 1):
             name = f"{s.variant.name}, round {round_no}" if len(s.runs) > 1 else s.variant.name
             if run.status != "ok":
-                print(f"- {name}: {run.status}: {run.message}")
+                notes.append(f"- {name}: {run.status}: {run.message}")
                 continue
             extra = (
                 f", journal {run.journal_lines} lines / {run.journal_bytes / MB:.1f} MB"
@@ -691,21 +531,35 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if run.traced_peak_mb is not None and run.traced_retained_mb is not None
                 else ""
             )
-            print(
+            notes.append(
                 f"- {name}: {run.ok_items}/{run.items} ok, {run.submissions} submissions, "
                 f"{run.polls} polls (max {run.max_polls_per_task}/task, {run.never_polled} never polled), "
                 f"client CPU {run.cpu_s:.2f} s{extra}{traced}"
             )
-    targets = target_lines(summaries)
-    print()
-    for _, line in targets:
-        print(line)
-    print(f"\n# total time {time.perf_counter() - started:.1f} s")
-    if args.json:
-        args.json.write_text(
-            json.dumps(json_report(args, summaries, targets), indent=2) + "\n", encoding="utf-8"
-        )
-    return 0 if all(run.status == "ok" for variant_runs in runs.values() for run in variant_runs) else 1
+    table = rows(summaries)
+    problems = [f"{s.variant.name}: {s.problem}" for s in summaries if s.problem]
+    text = render_table(summaries, args.items) + "\n\n" + "\n".join(notes)
+    return Report(text, table, json_report(args, summaries, table), problems)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.child:
+        return child(args)
+    client_cpu, server_cpu = pick_cpus(args.pin)
+    pinning = (
+        f"client pinned to CPU {client_cpu}, server to CPU {server_cpu}"
+        if client_cpu is not None
+        else "not pinned"
+    )
+    header = (
+        f"# client.batch: {args.items} items, concurrency {args.concurrency}, max_pending "
+        f"{args.max_pending}, warm-up {args.warmup}, {args.rounds} round(s)\n"
+        f"# AsyncMaxAPI(max_concurrency={MAX_CONCURRENCY}, max_polls_per_second={MAX_POLLS_PER_SECOND:g}, "
+        f"poll_policy={poll_policy_text(args.poll_delay)})\n"
+        f"{machine_line('batch')}; {pinning}"
+    )
+    return script_main(header, lambda: report(args, collect(args)), args.json)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,17 @@ What is measured
     The CPU time (``time.process_time()``: user + system, all threads) that the *client process*
     spends per request, and the wall time, for ``--calls`` requests (default 2,000) issued by
     ``--concurrency`` worker coroutines (default 100) against a local server that answers
-    instantly with a canned body. The server runs in its own process
-    (``benchmarks/_minimal_server.py``), so its CPU never counts; what remains is the cost of
-    building the request, the HTTP stack, parsing and validating the answer: the client's
-    overhead, the part a client library can make cheaper.
+    instantly with a canned body (``_servers.py minimal``, in its own process, so its CPU never
+    counts). What remains is the cost of building the request, the HTTP stack, parsing and
+    validating the answer: the client's overhead, the part a client library can make cheaper.
+
+Two scenarios, one set of runs
+    overhead   OpenAI-shaped ``POST /v1/images/generations``: raw aiohttp, maxapi_async
+               ``images.generate``, the OpenAI SDK ``images.generate`` (and google-genai, whose
+               call is Gemini-shaped, for the "faster SDK").
+    native     Gemini-shaped ``POST /v1beta/models/...:generateContent``: raw aiohttp native
+               (posting the same Gemini JSON), maxapi_async native ``models.generate_content``,
+               google-genai ``aio.models.generate_content``.
 
 How
     The parent starts the server, then for each round (``--rounds``, default 3) runs every variant
@@ -17,21 +24,17 @@ How
     times the measured calls only. The table shows the median over rounds. A child that fails or
     exceeds ``--child-timeout`` (default 120 s) is reported in the table; the run goes on.
 
-Variants
-    raw aiohttp          one ClientSession, TCPConnector(limit=--concurrency), post bytes, read, json.loads
-    maxapi_async         AsyncMaxAPI(...).images.generate(...)        (unavailable until it lands)
-    openai SDK           AsyncOpenAI(...).images.generate(...), httpx2 pool sized to --concurrency
-    google-genai         Client(...).aio.models.generate_content(...) (aiohttp transport)
-    maxapi_async native  AsyncMaxAPI(...).models.generate_content(...) (left out until it exists)
+Targets (``target ...`` lines; the exit code is 0 whether or not they are met)
+    maxapi_async <= 1.3x its raw aiohttp (same API), and >= 4x less CPU per call than the faster
+    SDK (overhead: the faster of the OpenAI SDK and google-genai; native: google-genai).
 
 Run
     python benchmarks/overhead.py                      # all variants, 2,000 calls x 3 rounds
     python benchmarks/overhead.py --only "raw aiohttp,maxapi_async" --rounds 5
     python benchmarks/overhead.py --calls 500 --json results.json
 
-The exit code is 0 whether or not the target (maxapi_async <= 1.3x raw aiohttp CPU per request)
-is met, and whatever a variant reports: this is a measurement, not a test. It is 2 for bad
-command-line arguments, 1 if the server cannot be started, 130 when interrupted.
+Exit codes: 0 measured, 1 a run failed (not: a library is missing) or the server could not be
+started, 2 bad arguments, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -42,42 +45,55 @@ import contextlib
 import gc
 import importlib
 import json
-import os
-import platform
-import select
-import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
-BENCH_DIR: Final = Path(__file__).resolve().parent
-REPO_ROOT: Final = BENCH_DIR.parent
-SERVER_SCRIPT: Final = BENCH_DIR / "_minimal_server.py"
+from _harness import (
+    API_KEY,
+    BASELINE,
+    GENAI,
+    MAXAPI,
+    MODEL,
+    OPENAI,
+    PROMPT,
+    Report,
+    Row,
+    Summary,
+    Unavailable,
+    add_child_options,
+    add_round_options,
+    cell,
+    check_args,
+    child_main,
+    choose,
+    describe,
+    fmt,
+    judged,
+    machine,
+    machine_line,
+    round_robin,
+    run_child,
+    running_server,
+    script_main,
+    summarize,
+)
 
-MODEL: Final = "google/gemini-2.5-flash-image"
-PROMPT: Final = "a glass cube"
-API_KEY: Final = "bench"
 EXPECTED_URL: Final = "https://cdn.maxapi.dev/a/img.png"
-TARGET_VARIANT: Final = "maxapi_async"
-BASELINE_VARIANT: Final = "raw aiohttp"
 TARGET_RATIO: Final = 1.3
-RESULT_MARKER: Final = "@@overhead-result@@ "
-SERVER_START_TIMEOUT_S: Final = 15.0
+TARGET_SDK_FACTOR: Final = 4.0
+IMAGES: Final = "images"
+NATIVE: Final = "generateContent"
+
+RAW: Final = "raw aiohttp"
+RAW_NATIVE: Final = "raw aiohttp native"
+MAXAPI_NATIVE: Final = "maxapi_async native"
 
 Call = Callable[[], Awaitable[None]]
 Setup = Callable[[str, int, contextlib.AsyncExitStack], Awaitable[Call]]
-
-
-class VariantUnavailable(Exception):
-    """The library a variant needs is missing (not installed, or not written yet)."""
-
-
-class VariantSkipped(Exception):
-    """An optional variant whose API does not exist yet: left out of the table silently."""
 
 
 class WrongAnswer(Exception):
@@ -95,15 +111,18 @@ def _check_url(url: object) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-async def _setup_raw_aiohttp(url: str, concurrency: int, stack: contextlib.AsyncExitStack) -> Call:
+async def _raw_session(concurrency: int, stack: contextlib.AsyncExitStack) -> Any:
     try:
         import aiohttp
     except ImportError as exc:
-        raise VariantUnavailable(f"aiohttp is not installed ({exc})") from exc
-
-    session = await stack.enter_async_context(
+        raise Unavailable(f"aiohttp is not installed ({exc})") from exc
+    return await stack.enter_async_context(
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
     )
+
+
+async def _setup_raw_aiohttp(url: str, concurrency: int, stack: contextlib.AsyncExitStack) -> Call:
+    session = await _raw_session(concurrency, stack)
     endpoint = f"{url}/v1/images/generations"
     headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
 
@@ -118,22 +137,42 @@ async def _setup_raw_aiohttp(url: str, concurrency: int, stack: contextlib.Async
     return call
 
 
+async def _setup_raw_aiohttp_native(url: str, concurrency: int, stack: contextlib.AsyncExitStack) -> Call:
+    session = await _raw_session(concurrency, stack)
+    endpoint = f"{url}/v1beta/models/{MODEL}:generateContent"
+    headers = {"x-goog-api-key": API_KEY, "Content-Type": "application/json"}
+
+    async def call() -> None:
+        payload = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}]}
+        async with session.post(endpoint, data=json.dumps(payload).encode(), headers=headers) as resp:
+            body = await resp.read()
+        if resp.status != 200:
+            raise WrongAnswer(f"HTTP {resp.status}: {body[:200]!r}")
+        parts = json.loads(body)["candidates"][0]["content"]["parts"]
+        _check_url(next(p["fileData"]["fileUri"] for p in parts if "fileData" in p))
+
+    return call
+
+
 def _import_maxapi_client() -> Any:
     # Imported by name and used as Any on purpose: the client is written alongside this file,
     # and the benchmark must run (and type-check) whatever state its API is in. Any failure to
     # import (a half-written module raises more than ImportError) means "unavailable".
     try:
-        module = importlib.import_module("maxapi_async")
-        return module.AsyncMaxAPI
+        return importlib.import_module("maxapi_async").AsyncMaxAPI
     except Exception as exc:
-        raise VariantUnavailable(f"maxapi_async.AsyncMaxAPI is not importable ({_describe(exc)})") from exc
+        raise Unavailable(f"maxapi_async.AsyncMaxAPI is not importable ({describe(exc)})") from exc
+
+
+async def _maxapi_client(url: str, concurrency: int, stack: contextlib.AsyncExitStack) -> Any:
+    async_max_api = _import_maxapi_client()
+    return await stack.enter_async_context(
+        async_max_api(api_key=API_KEY, base_url=url, max_concurrency=concurrency)
+    )
 
 
 async def _setup_maxapi_async(url: str, concurrency: int, stack: contextlib.AsyncExitStack) -> Call:
-    async_max_api = _import_maxapi_client()
-    client = await stack.enter_async_context(
-        async_max_api(api_key=API_KEY, base_url=url, max_concurrency=concurrency)
-    )
+    client = await _maxapi_client(url, concurrency, stack)
 
     async def call() -> None:
         result = await client.images.generate(PROMPT, aspect_ratio="1:1")
@@ -143,13 +182,10 @@ async def _setup_maxapi_async(url: str, concurrency: int, stack: contextlib.Asyn
 
 
 async def _setup_maxapi_native(url: str, concurrency: int, stack: contextlib.AsyncExitStack) -> Call:
-    async_max_api = _import_maxapi_client()
-    client = await stack.enter_async_context(
-        async_max_api(api_key=API_KEY, base_url=url, max_concurrency=concurrency)
-    )
+    client = await _maxapi_client(url, concurrency, stack)
     models = getattr(client, "models", None)
     if models is None or not callable(getattr(models, "generate_content", None)):
-        raise VariantSkipped("AsyncMaxAPI has no models.generate_content yet")
+        raise Unavailable("AsyncMaxAPI has no models.generate_content")
 
     async def call() -> None:
         result = await models.generate_content(model=MODEL, contents=PROMPT)
@@ -163,7 +199,7 @@ async def _setup_openai(url: str, concurrency: int, stack: contextlib.AsyncExitS
         import httpx2
         import openai
     except ImportError as exc:
-        raise VariantUnavailable(f"openai SDK is not installed ({exc})") from exc
+        raise Unavailable(f"openai SDK is not installed ({exc})") from exc
 
     # The SDK's default pool (1000 connections, 100 keep-alive) would do too; say it explicitly.
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -187,7 +223,7 @@ async def _setup_google_genai(url: str, concurrency: int, stack: contextlib.Asyn
         from google import genai
         from google.genai import types
     except ImportError as exc:
-        raise VariantUnavailable(f"google-genai is not installed ({exc})") from exc
+        raise Unavailable(f"google-genai is not installed ({exc})") from exc
 
     # With aiohttp installed, google-genai's async path uses its own aiohttp session with
     # TCPConnector(limit=0), an unbounded pool, so 100 concurrent connections need no setting.
@@ -210,17 +246,24 @@ async def _setup_google_genai(url: str, concurrency: int, stack: contextlib.Asyn
 class Variant:
     name: str
     setup: Setup
+    api: str  # IMAGES or NATIVE: which answer it asks for
+    baseline: str  # the raw aiohttp variant on the same API
 
 
 VARIANTS: Final = (
-    Variant("raw aiohttp", _setup_raw_aiohttp),
-    Variant("maxapi_async", _setup_maxapi_async),
-    Variant("openai SDK", _setup_openai),
-    Variant("google-genai", _setup_google_genai),
-    # Left out of the table (VariantSkipped) until AsyncMaxAPI has models.generate_content.
-    Variant("maxapi_async native", _setup_maxapi_native),
+    Variant(RAW, _setup_raw_aiohttp, IMAGES, RAW),
+    Variant(MAXAPI, _setup_maxapi_async, IMAGES, RAW),
+    Variant(OPENAI, _setup_openai, IMAGES, RAW),
+    Variant(GENAI, _setup_google_genai, NATIVE, RAW_NATIVE),
+    Variant(RAW_NATIVE, _setup_raw_aiohttp_native, NATIVE, RAW_NATIVE),
+    Variant(MAXAPI_NATIVE, _setup_maxapi_native, NATIVE, RAW_NATIVE),
 )
 VARIANTS_BY_NAME: Final = {variant.name: variant for variant in VARIANTS}
+#: The variants each scenario reads (google-genai serves both).
+SCENARIOS: Final = {
+    "overhead": (RAW, MAXAPI, OPENAI, GENAI),
+    "native": (RAW_NATIVE, MAXAPI_NATIVE, GENAI),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,7 +273,7 @@ VARIANTS_BY_NAME: Final = {variant.name: variant for variant in VARIANTS}
 
 @dataclass
 class RunResult:
-    """What one child reports: status is ok, error, unavailable or skipped."""
+    """What one child reports: status is ok, error or unavailable."""
 
     status: str
     calls: int = 0
@@ -248,9 +291,7 @@ class RunResult:
         return self.calls / self.wall_s
 
 
-def _describe(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-    return text if len(text) <= 300 else text[:297] + "..."
+VariantSummary = Summary[Variant, RunResult]
 
 
 async def _run_calls(call: Call, calls: int, concurrency: int) -> tuple[int, str]:
@@ -268,7 +309,7 @@ async def _run_calls(call: Call, calls: int, concurrency: int) -> tuple[int, str
             except Exception as exc:
                 failures += 1
                 if not first_failure:
-                    first_failure = _describe(exc)
+                    first_failure = describe(exc)
 
     await asyncio.gather(*(worker() for _ in range(min(concurrency, calls))))
     return failures, first_failure
@@ -293,18 +334,9 @@ async def _measure(variant: Variant, url: str, calls: int, concurrency: int, war
     return result
 
 
-def child_main(args: argparse.Namespace) -> int:
+def child(args: argparse.Namespace) -> int:
     variant = VARIANTS_BY_NAME[args.child]
-    try:
-        result = asyncio.run(_measure(variant, args.url, args.calls, args.concurrency, args.warmup))
-    except VariantUnavailable as exc:
-        result = RunResult("unavailable", message=str(exc))
-    except VariantSkipped as exc:
-        result = RunResult("skipped", message=str(exc))
-    except Exception as exc:
-        result = RunResult("error", message=_describe(exc))
-    print(RESULT_MARKER + json.dumps(asdict(result)), flush=True)
-    return 0
+    return child_main(_measure(variant, args.url, args.calls, args.concurrency, args.warmup))
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,146 +344,111 @@ def child_main(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Benchmark the working tree's maxapi_async, installed or not.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    # Every SDK here trusts the environment; never let a proxy sit between client and server.
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    return env
+def measure_once(variant: Variant, url: str, args: argparse.Namespace) -> RunResult:
+    argv = ["--child", variant.name, "--url", url, "--calls", str(args.calls)]
+    argv += ["--concurrency", str(args.concurrency), "--warmup", str(args.warmup)]
+    return RunResult(**run_child(Path(__file__), argv, timeout=args.child_timeout))
 
 
-@contextlib.contextmanager
-def running_server() -> Iterator[str]:
-    """Start ``_minimal_server.py`` in a subprocess; yield its base URL; always stop it."""
-    proc = subprocess.Popen(
-        [sys.executable, str(SERVER_SCRIPT), "--host", "127.0.0.1", "--port", "0"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    try:
-        ready, _, _ = select.select([proc.stdout], [], [], SERVER_START_TIMEOUT_S)
-        line = proc.stdout.readline() if ready else ""
-        if not line.startswith("PORT "):
-            raise RuntimeError(
-                f"benchmark server did not report its port within {SERVER_START_TIMEOUT_S:.0f} s"
-                f" (exit code {proc.poll()}, first line {line!r})"
-            )
-        yield f"http://127.0.0.1:{int(line.split()[1])}"
-    finally:
-        proc.stdin.close()  # end of file on its stdin makes the server exit cleanly
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+_MEDIAN_OF: Final = ("cpu_us_per_request", "wall_s", "requests_per_s")
 
 
-def run_child(variant: Variant, url: str, args: argparse.Namespace) -> RunResult:
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        variant.name,
-        "--url",
-        url,
-        "--calls",
-        str(args.calls),
-        "--concurrency",
-        str(args.concurrency),
-        "--warmup",
-        str(args.warmup),
-    ]
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=args.child_timeout, env=_child_env()
+def collect(args: argparse.Namespace, *, log: bool = True) -> list[VariantSummary]:
+    """Start the server; run every variant once per round, round robin; summarize."""
+    with running_server("minimal") as url:
+        runs = round_robin(
+            args.variants,
+            args.rounds,
+            lambda variant: measure_once(variant, url, args),
+            lambda r: f"{r.cpu_us_per_request:.0f} µs/request CPU, {r.wall_s:.2f} s",
+            log=log,
         )
-    except subprocess.TimeoutExpired:
-        return RunResult("error", message=f"child timed out after {args.child_timeout:g} s")
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_MARKER):
-            return RunResult(**json.loads(line[len(RESULT_MARKER) :]))
-    stderr_lines = proc.stderr.strip().splitlines()
-    tail = stderr_lines[-1] if stderr_lines else "no output"
-    return RunResult("error", message=f"child exited with code {proc.returncode}: {tail}")
+    summaries = [summarize(v, runs[v.name], _MEDIAN_OF) for v in args.variants]
+    by_name = {s.name: s for s in summaries}
+    for s in summaries:
+        mine, baseline = s.get("cpu_us_per_request"), by_name.get(s.variant.baseline)
+        base = baseline.get("cpu_us_per_request") if baseline is not None else None
+        if mine is not None and base:
+            s.medians["ratio_to_raw"] = mine / base
+    return summaries
 
 
-@dataclass
-class Summary:
-    """One table row: the medians over a variant's successful rounds."""
-
-    name: str
-    runs: list[RunResult]
-    cpu_us_per_request: float | None = None
-    wall_s: float | None = None
-    requests_per_s: float | None = None
-    ratio_to_raw: float | None = None
-
-    @property
-    def ok_runs(self) -> list[RunResult]:
-        return [run for run in self.runs if run.status == "ok"]
-
-    @property
-    def problem(self) -> str:
-        """The first non-ok run's status and message, or ''."""
-        for run in self.runs:
-            if run.status != "ok":
-                return f"{run.status}: {run.message}"
-        return ""
-
-
-def summarize(name: str, runs: list[RunResult]) -> Summary:
-    summary = Summary(name, runs)
-    ok = summary.ok_runs
-    if ok:
-        summary.cpu_us_per_request = statistics.median(run.cpu_us_per_request for run in ok)
-        summary.wall_s = statistics.median(run.wall_s for run in ok)
-        summary.requests_per_s = statistics.median(run.requests_per_s for run in ok)
-    return summary
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def render_table(summaries: Sequence[Summary]) -> str:
+def render_table(summaries: Sequence[VariantSummary]) -> str:
     lines = [
-        "| variant | CPU µs/request (median) | wall s | requests/s | ratio to raw aiohttp |",
-        "|---|---:|---:|---:|---:|",
+        "| variant | API | CPU µs/request (median) | wall s | requests/s | ratio to raw aiohttp, same API |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for s in summaries:
-        if s.cpu_us_per_request is None:
-            lines.append(f"| {s.name} | {_cell(s.problem)} | n/a | n/a | n/a |")
+        api = s.variant.api
+        if not s.medians:
+            lines.append(f"| {s.name} | {api} | {cell(s.problem)} | n/a | n/a | n/a |")
             continue
-        ratio = "n/a" if s.ratio_to_raw is None else f"{s.ratio_to_raw:.2f}x"
+        ratio = fmt(s.get("ratio_to_raw"), ".2f") + ("x" if "ratio_to_raw" in s.medians else "")
         lines.append(
-            f"| {s.name} | {s.cpu_us_per_request:.0f} | {_fmt(s.wall_s, '.2f')}"
-            f" | {_fmt(s.requests_per_s, '.0f')} | {ratio} |"
+            f"| {s.name} | {api} | {fmt(s.get('cpu_us_per_request'), '.0f')} | {fmt(s.get('wall_s'), '.2f')}"
+            f" | {fmt(s.get('requests_per_s'), '.0f')} | {ratio} |"
         )
     return "\n".join(lines)
 
 
-def target_line(summaries: Sequence[Summary]) -> tuple[str, str]:
-    """Return (verdict, line): verdict is PASS, FAIL or N/A."""
+def rows(summaries: Sequence[VariantSummary]) -> list[Row]:
+    """``run.py``'s rows for the scenarios these summaries cover (overhead, native)."""
     by_name = {s.name: s for s in summaries}
-    head = f"{TARGET_VARIANT} target: <= {TARGET_RATIO}x {BASELINE_VARIANT}"
-    target, baseline = by_name.get(TARGET_VARIANT), by_name.get(BASELINE_VARIANT)
-    if target is None or baseline is None:
-        return "N/A", f"{head}: N/A (not both measured; see --only)"
-    for s in (target, baseline):
-        if s.cpu_us_per_request is None:
-            return "N/A", f"{head}: N/A ({s.name} {s.problem})"
-    assert target.ratio_to_raw is not None
-    verdict = "PASS" if target.ratio_to_raw <= TARGET_RATIO else "FAIL"
-    return verdict, f"{head}: {verdict} ({target.ratio_to_raw:.2f}x)"
+
+    def cpu(name: str) -> float | None:
+        s = by_name.get(name)
+        return None if s is None else s.get("cpu_us_per_request")
+
+    def why(*names: str) -> str:
+        for name in names:
+            s = by_name.get(name)
+            if s is None:
+                return f"{name} not run"
+            if not s.medians:
+                return f"{name} {s.problem}"
+        return ""
+
+    out: list[Row] = []
+    for scenario, (raw, ours, sdks) in {
+        "overhead": (RAW, MAXAPI, (OPENAI, GENAI)),
+        "native": (RAW_NATIVE, MAXAPI_NATIVE, (GENAI,)),
+    }.items():
+        if not any(name in by_name for name in (raw, ours)):
+            continue
+        mine, base = cpu(ours), cpu(raw)
+        values = {MAXAPI: mine, BASELINE: base, GENAI: cpu(GENAI)}
+        if OPENAI in sdks:
+            values[OPENAI] = cpu(OPENAI)
+        out.append(Row(scenario, "client CPU per call (µs)", values))
+        ratio = mine / base if mine is not None and base else None
+        out.append(
+            judged(
+                scenario,
+                f"CPU per call, {ours} / {raw}",
+                {MAXAPI: ratio},
+                spec=".2fx",
+                target=f"<= {TARGET_RATIO}x",
+                ok=lambda r: r <= TARGET_RATIO,
+                detail=f"{ratio:.2f}x: {mine:.0f} vs {base:.0f} µs" if ratio else "",
+                missing=why(ours, raw),
+            )
+        )
+        measured = [(value, name) for name in sdks if (value := cpu(name)) is not None]
+        fastest_cpu, fastest = min(measured) if measured else (None, "")
+        factor = fastest_cpu / mine if fastest_cpu is not None and mine else None
+        out.append(
+            judged(
+                scenario,
+                f"CPU per call, faster SDK / {ours}",
+                {MAXAPI: factor},
+                spec=".1fx",
+                target=f">= {TARGET_SDK_FACTOR:g}x",
+                ok=lambda f: f >= TARGET_SDK_FACTOR,
+                detail=f"{factor:.1f}x: {fastest} {fastest_cpu:.0f} vs {mine:.0f} µs" if factor else "",
+                missing=why(ours, *sdks),
+            )
+        )
+    return out
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -461,138 +458,60 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--calls", type=int, default=2000, help="measured calls per run (2000)")
     parser.add_argument("--concurrency", type=int, default=100, help="concurrent calls (100)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds over all variants (3)")
-    parser.add_argument("--warmup", type=int, default=100, help="unmeasured calls first (100)")
-    parser.add_argument("--only", help='comma-separated variants, e.g. "raw aiohttp,maxapi_async"')
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
-    parser.add_argument("--child-timeout", type=float, default=120.0, help="per child, s (120)")
-    parser.add_argument("--child", choices=list(VARIANTS_BY_NAME), help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
+    add_round_options(
+        parser, rounds=3, warmup=100, warmup_help="unmeasured calls first", example="raw aiohttp,maxapi_async"
+    )
+    add_child_options(parser, list(VARIANTS_BY_NAME), timeout=120.0)
     args = parser.parse_args(argv)
-    for option in ("calls", "concurrency", "rounds"):
-        if getattr(args, option) < 1:
-            parser.error(f"--{option} must be at least 1")
-    if args.warmup < 0:
-        parser.error("--warmup must not be negative")
-    if args.child and not args.url:
-        parser.error("--child needs --url")
-    if args.only:
-        names = [name.strip() for name in args.only.split(",") if name.strip()]
-        unknown = [name for name in names if name not in VARIANTS_BY_NAME]
-        if unknown or not names:
-            parser.error(f"unknown variant(s) {unknown}; choose from: {', '.join(VARIANTS_BY_NAME)}")
-        args.variants = [v for v in VARIANTS if v.name in names]
-    else:
-        args.variants = list(VARIANTS)
+    check_args(parser, args, ("calls", "concurrency", "rounds"))
+    names = choose(parser, args.only, list(VARIANTS_BY_NAME), default=list(VARIANTS_BY_NAME))
+    args.variants = [VARIANTS_BY_NAME[name] for name in names]
     return args
 
 
-def collect_runs(
-    args: argparse.Namespace, variants: Sequence[Variant], url: str
-) -> dict[str, list[RunResult]]:
-    """Run every variant once per round, round robin; skipped variants leave the result."""
-    runs: dict[str, list[RunResult]] = {v.name: [] for v in variants}
-    for round_no in range(1, args.rounds + 1):
-        for variant in variants:
-            if variant.name not in runs:
-                continue
-            result = run_child(variant, url, args)
-            if result.status == "skipped":
-                del runs[variant.name]
-            else:
-                runs[variant.name].append(result)
-            shown = (
-                f"{result.cpu_us_per_request:.0f} µs/request CPU, {result.wall_s:.2f} s"
-                if result.status == "ok"
-                else f"{result.status}: {result.message}"
-            )
-            print(f"# round {round_no}: {variant.name}: {shown}", file=sys.stderr, flush=True)
-    return runs
-
-
-def summarize_all(runs: dict[str, list[RunResult]]) -> list[Summary]:
-    summaries = [summarize(name, variant_runs) for name, variant_runs in runs.items()]
-    baseline = next((s for s in summaries if s.name == BASELINE_VARIANT), None)
-    if baseline is not None and baseline.cpu_us_per_request:
-        for s in summaries:
-            if s.cpu_us_per_request is not None:
-                s.ratio_to_raw = s.cpu_us_per_request / baseline.cpu_us_per_request
-    return summaries
-
-
-def json_report(
-    args: argparse.Namespace, summaries: Sequence[Summary], verdict: str, line: str
-) -> dict[str, Any]:
-    return {
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-        },
+def report(args: argparse.Namespace, summaries: Sequence[VariantSummary]) -> Report:
+    per_round = []
+    for s in summaries:
+        cpu = ", ".join(
+            f"{run.cpu_us_per_request:.0f}" if run.status == "ok" else run.status for run in s.runs
+        )
+        per_round.append(f"- {s.name}: CPU µs/request per round: {cpu}")
+        if s.ok_runs and s.problem:
+            per_round.append(f"  (some rounds failed: {s.problem})")
+    table = rows(summaries)
+    data = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine(),
         "settings": {
             "calls": args.calls,
             "concurrency": args.concurrency,
             "rounds": args.rounds,
             "warmup": args.warmup,
         },
-        "target": {"ratio": TARGET_RATIO, "verdict": verdict, "line": line},
+        "targets": [row.as_json() for row in table if row.verdict],
         "variants": [
             {
                 "name": s.name,
-                "cpu_us_per_request_median": s.cpu_us_per_request,
-                "wall_s_median": s.wall_s,
-                "requests_per_s_median": s.requests_per_s,
-                "ratio_to_raw": s.ratio_to_raw,
+                "api": s.variant.api,
+                "medians": s.medians,
                 "runs": [asdict(run) for run in s.runs],
             }
             for s in summaries
         ],
     }
+    problems = [f"{s.name}: {s.problem}" for s in summaries if any(run.status == "error" for run in s.runs)]
+    return Report(render_table(summaries) + "\n\n" + "\n".join(per_round), table, data, problems)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
-        return child_main(args)
-
-    print(
+        return child(args)
+    header = (
         f"# client overhead: {args.calls} calls x concurrency {args.concurrency}, "
-        f"{args.rounds} round(s), warm-up {args.warmup}\n"
-        f"# Python {platform.python_version()} on {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} CPU(s); server: {SERVER_SCRIPT.name} in its own process",
-        flush=True,
+        f"{args.rounds} round(s), warm-up {args.warmup}\n{machine_line('minimal')}"
     )
-    started = time.perf_counter()
-    try:
-        with running_server() as url:
-            runs = collect_runs(args, args.variants, url)
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-    summaries = summarize_all(runs)
-    print()
-    print(render_table(summaries))
-    print()
-    for s in summaries:
-        per_round = ", ".join(
-            f"{run.cpu_us_per_request:.0f}" if run.status == "ok" else run.status for run in s.runs
-        )
-        print(f"- {s.name}: CPU µs/request per round: {per_round}")
-        if s.ok_runs and s.problem:
-            print(f"  (some rounds failed: {s.problem})")
-    verdict, line = target_line(summaries)
-    print()
-    print(line)
-    print(f"\n# total time {time.perf_counter() - started:.1f} s")
-    if args.json:
-        report = json_report(args, summaries, verdict, line)
-        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return 0
+    return script_main(header, lambda: report(args, collect(args)), args.json)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 What is measured
     ``--tasks`` queued generations (default 5,000) on a fake service in another process
-    (``benchmarks/_polling_server.py``) whose tasks finish ``uniform(--min, --max)`` seconds
+    (``benchmarks/_servers.py polling``) whose tasks finish ``uniform(--min, --max)`` seconds
     (default 1 to 10) after they arrive, drawn from a seeded generator (``--seed``). One
     ``AsyncMaxAPI(max_concurrency=100, max_polls_per_second=--cap)`` submits them all with
     ``images.generate(..., wait=False)`` (100 submissions at a time), then awaits every handle
@@ -39,7 +39,7 @@ Poll rate
     send times (an ``on_request`` hook: completion time minus the request's elapsed time) give
     the same figure on the client's side, which the server's scheduling cannot blur.
 
-Targets (printed with PASS/FAIL; the exit code is 0 either way, this is a measurement)
+Targets (``target ...`` lines; the exit code is 0 whether or not they are met)
     mean lag <= 1 s; polls per task <= 0.5 x the fixed 1 s poller's (measured loop, and the
     computed schedule); highest 1-second poll count at the server <= cap; < 10 KB
     (10,240 bytes) per pending handle.
@@ -57,40 +57,48 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import gc
 import importlib
 import json
 import math
-import os
-import platform
-import select
-import signal
 import statistics
-import subprocess
 import sys
-import threading
 import time
 import tracemalloc
-import urllib.request
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-BENCH_DIR: Final = Path(__file__).resolve().parent
-REPO_ROOT: Final = BENCH_DIR.parent
-SERVER_SCRIPT: Final = BENCH_DIR / "_polling_server.py"
+from _harness import (
+    API_KEY,
+    BASELINE,
+    MAXAPI,
+    MODEL,
+    PROMPT,
+    Report,
+    Row,
+    add_child_options,
+    check_args,
+    child_main,
+    describe,
+    fetch_json,
+    fmt,
+    judged,
+    machine,
+    machine_line,
+    peak_rss_mb,
+    run_child,
+    running_server,
+    script_main,
+)
 
-API_KEY: Final = "bench"
-PROMPT: Final = "a glass cube"
-MODEL: Final = "google/gemini-2.5-flash-image"
 EXPECTED_URL: Final = "https://cdn.example/x.png"
 SUBMIT_CONCURRENCY: Final = 100
 FIXED_PERIOD_S: Final = 1.0
 HOLD_S: Final = 3600.0  # the memory run's tasks finish long after it ends
-RESULT_MARKER: Final = "@@polling-result@@ "
-SERVER_START_TIMEOUT_S: Final = 15.0
 
 TARGET_MEAN_LAG_S: Final = 1.0
 TARGET_POLL_RATIO: Final = 0.5
@@ -98,7 +106,6 @@ TARGET_BYTES_PER_HANDLE: Final = 10 * 1024
 
 FIXED: Final = "fixed 1 s poller"
 IDEAL: Final = "fixed 1 s schedule (computed)"
-MAXAPI: Final = "maxapi_async"
 MEMORY: Final = "memory"
 
 T = TypeVar("T")
@@ -106,17 +113,6 @@ T = TypeVar("T")
 
 class WrongAnswer(Exception):
     """A call returned, but not what the service sent."""
-
-
-def _describe(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _peak_rss_kb() -> int:
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,7 +143,7 @@ async def _submit_all(make: Callable[[], Awaitable[T]], count: int, concurrency:
             except Exception as exc:
                 out.failures += 1
                 if not out.first_failure:
-                    out.first_failure = _describe(exc)
+                    out.first_failure = describe(exc)
 
     await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
     return out
@@ -179,7 +175,7 @@ async def _resolve(handle: Any) -> Outcome:
         if url != EXPECTED_URL:
             raise WrongAnswer(f"expected image url {EXPECTED_URL!r}, got {url!r}")
     except Exception as exc:
-        return str(handle.id), None, _describe(exc)
+        return str(handle.id), None, describe(exc)
     return str(handle.id), resolved, None
 
 
@@ -192,7 +188,7 @@ def _report(submitted: Submitted, outcomes: Sequence[Outcome], **extra: Any) -> 
         if first
         else "",
         "resolved": {task_id: at for task_id, at, error in outcomes if error is None},
-        "peak_rss_kb": _peak_rss_kb(),
+        "peak_rss_mb": peak_rss_mb(),
         **extra,
     }
 
@@ -260,7 +256,7 @@ async def _run_fixed(url: str, tasks: int) -> dict[str, Any]:
                             raise WrongAnswer(f"unexpected answer {task!r}")
                         return task_id, resolved, None
             except Exception as exc:
-                return task_id, None, _describe(exc)
+                return task_id, None, describe(exc)
 
         async def submit() -> str:
             async with session.post(endpoint, data=body, headers=headers) as resp:
@@ -342,35 +338,16 @@ async def _run_memory(url: str, tasks: int, cap: float) -> dict[str, Any]:
         "created_bytes_per_handle": created / len(handles),
         "awaited_bytes_per_handle": awaited / len(handles),
         "top_files": top,
-        "peak_rss_kb": _peak_rss_kb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
-def _exit_with_parent() -> None:
-    """Leave at once if the parent dies (its SIGKILL runs no cleanup): never outlive it."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def child_main(args: argparse.Namespace) -> int:
-    _exit_with_parent()
-    try:
-        if args.child == MAXAPI:
-            result = asyncio.run(_run_maxapi(args.url, args.tasks, args.cap, args.seed))
-        elif args.child == FIXED:
-            result = asyncio.run(_run_fixed(args.url, args.tasks))
-        else:
-            result = asyncio.run(_run_memory(args.url, args.tasks, args.cap))
-    except Exception as exc:
-        result = {"status": "error", "message": _describe(exc)}
-    print(RESULT_MARKER + json.dumps(result), flush=True)
-    return 0
+def child(args: argparse.Namespace) -> int:
+    if args.child == MAXAPI:
+        return child_main(_run_maxapi(args.url, args.tasks, args.cap, args.seed))
+    if args.child == FIXED:
+        return child_main(_run_fixed(args.url, args.tasks))
+    return child_main(_run_memory(args.url, args.tasks, args.cap))
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,97 +355,14 @@ def child_main(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    return env
-
-
-@contextlib.contextmanager
-def running_server(seed: int, low: float, high: float) -> Iterator[str]:
-    """Start ``_polling_server.py`` in a subprocess; yield its base URL; always stop it."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(SERVER_SCRIPT),
-            "--port",
-            "0",
-            "--seed",
-            str(seed),
-            "--min",
-            repr(low),
-            "--max",
-            repr(high),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    try:
-        ready, _, _ = select.select([proc.stdout], [], [], SERVER_START_TIMEOUT_S)
-        line = proc.stdout.readline() if ready else ""
-        if not line.startswith("PORT "):
-            raise RuntimeError(
-                f"polling server did not report its port within {SERVER_START_TIMEOUT_S:.0f} s"
-                f" (exit code {proc.poll()}, first line {line!r})"
-            )
-        yield f"http://127.0.0.1:{int(line.split()[1])}"
-    finally:
-        proc.stdin.close()  # end of file on its stdin makes the server exit
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-
-
-def fetch_stats(url: str) -> dict[str, Any]:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
-    with opener.open(f"{url}/_stats", timeout=60) as resp:
-        stats: dict[str, Any] = json.loads(resp.read())
-    return stats
-
-
-def run_child(kind: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        kind,
-        "--url",
-        url,
-        "--tasks",
-        str(args.tasks),
-        "--cap",
-        repr(args.cap),
-        "--seed",
-        str(args.seed),
-    ]
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=args.child_timeout, env=_child_env()
-        )
-    except subprocess.TimeoutExpired:
-        return {"status": "error", "message": f"child timed out after {args.child_timeout:g} s"}
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_MARKER):
-            result: dict[str, Any] = json.loads(line[len(RESULT_MARKER) :])
-            return result
-    stderr_lines = proc.stderr.strip().splitlines()
-    tail = stderr_lines[-1] if stderr_lines else "no output"
-    return {"status": "error", "message": f"child exited with code {proc.returncode}: {tail}"}
-
-
 def measure(kind: str, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run one child against a fresh server; return (child result, server stats)."""
     low, high = (HOLD_S, HOLD_S) if kind == MEMORY else (args.min, args.max)
-    with running_server(args.seed, low, high) as url:
-        result = run_child(kind, url, args)
-        stats = fetch_stats(url)
+    server_options = ["--seed", str(args.seed), "--min", repr(low), "--max", repr(high)]
+    argv = ["--child", kind, "--tasks", str(args.tasks), "--cap", repr(args.cap), "--seed", str(args.seed)]
+    with running_server("polling", *server_options) as url:
+        result = run_child(Path(__file__), [*argv, "--url", url], timeout=args.child_timeout)
+        stats = fetch_json(f"{url}/_stats")
     return result, stats
 
 
@@ -555,8 +449,8 @@ def figures(name: str, result: dict[str, Any], stats: dict[str, Any]) -> Figures
         if fig.tasks:
             fig.cpu_ms_per_task = fig.cpu_s / fig.tasks * 1e3
             fig.cpu_us_per_request = fig.cpu_s / (fig.tasks + fig.polls) * 1e6
-    if "peak_rss_kb" in result:
-        fig.peak_rss_mb = result["peak_rss_kb"] / 1024
+    if "peak_rss_mb" in result:
+        fig.peak_rss_mb = float(result["peak_rss_mb"])
     return fig
 
 
@@ -582,27 +476,23 @@ def ideal_fixed(stats: dict[str, Any], period: float = FIXED_PERIOD_S) -> Figure
     return fig
 
 
-def _fmt(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
 def render_table(runs: Sequence[Figures], memory: dict[str, Any] | None, cap: float) -> str:
     rows: list[tuple[str, Callable[[Figures], str]]] = [
         ("tasks resolved / submitted", lambda f: f"{f.resolved} / {f.tasks}"),
-        ("polls per task (mean)", lambda f: _fmt(f.polls_per_task, ".2f")),
-        ("lag mean, s", lambda f: _fmt(f.lag_mean_s, ".3f")),
-        ("lag median, s", lambda f: _fmt(f.lag_median_s, ".3f")),
-        ("lag p99, s", lambda f: _fmt(f.lag_p99_s, ".3f")),
-        ("lag max, s", lambda f: _fmt(f.lag_max_s, ".3f")),
-        ("server-side lag mean (first poll seeing it), s", lambda f: _fmt(f.server_lag_mean_s, ".3f")),
-        (f"highest polls in any 1 s window at the server (cap {cap:g})", lambda f: _fmt(f.max_polls_1s, "d")),
-        ("highest polls in any 1 s window, client send times", lambda f: _fmt(f.max_polls_1s_client, "d")),
-        ("client CPU, s (submit + wait)", lambda f: _fmt(f.cpu_s, ".2f")),
-        ("client CPU per task, ms", lambda f: _fmt(f.cpu_ms_per_task, ".3f")),
-        ("client CPU per request, µs", lambda f: _fmt(f.cpu_us_per_request, ".0f")),
-        ("submission wall time, s", lambda f: _fmt(f.submit_wall_s, ".2f")),
-        ("wall time, s", lambda f: _fmt(f.wall_s, ".2f")),
-        ("client peak RSS, MB", lambda f: _fmt(f.peak_rss_mb, ".1f")),
+        ("polls per task (mean)", lambda f: fmt(f.polls_per_task, ".2f")),
+        ("lag mean, s", lambda f: fmt(f.lag_mean_s, ".3f")),
+        ("lag median, s", lambda f: fmt(f.lag_median_s, ".3f")),
+        ("lag p99, s", lambda f: fmt(f.lag_p99_s, ".3f")),
+        ("lag max, s", lambda f: fmt(f.lag_max_s, ".3f")),
+        ("server-side lag mean (first poll seeing it), s", lambda f: fmt(f.server_lag_mean_s, ".3f")),
+        (f"highest polls in any 1 s window at the server (cap {cap:g})", lambda f: fmt(f.max_polls_1s, "d")),
+        ("highest polls in any 1 s window, client send times", lambda f: fmt(f.max_polls_1s_client, "d")),
+        ("client CPU, s (submit + wait)", lambda f: fmt(f.cpu_s, ".2f")),
+        ("client CPU per task, ms", lambda f: fmt(f.cpu_ms_per_task, ".3f")),
+        ("client CPU per request, µs", lambda f: fmt(f.cpu_us_per_request, ".0f")),
+        ("submission wall time, s", lambda f: fmt(f.submit_wall_s, ".2f")),
+        ("wall time, s", lambda f: fmt(f.wall_s, ".2f")),
+        ("client peak RSS, MB", lambda f: fmt(f.peak_rss_mb, ".1f")),
     ]
     names = [f.name + (" (uncapped)" if f.name == FIXED else "") for f in runs]
     lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(runs)]
@@ -614,7 +504,7 @@ def render_table(runs: Sequence[Figures], memory: dict[str, Any] | None, cap: fl
             ("memory per handle, created only, bytes", "created_bytes_per_handle"),
         ):
             cells = [
-                _fmt(memory.get(key), ",.0f") if f.name == MAXAPI and memory.get("status") == "ok" else "n/a"
+                fmt(memory.get(key), ",.0f") if f.name == MAXAPI and memory.get("status") == "ok" else "n/a"
                 for f in runs
             ]
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -622,73 +512,144 @@ def render_table(runs: Sequence[Figures], memory: dict[str, Any] | None, cap: fl
 
 
 @dataclass
-class Target:
-    name: str
-    verdict: str  # PASS, FAIL or N/A
-    detail: str
+class PollingResult:
+    """A polling run: the fixed poller, the computed schedule and maxapi_async; the memory run."""
+
+    runs: dict[str, Figures]
+    memory: dict[str, Any] | None
+
+    @property
+    def ordered(self) -> list[Figures]:
+        return [self.runs[kind] for kind in (FIXED, IDEAL, MAXAPI) if kind in self.runs]
 
 
-def evaluate(
-    maxapi: Figures | None,
-    baselines: Sequence[Figures],
-    memory: dict[str, Any] | None,
-    cap: float,
-) -> list[Target]:
-    out: list[Target] = []
-    usable = maxapi is not None and maxapi.status == "ok"
+def collect(args: argparse.Namespace, *, log: bool = True, parallel: bool = False) -> PollingResult:
+    """maxapi_async, then the fixed 1 s poller (unless --skip-baseline), then the memory run.
 
-    def verdict(ok: bool) -> str:
-        return "PASS" if ok else "FAIL"
+    ``parallel`` runs the three at once (each has its own server): only for a smoke run, as
+    they then share the CPUs.
+    """
+    kinds = [MAXAPI, *([] if args.skip_baseline else [FIXED]), MEMORY]
 
-    if usable and maxapi is not None and maxapi.lag_mean_s is not None:
-        out.append(
-            Target(
-                f"mean lag <= {TARGET_MEAN_LAG_S:g} s",
-                verdict(maxapi.lag_mean_s <= TARGET_MEAN_LAG_S),
-                f"{maxapi.lag_mean_s:.3f} s",
-            )
-        )
+    def one(kind: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        if log:
+            print(f"# running {kind} ...", file=sys.stderr, flush=True)
+        return measure(kind, args)
+
+    if parallel:
+        with concurrent.futures.ThreadPoolExecutor(len(kinds)) as pool:
+            measured = list(pool.map(one, kinds))
     else:
-        out.append(Target(f"mean lag <= {TARGET_MEAN_LAG_S:g} s", "N/A", "maxapi_async run failed"))
-    for baseline in baselines:
-        name = f"polls per task <= {TARGET_POLL_RATIO:g} x {baseline.name}"
-        if not usable or maxapi is None or maxapi.polls_per_task is None:
-            out.append(Target(name, "N/A", "maxapi_async run failed"))
-        elif baseline.status != "ok" or not baseline.polls_per_task:
-            out.append(Target(name, "N/A", f"baseline failed: {baseline.message}"))
+        measured = [one(kind) for kind in kinds]
+    out = PollingResult({}, None)
+    for kind, (result, stats) in zip(kinds, measured, strict=True):
+        if kind == MEMORY:
+            out.memory = {**result, "polls_seen": len(stats.get("poll_times", []))}
+            shown = (
+                f"{result['awaited_bytes_per_handle']:,.0f} bytes per awaited handle"
+                if result.get("status") == "ok"
+                else f"{result.get('status')}: {result.get('message')}"
+            )
         else:
-            ratio = maxapi.polls_per_task / baseline.polls_per_task
-            out.append(
-                Target(
-                    name,
-                    verdict(ratio <= TARGET_POLL_RATIO),
-                    f"{maxapi.polls_per_task:.2f} vs {baseline.polls_per_task:.2f} = {ratio:.2f}x",
-                )
-            )
-    name = f"highest polls in any 1 s window <= cap ({cap:g})"
-    if usable and maxapi is not None and maxapi.max_polls_1s is not None:
-        out.append(Target(name, verdict(maxapi.max_polls_1s <= cap), f"{maxapi.max_polls_1s}"))
-    else:
-        out.append(Target(name, "N/A", "maxapi_async run failed"))
-    name = f"memory per pending handle < {TARGET_BYTES_PER_HANDLE:,} bytes (10 KB)"
-    if memory is not None and memory.get("status") == "ok":
-        per = float(memory["awaited_bytes_per_handle"])
-        out.append(Target(name, verdict(per < TARGET_BYTES_PER_HANDLE), f"{per:,.0f} bytes"))
-    else:
-        out.append(Target(name, "N/A", f"memory run failed: {(memory or {}).get('message', '')}"))
+            out.runs[kind] = fig = figures(kind, result, stats)
+            shown = f"{fig.status} {fig.message}".strip()
+            if kind == MAXAPI:
+                out.runs[IDEAL] = ideal_fixed(stats)
+        if log:
+            print(f"# {kind}: {shown}", file=sys.stderr, flush=True)
     return out
 
 
-def json_report(
-    args: argparse.Namespace, runs: Sequence[Figures], memory: dict[str, Any] | None, targets: list[Target]
-) -> dict[str, Any]:
-    return {
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-        },
+def rows(result: PollingResult, cap: float) -> list[Row]:
+    """``run.py``'s rows (and this script's ``target`` lines); baseline: the fixed 1 s poller."""
+    ours = result.runs.get(MAXAPI)
+    usable = ours if ours is not None and ours.status == "ok" else None
+    fixed = result.runs.get(FIXED)
+    missing = "maxapi_async run failed" + (f": {ours.message}" if ours is not None else "")
+
+    def pair(get: Callable[[Figures], float | None]) -> dict[str, float | None]:
+        return {
+            MAXAPI: get(usable) if usable else None,
+            BASELINE: get(fixed) if fixed is not None and fixed.status == "ok" else None,
+        }
+
+    out = [
+        judged(
+            "polling",
+            "mean lag (s)",
+            pair(lambda f: f.lag_mean_s),
+            spec=".3f",
+            target=f"<= {TARGET_MEAN_LAG_S:g}",
+            ok=lambda lag: lag <= TARGET_MEAN_LAG_S,
+            missing=missing,
+        ),
+        Row("polling", "polls per task", pair(lambda f: f.polls_per_task), ".2f"),
+    ]
+    for baseline in (fixed, result.runs.get(IDEAL)):
+        if baseline is None or not baseline.tasks:
+            continue
+        name = f"polls per task / {baseline.name}"
+        ratio, detail = None, ""
+        if usable and usable.polls_per_task is not None and baseline.polls_per_task:
+            ratio = usable.polls_per_task / baseline.polls_per_task
+            detail = f"{usable.polls_per_task:.2f} vs {baseline.polls_per_task:.2f} = {ratio:.2f}x"
+        baseline_failed = baseline.status != "ok" or not baseline.polls_per_task
+        out.append(
+            judged(
+                "polling",
+                name,
+                {MAXAPI: None if baseline_failed else ratio},
+                spec=".2fx",
+                target=f"<= {TARGET_POLL_RATIO:g}x",
+                ok=lambda r: r <= TARGET_POLL_RATIO,
+                detail=detail,
+                missing=f"baseline failed: {baseline.message}" if baseline_failed else missing,
+            )
+        )
+    out.append(
+        judged(
+            "polling",
+            "most polls in any 1 s window, at the server",
+            pair(lambda f: f.max_polls_1s),
+            spec="d",
+            target=f"<= {cap:g} (the cap)",
+            ok=lambda n: n <= cap,
+            missing=missing,
+        )
+    )
+    memory = result.memory or {}
+    per_handle = float(memory["awaited_bytes_per_handle"]) if memory.get("status") == "ok" else None
+    out.append(
+        judged(
+            "polling",
+            "memory per pending handle (bytes)",
+            {MAXAPI: per_handle},
+            spec=",.0f",
+            target=f"< {TARGET_BYTES_PER_HANDLE:,}",
+            ok=lambda b: b < TARGET_BYTES_PER_HANDLE,
+            missing=f"memory run failed: {memory.get('message', '')}",
+        )
+    )
+    out.append(Row("polling", "client CPU per task (ms)", pair(lambda f: f.cpu_ms_per_task), ".3f"))
+    return out
+
+
+def report(args: argparse.Namespace, result: PollingResult) -> Report:
+    ordered, memory = result.ordered, result.memory
+    problems = [f"{fig.name}: {fig.status}: {fig.message}" for fig in ordered if fig.status != "ok"]
+    notes = [f"- {problem}" for problem in problems]
+    if memory is not None and memory.get("status") == "ok":
+        top = ", ".join(f"{Path(name).name} {size:,.0f}" for name, size in memory["top_files"][:6])
+        notes.append(
+            f"- memory run: {memory['pending']} of {memory['handles']} handles pending, "
+            f"{memory['polls_seen']} polls before it stopped; bytes per handle by file: {top}"
+        )
+    else:
+        problems.append(f"memory: {(memory or {}).get('message', 'not run')}")
+    table = rows(result, args.cap)
+    data = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine(),
         "settings": {
             "tasks": args.tasks,
             "cap": args.cap,
@@ -697,10 +658,12 @@ def json_report(
             "max": args.max,
             "submit_concurrency": SUBMIT_CONCURRENCY,
         },
-        "runs": [asdict(f) for f in runs],
+        "runs": [asdict(f) for f in ordered],
         "memory": memory,
-        "targets": [asdict(t) for t in targets],
+        "targets": [row.as_json() for row in table if row.verdict],
     }
+    text = render_table(ordered, memory, args.cap) + "\n\n" + "\n".join(notes)
+    return Report(text, table, data, problems)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -712,98 +675,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="seed of finish times and jitter (1)")
     parser.add_argument("--min", type=float, default=1.0, help="shortest task, s (1)")
     parser.add_argument("--max", type=float, default=10.0, help="longest task, s (10)")
-    parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
     parser.add_argument("--skip-baseline", action="store_true", help="no fixed 1 s poller run")
-    parser.add_argument("--child-timeout", type=float, default=180.0, help="per child, s (180)")
-    parser.add_argument("--child", choices=[FIXED, MAXAPI, MEMORY], help=argparse.SUPPRESS)
-    parser.add_argument("--url", help=argparse.SUPPRESS)
+    add_child_options(parser, [FIXED, MAXAPI, MEMORY], timeout=180.0)
     args = parser.parse_args(argv)
-    if args.tasks < 1:
-        parser.error("--tasks must be at least 1")
+    check_args(parser, args, ("tasks",))
     if not (args.cap > 0 and math.isfinite(args.cap)):
         parser.error("--cap must be a positive number")
     if not 0 <= args.min <= args.max or not math.isfinite(args.max):
         parser.error("need 0 <= --min <= --max")
-    if args.child and not args.url:
-        parser.error("--child needs --url")
     return args
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
-        return child_main(args)
-
-    print(
+        return child(args)
+    header = (
         f"# polling: {args.tasks} queued tasks finishing uniformly in {args.min:g}-{args.max:g} s"
         f" (seed {args.seed}), max_polls_per_second {args.cap:g}, {SUBMIT_CONCURRENCY} submissions"
-        f" at a time\n# Python {platform.python_version()} on {platform.system()} {platform.machine()},"
-        f" {os.cpu_count()} CPU(s); server: {SERVER_SCRIPT.name} in its own process",
-        flush=True,
+        f" at a time\n{machine_line('polling')}"
     )
     if (args.min, args.max) != (1.0, 10.0):
-        print(
-            "# note: the client keeps its default PollPolicy (tuned for tasks of 1-10 s), so with"
-            " other finish times the lag and polls-per-task targets say little",
-            flush=True,
+        header += (
+            "\n# note: the client keeps its default PollPolicy (tuned for tasks of 1-10 s), so with"
+            " other finish times the lag and polls-per-task targets say little"
         )
-    # SIGTERM unwinds like Ctrl-C: the running child is killed, the server stopped.
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    started = time.perf_counter()
-    kinds = [MAXAPI, *([] if args.skip_baseline else [FIXED]), MEMORY]
-    runs: dict[str, Figures] = {}
-    memory: dict[str, Any] | None = None
-    try:
-        for kind in kinds:
-            print(f"# running {kind} ...", file=sys.stderr, flush=True)
-            result, stats = measure(kind, args)
-            if kind == MEMORY:
-                memory = {**result, "polls_seen": len(stats.get("poll_times", []))}
-                shown = (
-                    f"{result['awaited_bytes_per_handle']:,.0f} bytes per awaited handle"
-                    if result.get("status") == "ok"
-                    else f"{result.get('status')}: {result.get('message')}"
-                )
-            else:
-                runs[kind] = fig = figures(kind, result, stats)
-                shown = f"{fig.status} {fig.message}".strip()
-                if kind == MAXAPI:
-                    runs[IDEAL] = ideal_fixed(stats)
-            print(f"# {kind}: {shown}", file=sys.stderr, flush=True)
-    except (RuntimeError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-
-    ordered = [runs[kind] for kind in (FIXED, IDEAL, MAXAPI) if kind in runs]
-    print()
-    print(render_table(ordered, memory, args.cap))
-    print()
-    for fig in ordered:
-        if fig.status != "ok":
-            print(f"- {fig.name}: {fig.status}: {fig.message}")
-    if memory is not None and memory.get("status") == "ok":
-        top = ", ".join(f"{Path(name).name} {size:,.0f}" for name, size in memory["top_files"][:6])
-        print(
-            f"- memory run: {memory['pending']} of {memory['handles']} handles pending, "
-            f"{memory['polls_seen']} polls before it stopped; bytes per handle by file: {top}"
-        )
-    print()
-    baselines = [runs[kind] for kind in (FIXED, IDEAL) if kind in runs and runs[kind].tasks]
-    targets = evaluate(runs.get(MAXAPI), baselines, memory, args.cap)
-    for target in targets:
-        print(f"target {target.name}: {target.verdict} ({target.detail})")
-    print(f"\n# total time {time.perf_counter() - started:.1f} s")
-    if args.json:
-        args.json.write_text(json.dumps(json_report(args, ordered, memory, targets), indent=2) + "\n")
-    failed = any(fig.status != "ok" for fig in ordered) or (memory or {}).get("status") != "ok"
-    return 1 if failed else 0
+    return script_main(header, lambda: report(args, collect(args)), args.json)
 
 
 if __name__ == "__main__":

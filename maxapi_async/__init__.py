@@ -7,19 +7,15 @@ Everything public is re-exported here; every other module is private.
     async with maxapi_async.AsyncMaxAPI() as client:          # key from MAXAPI_KEY
         result = await client.images.generate("a glass cube", aspect_ratio="16:9")
         await result.images[0].save("cube.png")
+
+Batches (:mod:`._batch`) and the blocking facade (:mod:`._blocking`, which starts an
+event loop thread through anyio) load on first use of one of their names, so
+``import maxapi_async`` stays cheap; so does aiohttp, which the transport imports
+when the first session is created.
 """
 
-from ._batch import (
-    Batch,
-    BatchItem,
-    BatchProgress,
-    BatchSummary,
-    ContentRequest,
-    EditRequest,
-    GenerateRequest,
-    Outcome,
-)
-from ._blocking import BlockingTaskHandle, MaxAPI
+from typing import TYPE_CHECKING, Any
+
 from ._catalog import DEFAULT_MODEL, MODELS, ROUTE_MODES, ModelSpec, lookup_model
 from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_POLLS_PER_SECOND, AsyncMaxAPI
 from ._errors import (
@@ -67,6 +63,19 @@ from ._resources import Images, Models, ReferenceInput, Tasks
 from ._tasks import TaskRef
 from ._transport import Timeouts
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._batch import (
+        Batch,
+        BatchItem,
+        BatchProgress,
+        BatchSummary,
+        ContentRequest,
+        EditRequest,
+        GenerateRequest,
+        Outcome,
+    )
+    from ._blocking import BlockingTaskHandle, MaxAPI
 
 __all__ = [
     "ASSET_TTL",
@@ -145,3 +154,34 @@ __all__ = [
     "__version__",
     "lookup_model",
 ]
+
+# Names whose modules load on first use (PEP 562): name -> private module.
+_LAZY = {
+    "Batch": "_batch",
+    "BatchItem": "_batch",
+    "BatchProgress": "_batch",
+    "BatchSummary": "_batch",
+    "ContentRequest": "_batch",
+    "EditRequest": "_batch",
+    "GenerateRequest": "_batch",
+    "Outcome": "_batch",
+    "BlockingTaskHandle": "_blocking",
+    "MaxAPI": "_blocking",
+}
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all for typos
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import importlib
+
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

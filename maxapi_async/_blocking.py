@@ -26,9 +26,8 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
-import aiohttp
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from . import _catalog
@@ -43,6 +42,9 @@ from ._policy import PollPolicy, RetryPolicy
 from ._resources import ReferenceInput
 from ._tasks import TaskKind, TaskRef
 from ._transport import Timeouts
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["BlockingTaskHandle", "MaxAPI", "RunningLoopError"]
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import binascii
 import datetime as _dt
+import functools
 import os
 import urllib.parse
 import warnings
@@ -37,7 +38,7 @@ from ._convert import converter, structure
 from ._errors import BlockedError, InvalidRequestError, MaxAPIWarning, ResponseError
 from ._images import IMAGE_TYPES, image_size, mime_type_from_url, sniff_mime_type
 from ._models import ASSET_TTL, ImageAsset, _AssetFetcher
-from ._protocol import ImageCall, RequestSpec, decode_b64
+from ._protocol import IDEMPOTENCY_HEADER, ImageCall, RequestSpec, decode_b64
 
 __all__ = [
     "ASYNC_HEADER",
@@ -57,6 +58,7 @@ __all__ = [
     "decode_inline_images",
     "generate_content_path",
     "image_parts",
+    "inline_data_size",
     "inline_payloads",
     "make_native_assets",
     "needs_loading",
@@ -64,6 +66,7 @@ __all__ = [
     "parse_generate_content",
     "pending_loads",
     "requested_modalities",
+    "scan_contents",
     "with_images",
 ]
 
@@ -252,19 +255,22 @@ def _camel(name: str) -> str:
     return head + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
-def _register_google_json(
+def _wire_names(cls: type[Any], omit: tuple[str, ...]) -> dict[str, str]:
+    """{field name: camelCase key} for the fields the wire fills."""
+    return {a.name: _camel(a.name) for a in attrs.fields(cls) if a.name != "extra" and a.name not in omit}
+
+
+def _google_json_hook(
     cls: type[_T],
-    *,
     omit: tuple[str, ...] = (),
     after: Callable[[_T, dict[str, Any]], None] | None = None,
-) -> None:
+) -> Callable[[Any, Any], _T]:
     """Structure ``cls`` from camelCase keys (or their snake_case spelling).
 
     ``omit`` names fields the wire never fills; ``after`` sees the built instance and the
-    dict as received. Classes must be registered before any class that contains them.
+    dict as received.
     """
-    fields = [a.name for a in attrs.fields(cls) if a.name != "extra" and a.name not in omit]
-    wire = {name: _camel(name) for name in fields}
+    wire = _wire_names(cls, omit)
     overrides: dict[str, Any] = {name: override(omit=True) for name in (*omit, "extra")}
     overrides.update({name: override(rename=key) for name, key in wire.items() if key != name})
     base = make_dict_structure_fn(cls, converter, **overrides)
@@ -288,22 +294,30 @@ def _register_google_json(
             after(instance, value)
         return instance
 
-    converter.register_structure_hook(cls, hook)
+    return hook
 
 
 def _keep_raw(response: GenerateContentResponse, value: dict[str, Any]) -> None:
     object.__setattr__(response, "raw", value)
 
 
-# Order matters: a class's hook is generated with the hooks of the classes it contains.
-_register_google_json(Blob)
-_register_google_json(FileData)
-_register_google_json(Part)
-_register_google_json(Content)
-_register_google_json(Candidate)
-_register_google_json(PromptFeedback)
-_register_google_json(UsageMetadata)
-_register_google_json(GenerateContentResponse, omit=("images", "request_id", "raw", "cost"), after=_keep_raw)
+# Each class: the fields the wire never fills, and what to do after structuring.
+_GOOGLE_JSON: dict[type[Any], tuple[tuple[str, ...], Callable[[Any, dict[str, Any]], None] | None]] = {
+    Blob: ((), None),
+    FileData: ((), None),
+    Part: ((), None),
+    Content: ((), None),
+    Candidate: ((), None),
+    PromptFeedback: ((), None),
+    UsageMetadata: ((), None),
+    GenerateContentResponse: (("images", "request_id", "raw", "cost"), _keep_raw),
+}
+# The structuring functions are generated on first use, not at import (cattrs' code
+# generation costs milliseconds): the converter asks this factory for each class the
+# first time it meets it, the contained classes' hooks included.
+converter.register_structure_hook_factory(
+    lambda t: t in _GOOGLE_JSON, lambda t: _google_json_hook(t, *_GOOGLE_JSON[t])
+)
 
 
 def parse_generate_content(obj: Any, *, request_id: str | None = None) -> GenerateContentResponse:
@@ -424,21 +438,29 @@ def inline_payloads(response: GenerateContentResponse) -> list[str | None]:
 
 
 def decode_inline_images(
-    response: GenerateContentResponse, *, request_id: str | None = None
+    response: GenerateContentResponse,
+    *,
+    request_id: str | None = None,
+    decoded: Mapping[int, bytes] | None = None,
 ) -> list[bytes | None]:
-    """Decode :func:`inline_payloads` (CPU-bound: run it in a thread for big answers)."""
-    decoded: list[bytes | None] = []
+    """Decode :func:`inline_payloads` (CPU-bound: run it in a thread for big answers).
+
+    ``decoded`` holds payloads decoded already, by ``id()`` of their text (see
+    :func:`~maxapi_async._protocol.decode_answer`).
+    """
+    done = decoded or {}
+    images: list[bytes | None] = []
     for i, payload in enumerate(inline_payloads(response)):
         if payload is None:
-            decoded.append(None)
+            images.append(None)
             continue
-        data = decode_b64(payload, request_id=request_id)
+        data = done.get(id(payload)) or decode_b64(payload, request_id=request_id)
         if not data:
             raise ResponseError(
                 f"inline image {i} of the generateContent answer is empty", request_id=request_id
             )
-        decoded.append(data)
-    return decoded
+        images.append(data)
+    return images
 
 
 def _same_image_type(inline: Blob, file: FileData) -> bool:
@@ -594,6 +616,7 @@ class _Normalizer:
 
     def __init__(self, loaded: Sequence[bytes] | None) -> None:
         self.dry = loaded is None
+        self.inline_bytes = 0  # image bytes given inline, to be base64-encoded
         self.loaded = iter(loaded or ())
         self.found: list[tuple[str, object]] = []
 
@@ -669,6 +692,7 @@ class _Normalizer:
             raise InvalidRequestError(
                 argument, f"is not an image ({len(data)} bytes, unknown format)", allowed=IMAGE_TYPES
             )
+        self.inline_bytes += len(data)
         return {"inlineData": {"mimeType": mime, "data": "" if self.dry else _b64(data)}}
 
     def part_dict(self, item: Mapping[Any, Any], argument: str) -> dict[str, Any]:
@@ -699,6 +723,7 @@ class _Normalizer:
         mime = out.get("mimeType")
         if isinstance(data, (bytes, bytearray, memoryview)):
             mime = mime or sniff_mime_type(data)
+            self.inline_bytes += len(data)
             out["data"] = "" if self.dry else _b64(data)
         elif isinstance(data, str) and data:
             mime = mime or _sniff_b64(data)
@@ -721,9 +746,28 @@ def pending_loads(contents: object) -> list[tuple[str, object]]:
     read). The client reads each item (a path, a binary file object, or an ImageAsset's
     URL) and passes the bytes, in this order, to :func:`normalize_contents`.
     """
+    return scan_contents(contents)[0]
+
+
+def scan_contents(contents: object) -> tuple[list[tuple[str, object]], int]:
+    """:func:`pending_loads`, and the number of image bytes ``contents`` holds inline.
+
+    The client moves :func:`normalize_contents` (base64) to a worker thread when those
+    and the loaded bytes are many.
+    """
     walker = _Normalizer(None)
     walker.contents(contents)
-    return walker.found
+    return walker.found, walker.inline_bytes
+
+
+def inline_data_size(contents: Sequence[dict[str, Any]]) -> int:
+    """The base64 characters of the ``inlineData`` parts of wire ``contents`` (a request body's bulk)."""
+    return sum(
+        len(part["inlineData"].get("data") or "")
+        for content in contents
+        for part in content.get("parts") or ()
+        if isinstance(part, dict) and isinstance(part.get("inlineData"), dict)
+    )
 
 
 def normalize_contents(contents: object, *, loaded: Sequence[bytes] = ()) -> list[dict[str, Any]]:
@@ -750,6 +794,7 @@ def normalize_contents(contents: object, *, loaded: Sequence[bytes] = ()) -> lis
 # The request.
 
 
+@functools.lru_cache(maxsize=64)
 def generate_content_path(model: str) -> str:
     """``/v1beta/models/{model}:generateContent``, the model's slash kept."""
     return f"/v1beta/models/{urllib.parse.quote(model, safe='/')}:generateContent"
@@ -868,6 +913,7 @@ def build_generate_content_request(
     system_instruction: str | Mapping[str, Any] | Content | None = None,
     generation_config: Mapping[str, Any] | None = None,
     safety_settings: Sequence[Mapping[str, Any]] | None = None,
+    idempotency_key: str | None = None,
 ) -> RequestSpec:
     """The ``POST /v1beta/models/{model}:generateContent`` request, checked.
 
@@ -877,7 +923,8 @@ def build_generate_content_request(
     default, so the model answers with its default modalities (text and image).
     ``generation_config`` is a base (its top-level, ``imageConfig`` and
     ``thinkingConfig`` keys may be snake_case) that the explicit arguments override.
-    ``route_mode`` goes in ``X-MaxAPI-Route-Mode``; ``queued`` sets ``X-MaxAPI-Async: true``.
+    ``route_mode`` goes in ``X-MaxAPI-Route-Mode``; ``queued`` sets ``X-MaxAPI-Async: true``;
+    ``idempotency_key`` goes in ``Idempotency-Key``.
 
     Aspect ratio and image size are checked against the model's table (unknown models pass
     through); an ``image_size`` for a model without a size selector warns and is sent.
@@ -922,6 +969,8 @@ def build_generate_content_request(
         headers[ROUTE_MODE_HEADER] = route_mode
     if queued:
         headers[ASYNC_HEADER] = "true"
+    if idempotency_key is not None:
+        headers[IDEMPOTENCY_HEADER] = idempotency_key
     call = ImageCall(
         "edit" if _has_image_input(wire_contents) else "generation",
         model_id,

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-import anyio
 import attrs
 
 __all__ = [
@@ -106,6 +105,8 @@ class ImageAsset:
         the final name. When ``path`` is an existing directory, the file is
         named after the URL (or ``image.<ext>`` for inline data).
         """
+        import anyio  # on first use: ~20 ms at import
+
         target = Path(path)
         if await anyio.Path(target).is_dir():
             target = target / self._default_filename()
@@ -186,6 +187,8 @@ class ImageResult:
 
     async def save_all(self, directory: str | os.PathLike[str], *, stem: str = "image") -> list[Path]:
         """Save every image into ``directory`` as ``{stem}-{i}.{ext}``; returns the paths."""
+        import anyio
+
         folder = Path(directory)
         await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
         paths: list[Path] = []

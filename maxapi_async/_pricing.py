@@ -75,7 +75,10 @@ class Usage:
 
     def record(self, route_mode: str | None, images: int, credits: float | None) -> None:
         """Count one successful call."""
-        route = self.by_route.setdefault(route_mode or "default", RouteUsage())
+        key = route_mode or "default"
+        route = self.by_route.get(key)
+        if route is None:
+            route = self.by_route[key] = RouteUsage()
         cost = credits or 0.0
         for bucket in (self, route):
             bucket.calls += 1

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from . import _catalog
+from . import _bigjson, _catalog
 from ._catalog import ModelSpec
 from ._convert import structure
 from ._errors import (
@@ -44,6 +44,7 @@ __all__ = [
     "ASSET_DELIVERIES",
     "EDITS_PATH",
     "GENERATIONS_PATH",
+    "IDEMPOTENCY_HEADER",
     "RESPONSE_FORMATS",
     "FormPart",
     "ImageCall",
@@ -52,17 +53,21 @@ __all__ = [
     "build_edit_request",
     "build_generate_request",
     "check_asset_type",
+    "decode_answer",
     "decode_b64",
     "decode_json",
+    "encode_json",
     "error_from_response",
     "make_asset",
     "parse_images_response",
     "parse_retry_after",
     "reference_image",
     "request_id_from",
+    "with_body",
 ]
 
 GENERATIONS_PATH = "/v1/images/generations"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 EDITS_PATH = "/v1/images/edits"
 RESPONSE_FORMATS: tuple[str, ...] = ("url", "b64_json")
 ASSET_DELIVERIES: tuple[str, ...] = ("mirror",)
@@ -115,6 +120,9 @@ class RequestSpec:
     Exactly one of ``json`` (sent as ``application/json``) and ``form`` (sent as
     ``multipart/form-data``) is set for a POST; neither for a GET. ``path`` is
     relative to the API's base URL. The transport adds the credentials.
+    ``body`` is ``json`` already encoded (:func:`with_body`: done in a worker
+    thread when the body is megabytes of inline images); otherwise the transport
+    encodes ``json`` itself.
     """
 
     method: str
@@ -123,6 +131,50 @@ class RequestSpec:
     json: dict[str, Any] | None = None
     form: tuple[FormPart, ...] | None = None
     headers: Mapping[str, str] = attrs.field(factory=dict)
+    body: bytes | None = attrs.field(
+        default=None, repr=lambda b: "None" if b is None else f"<{len(b)} bytes>"
+    )
+
+
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def encode_json(obj: Any) -> bytes:
+    """A JSON request body, compact UTF-8 (one encoder: json.dumps with options makes one per call)."""
+    return _encoder.encode(obj).encode()
+
+
+def with_body(spec: RequestSpec) -> RequestSpec:
+    """``spec`` with its ``json`` encoded into ``body``: the same bytes as :func:`encode_json`.
+
+    For a worker thread, when the body is megabytes of inline images. It encodes piece by
+    piece (each string on its own), because one ``encode`` call of 8 MB holds the GIL for
+    20 ms, stalling the event loop as if it ran there; between pieces the loop gets its turn.
+    """
+    if spec.json is None:
+        return spec
+    pieces: list[str] = []
+    _encode_into(spec.json, pieces, depth=8)
+    return attrs.evolve(spec, body="".join(pieces).encode())
+
+
+def _encode_into(obj: Any, pieces: list[str], depth: int) -> None:
+    """Append the compact JSON of ``obj`` to ``pieces``, containers a member at a time."""
+    if depth and type(obj) is dict and all(type(key) is str for key in obj):
+        pieces.append("{")
+        for i, (key, value) in enumerate(obj.items()):
+            pieces.append(f"{',' if i else ''}{_encoder.encode(key)}:")
+            _encode_into(value, pieces, depth - 1)
+        pieces.append("}")
+    elif depth and type(obj) in (list, tuple):
+        pieces.append("[")
+        for i, item in enumerate(obj):
+            if i:
+                pieces.append(",")
+            _encode_into(item, pieces, depth - 1)
+        pieces.append("]")
+    else:
+        pieces.append(_encoder.encode(obj))
 
 
 @attrs.frozen
@@ -245,8 +297,13 @@ def build_generate_request(
     asset_delivery: str | None = None,
     response_format: str | None = None,
     queued: bool = False,
+    idempotency_key: str | None = None,
 ) -> RequestSpec:
-    """The ``POST /v1/images/generations`` request; optional keys only when set."""
+    """The ``POST /v1/images/generations`` request; optional keys only when set.
+
+    ``idempotency_key`` goes in the ``Idempotency-Key`` header (the client makes one per
+    submission, so every attempt of it carries the same).
+    """
     _check_common(prompt, model, aspect_ratio, resolution, n, route_mode, asset_delivery, response_format)
     body: dict[str, Any] = {"model": model, "prompt": prompt}
     body.update(_optional_fields(aspect_ratio, resolution, route_mode, asset_delivery, response_format))
@@ -259,6 +316,7 @@ def build_generate_request(
         GENERATIONS_PATH,
         ImageCall("generation", model, aspect_ratio, resolution, route_mode, n),
         json=body,
+        headers={IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key is not None else {},
     )
 
 
@@ -460,17 +518,72 @@ def decode_json(body: bytes, *, status: int, request_id: str | None, what: str) 
     try:
         return json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
-        raise ResponseError(
-            f"the {what} answer is not JSON: {_excerpt(body) or '(empty body)'!r}",
-            status=status,
-            request_id=request_id,
-            body=_excerpt(body, 2000),
-        ) from None
+        raise _not_json(body, status, request_id, what) from None
+
+
+def decode_answer(
+    body: bytes, *, status: int, request_id: str | None, what: str
+) -> tuple[Any, dict[int, bytes]]:
+    """:func:`decode_json` for an answer that may carry images inline, and their bytes.
+
+    The long base64 strings of a big answer are decoded on the way, once (see
+    :mod:`maxapi_async._bigjson`); the mapping holds their bytes by ``id()`` of the
+    string in the returned value (empty for anything else), for :func:`decode_b64`'s
+    callers to look up first.
+    """
+    try:
+        return _bigjson.loads_with_base64(body)
+    except (ValueError, RecursionError):
+        raise _not_json(body, status, request_id, what) from None
+
+
+def _not_json(body: bytes, status: int, request_id: str | None, what: str) -> ResponseError:
+    return ResponseError(
+        f"the {what} answer is not JSON: {_excerpt(body) or '(empty body)'!r}",
+        status=status,
+        request_id=request_id,
+        body=_excerpt(body, 2000),
+    )
+
+
+_ANSWER_KEYS = frozenset({"created", "data", "usage"})
+_ITEM_KEYS = frozenset({"url", "b64_json", "revised_prompt"})
+# Exact types, as the converter's strict hooks check them (a bool is not an int).
+_INT_OR_NONE = (int, type(None))
+_DICT_OR_NONE = (dict, type(None))
+_TEXT_OR_NONE = (str, type(None))
+
+
+def _common_images_response(obj: Any) -> ImagesResponse | None:
+    """The usual answer (known keys only, every value of its type), built by hand; else ``None``.
+
+    Every call reads one of these on the event loop, so the common shape skips the
+    converter's generic machinery: the instance is the one the converter would build.
+    Anything else (an unknown key kept in ``extra``, a wrong type to explain) is left
+    to the converter.
+    """
+    if type(obj) is not dict or not _ANSWER_KEYS.issuperset(obj):
+        return None
+    data, created, usage = obj.get("data"), obj.get("created"), obj.get("usage")
+    if type(data) is not list or type(created) not in _INT_OR_NONE or type(usage) not in _DICT_OR_NONE:
+        return None
+    items: list[ImageData] = []
+    for item in data:
+        if type(item) is not dict or not _ITEM_KEYS.issuperset(item):
+            return None
+        url, b64_json, revised_prompt = item.get("url"), item.get("b64_json"), item.get("revised_prompt")
+        text = _TEXT_OR_NONE
+        if type(url) not in text or type(b64_json) not in text or type(revised_prompt) not in text:
+            return None
+        items.append(ImageData(url, b64_json, revised_prompt))
+    return ImagesResponse(items, created, usage)
 
 
 def parse_images_response(obj: Any, *, request_id: str | None = None) -> ImagesResponse:
     """Structure an OpenAI-style images answer; success without any image is an error."""
-    response = structure(obj, ImagesResponse, what="images answer", request_id=request_id)
+    response = _common_images_response(obj)
+    if response is None:
+        response = structure(obj, ImagesResponse, what="images answer", request_id=request_id)
     if not response.data:
         raise ResponseError("the images answer holds no images", request_id=request_id, body=obj)
     for i, item in enumerate(response.data):

@@ -11,21 +11,23 @@ Nothing is read into memory past a size cap: an answer's ``Content-Length`` is
 checked first, and the bytes are counted as they arrive (a server may send no
 length, or compress). Retrying is not done here: the client decides, once, for
 API requests and downloads alike.
+
+aiohttp is imported when the first session is made (:meth:`Transport._get_session`,
+which every request goes through first), not with this module: it costs about
+100 ms, most of ``import maxapi_async`` otherwise. Code here that names
+``aiohttp`` at run time runs only after that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import aiohttp
-import anyio
 import attrs
 from yarl import URL
 
@@ -37,7 +39,10 @@ from ._errors import (
     ResponseTooLargeError,
 )
 from ._files import partial_path
-from ._protocol import RequestSpec, check_asset_type, error_from_response, request_id_from
+from ._protocol import RequestSpec, check_asset_type, encode_json, error_from_response, request_id_from
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = [
     "DEFAULT_MAX_DOWNLOAD_BYTES",
@@ -64,8 +69,9 @@ _SNIFF_BYTES = 16
 # much, so a deadline that passes before the request is sent (waiting for a free
 # connection, connecting) is always reported as such (``sent=False``).
 _DEADLINE_MARGIN = 0.1
-# One encoder for every body: json.dumps with options builds a new one per call.
-_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+# A first attempt starts within this much of the client's whole deadline: it reuses one
+# aiohttp timeout object (see Transport._timeout).
+_FULL_DEADLINE_SLACK = 0.001
 
 
 def _limit(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -149,6 +155,12 @@ class _Credentials:
         return "<credentials hidden>"
 
 
+def _import_aiohttp() -> None:
+    """Bind the module-level name ``aiohttp`` (see the module docstring)."""
+    global aiohttp
+    import aiohttp
+
+
 def _origin(url: URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host or "", url.port)
 
@@ -181,14 +193,24 @@ def _too_large(
     )
 
 
+def _whole_body_fits(resp: aiohttp.ClientResponse, limit: int, what: str) -> bool:
+    """Whether ``resp.read()`` may read the body at once: its declared, uncompressed length
+    is within ``limit``. A declared length above it raises :class:`ResponseTooLargeError`
+    (``what`` names the body) before anything is read.
+    """
+    declared = resp.content_length
+    if declared is None:
+        return False
+    if declared > limit:
+        raise _too_large(resp, what, limit, declared, declared=True)
+    # HTTP framing stops at Content-Length; a compressed body's decoded size is unknown.
+    return resp.headers.get("Content-Encoding", "identity").lower() == "identity"
+
+
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
     """The whole body, refusing (before reading it) anything above ``limit`` bytes."""
-    declared = resp.content_length
-    if declared is not None:
-        if declared > limit:
-            raise _too_large(resp, what, limit, declared, declared=True)
-        if resp.headers.get("Content-Encoding", "identity").lower() == "identity":
-            return await resp.read()  # HTTP framing stops at Content-Length
+    if _whole_body_fits(resp, limit, what):
+        return await resp.read()
     # No length, or a compressed body whose decoded size is unknown: count it.
     chunks: list[bytes] = []
     size = 0
@@ -234,11 +256,13 @@ class Transport:
         self._credentials = _Credentials(api_key)
         self._max_concurrency = max_concurrency
         self._timeouts = timeouts
-        self._default_timeout = timeouts._aiohttp(timeouts.total)
+        self._full: aiohttp.ClientTimeout | None = None
         self._max_response_bytes = max_response_bytes
         self._max_download_bytes = max_download_bytes
         self._user_agent = user_agent
         self._session = http_session
+        if http_session is not None:
+            _import_aiohttp()  # already loaded by whoever made the session
         self._owns_session = http_session is None
         self._closed = False
         self._json_headers = {
@@ -268,10 +292,11 @@ class Transport:
         if session is None:
             # Created on first use, inside the running loop, so the client itself
             # can be built at import time (module level in a web app).
+            _import_aiohttp()
             connector = aiohttp.TCPConnector(limit=self._max_concurrency, limit_per_host=0)
             session = aiohttp.ClientSession(
                 connector=connector,
-                timeout=self._default_timeout,
+                timeout=self._full_timeout(),
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
             self._session = session
@@ -287,9 +312,22 @@ class Transport:
             return path
         return self._base + path
 
+    def _full_timeout(self) -> aiohttp.ClientTimeout:
+        """aiohttp's limits for the client's whole deadline (made once, after aiohttp is loaded)."""
+        if self._full is None:
+            self._full = self._timeouts._aiohttp(self._timeouts.total)
+        return self._full
+
     def _timeout(self, total: float | None) -> aiohttp.ClientTimeout:
-        if total is None:
-            return self._default_timeout
+        """aiohttp's limits for an attempt with ``total`` seconds of the call's deadline left.
+
+        The first attempt of a call under the client's own deadline (most attempts) starts
+        microseconds into it: it gets the client's full limits, made once, rather than a new
+        object (the deadline moves by under 1 ms, on top of a 100 ms margin).
+        """
+        full = self._timeouts.total
+        if total is None or (full is not None and full - _FULL_DEADLINE_SLACK <= total <= full):
+            return self._full_timeout()
         return self._timeouts._aiohttp(total)
 
     async def send(self, spec: RequestSpec, *, timeout: float | None = None) -> RawResponse:
@@ -303,7 +341,7 @@ class Transport:
         url = self.api_url(spec.path)
         data: Any = None
         if spec.json is not None:
-            data = _encode_json(spec.json).encode()
+            data = spec.body if spec.body is not None else encode_json(spec.json)
             headers = self._json_headers
         else:
             headers = self._form_headers
@@ -328,10 +366,13 @@ class Transport:
                 timeout=self._timeout(timeout),
                 allow_redirects=False,
             ) as resp:
+                limit, what = self._max_response_bytes, f"the answer to {spec.path}"
                 if resp.status >= 300:
                     body = await _read_error_body(resp)
+                elif _whole_body_fits(resp, limit, what):  # the usual answer: one read, one frame less
+                    body = await resp.read()
                 else:
-                    body = await _read_capped(resp, self._max_response_bytes, f"the answer to {spec.path}")
+                    body = await _read_capped(resp, limit, what)
                 return RawResponse(resp.status, resp.headers, body)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _wire_error(exc, f"{spec.method} {spec.path}") from exc
@@ -385,6 +426,8 @@ class Transport:
         chunks arrive; on any failure the temporary file is removed. The
         returned answer has an empty ``body``.
         """
+        import anyio
+
         session = self._get_session()
         await anyio.Path(target.parent).mkdir(parents=True, exist_ok=True)
         tmp = partial_path(target)

@@ -1,98 +1,104 @@
-"""Smoke tests: ``benchmarks/overhead.py`` and ``benchmarks/polling.py`` run end to end and report."""
+"""Smoke tests: ``benchmarks/run.py --quick`` runs every scenario and reports; the scripts run alone.
+
+The numbers of a quick run mean nothing (tiny sizes, a busy test machine): these tests check that
+every scenario measured something and said PASS or FAIL, not which.
+"""
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-OVERHEAD = Path(__file__).resolve().parent.parent / "benchmarks" / "overhead.py"
-POLLING = Path(__file__).resolve().parent.parent / "benchmarks" / "polling.py"
-
-
-def _client_importable() -> bool:
-    try:
-        return hasattr(importlib.import_module("maxapi_async"), "AsyncMaxAPI")
-    except Exception:
-        return False
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+SCENARIOS = ("overhead", "native", "polling", "payload", "batch", "import")
+NUMBER = r"[\d,]+(\.\d+)?x?"
 
 
-def _row(output: str, variant: str) -> str:
-    match = re.search(rf"^\| {re.escape(variant)} \|(.*)$", output, re.MULTILINE)
-    assert match, f"no table row for {variant!r} in:\n{output}"
-    return match.group(1)
-
-
-def _cpu_cell(row: str) -> str:
-    return row.split("|")[0].strip()
-
-
-def test_overhead_benchmark_reports_both_variants() -> None:
-    args = ["--calls", "50", "--concurrency", "10", "--rounds", "1", "--warmup", "20"]
+def _run(script: str, *args: str, timeout: float = 60) -> str:
     proc = subprocess.run(
-        [sys.executable, str(OVERHEAD), *args, "--only", "raw aiohttp,maxapi_async"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-
-    assert re.fullmatch(r"\d+", _cpu_cell(_row(proc.stdout, "raw aiohttp"))), proc.stdout
-    maxapi_cpu = _cpu_cell(_row(proc.stdout, "maxapi_async"))
-    if _client_importable():
-        assert re.fullmatch(r"\d+", maxapi_cpu), proc.stdout
-        assert re.search(r"^maxapi_async target: .*: (PASS|FAIL) ", proc.stdout, re.MULTILINE)
-    else:
-        assert maxapi_cpu.startswith("unavailable"), proc.stdout
-
-
-def test_polling_benchmark_prints_its_table_and_targets(tmp_path: Path) -> None:
-    report = tmp_path / "polling.json"
-    args = ["--tasks", "50", "--min", "0.1", "--max", "0.5", "--cap", "500", "--json", str(report)]
-    proc = subprocess.run([sys.executable, str(POLLING), *args], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-
-    # Columns: the measured fixed 1 s loop, the computed fixed 1 s schedule, maxapi_async.
-    resolved = _row(proc.stdout, "tasks resolved / submitted")
-    assert re.fullmatch(r"( 50 / 50 \|){3}", resolved), proc.stdout
-    assert re.fullmatch(r"( \d+\.\d+ \|){3}", _row(proc.stdout, "polls per task (mean)")), proc.stdout
-    memory = _row(proc.stdout, "memory per pending handle, awaited, bytes")
-    assert re.fullmatch(r" n/a \| n/a \| [\d,]+ \|", memory), proc.stdout
-    for target in ("mean lag", "polls per task", "highest polls", "memory per pending handle"):
-        assert re.search(rf"^target {target}.*: (PASS|FAIL) \(", proc.stdout, re.MULTILINE), proc.stdout
-    data = json.loads(report.read_text())
-    names = [run["name"] for run in data["runs"]]
-    assert names == ["fixed 1 s poller", "fixed 1 s schedule (computed)", "maxapi_async"]
-    assert all(run["resolved"] == 50 for run in data["runs"])
-    assert data["memory"]["pending"] == 50
-
-
-BATCH = Path(__file__).resolve().parent.parent / "benchmarks" / "batch.py"
-
-
-def test_batch_benchmark_prints_its_table_and_targets(tmp_path: Path) -> None:
-    report = tmp_path / "batch.json"
-    proc = subprocess.run(
-        [sys.executable, str(BATCH), "--items", "200", "--json", str(report)],
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, timeout=timeout
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
+    return proc.stdout
 
-    for variant in ("no journal", "journal"):
-        cells = [c.strip() for c in _row(proc.stdout, variant).split("|")[:-1]]
-        assert cells[0] == "200", proc.stdout
-        assert all(re.fullmatch(r"\d+(\.\d+)?", c) for c in cells[1:]), proc.stdout
-        for target in ("items/s on one core", "MB peak"):
-            pattern = rf"^target .*{target} \[{variant}\]: (PASS|FAIL) \("
-            assert re.search(pattern, proc.stdout, re.MULTILINE), proc.stdout
-    data = json.loads(report.read_text())
-    assert [v["name"] for v in data["variants"]] == ["no journal", "journal"]
-    for variant in data["variants"]:
-        (run,) = variant["runs"]
-        assert (run["status"], run["ok_items"], run["submissions"], run["polls"]) == ("ok", 200, 200, 200)
-    assert data["variants"][1]["runs"][0]["journal_lines"] == 600
+
+def _cells(output: str, first: str) -> list[str]:
+    """The cells after ``first`` in the markdown table row that starts with it."""
+    match = re.search(rf"^\| {re.escape(first)} \|(.*)\|$", output, re.MULTILINE)
+    assert match, f"no table row for {first!r} in:\n{output}"
+    return [c.strip() for c in match.group(1).split("|")]
+
+
+def _targets(output: str, scenario: str) -> list[str]:
+    lines = re.findall(rf"^target \[{re.escape(scenario)}\] .*: (?:PASS|FAIL) \(.+\)$", output, re.MULTILINE)
+    assert lines, output
+    return lines
+
+
+def test_run_quick_prints_one_table_and_saves_every_scenario(tmp_path: Path) -> None:
+    out = _run("run.py", "--quick", "--results-dir", str(tmp_path), timeout=120)
+
+    head = "| scenario | metric | maxapi_async | baseline | openai SDK | google-genai | target | result |"
+    assert out.count(head) == 1, out
+    table = [line for line in out.splitlines() if line.startswith("| ") and line != head]
+    for scenario in SCENARIOS:
+        rows = [line.split("|")[1:-1] for line in table if line.startswith(f"| {scenario} |")]
+        assert rows, f"no rows for {scenario}:\n{out}"
+        assert all(re.fullmatch(NUMBER, row[2].strip()) for row in rows), out  # maxapi_async
+        assert any(row[7].strip() in ("PASS", "FAIL") for row in rows), out  # a target, judged
+    assert re.search(r"^\d+ targets: \d+ PASS, \d+ FAIL, 0 N/A$", out, re.MULTILINE), out
+
+    saved = sorted(tmp_path.glob("*-quick.json"))
+    assert len(saved) == 1
+    assert (tmp_path / "latest.json").read_bytes() == saved[0].read_bytes()
+    data: dict[str, Any] = json.loads(saved[0].read_text())
+    assert data["failures"] == {}
+    assert {row["scenario"] for row in data["rows"]} == set(SCENARIOS)
+    judged = [row for row in data["rows"] if row["verdict"]]
+    assert all(row["verdict"] in ("PASS", "FAIL") for row in judged)
+    assert all(isinstance(row["values"]["maxapi_async"], float | int) for row in judged)
+
+    reports = data["reports"]
+    overhead = {v["name"]: v for v in reports["overhead+native"]["variants"]}
+    assert len(overhead) == 6
+    assert all(v["runs"][0]["status"] == "ok" for v in overhead.values())
+    polling = {run["name"]: run for run in reports["polling"]["runs"]}
+    assert list(polling) == ["fixed 1 s poller", "fixed 1 s schedule (computed)", "maxapi_async"]
+    assert all(run["resolved"] == run["tasks"] == 50 for run in polling.values())
+    assert reports["polling"]["memory"]["pending"] == 50
+    assert len(reports["payload"]["variants"]) == 4
+    assert all(v["runs"][0]["status"] == "ok" for v in reports["payload"]["variants"])
+    batches = {v["name"]: v["runs"][0] for v in reports["batch"]["variants"]}
+    assert [(r["status"], r["ok_items"], r["submissions"], r["polls"]) for r in batches.values()] == [
+        ("ok", 200, 200, 200)
+    ] * 2
+    assert batches["journal"]["journal_lines"] == 600
+    assert [m["error"] for m in reports["import"]["modules"]] == [None] * 3
+
+
+def test_the_scripts_still_run_on_their_own() -> None:
+    out = _run("overhead.py", "--calls", "30", "--concurrency", "5", "--rounds", "1", "--warmup", "5",
+               "--only", "raw aiohttp,maxapi_async")  # fmt: skip
+    for variant in ("raw aiohttp", "maxapi_async"):
+        assert re.fullmatch(r"\d+", _cells(out, variant)[1]), out  # CPU µs/request
+    assert len(_targets(out, "overhead")) == 1, out  # the SDK target is N/A without the SDKs
+
+    out = _run("batch.py", "--items", "100", "--warmup", "20", "--only", "no journal")
+    cells = _cells(out, "no journal")
+    assert cells[0] == "100", out
+    assert all(re.fullmatch(NUMBER, c) for c in cells[1:]), out
+    assert len(_targets(out, "batch")) == 2, out
+
+    out = _run("payload.py", "--calls", "1", "--warmup", "0", "--rounds", "1", "--image-bytes", "100000",
+               "--only", "maxapi_async b64_json,maxapi_async inlineData")  # fmt: skip
+    for variant in ("maxapi_async b64_json", "maxapi_async inlineData"):
+        assert all(re.fullmatch(NUMBER, c) for c in _cells(out, variant)), out
+    assert len(_targets(out, "payload")) == 4, out
+
+    out = _run("import_time.py", "--rounds", "1", "--importtime-runs", "1", "--only", "maxapi_async")
+    assert all(re.fullmatch(NUMBER, c) for c in _cells(out, "maxapi_async")), out
+    assert len(_targets(out, "import")) == 2, out

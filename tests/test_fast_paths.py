@@ -1,0 +1,159 @@
+"""The shortcuts on the per-call path give exactly what the general path gives.
+
+Each call reads its answer, encodes its body and makes an Idempotency-Key on the event
+loop, so those steps have fast paths; these tests hold each to the slow path it replaces.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from maxapi_async import AsyncMaxAPI, ResponseError, Timeouts
+from maxapi_async._client import new_idempotency_key
+from maxapi_async._convert import structure
+from maxapi_async._gemini import inline_data_size, normalize_contents, scan_contents
+from maxapi_async._models import ImagesResponse
+from maxapi_async._protocol import (
+    ImageCall,
+    RequestSpec,
+    _common_images_response,
+    encode_json,
+    parse_images_response,
+    with_body,
+)
+from maxapi_async.testing import FakeMaxAPI, make_png
+
+MODEL = "google/gemini-2.5-flash-image"
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+# Mostly well-formed values, with every kind of stray among them.
+TEXT_OR_NONE = st.none() | st.text(max_size=20) | JSON
+ITEMS = (
+    st.dictionaries(
+        st.sampled_from(["url", "b64_json", "revised_prompt", "extra", "size"]), TEXT_OR_NONE, max_size=4
+    )
+    | JSON
+)
+ANSWERS = (
+    st.dictionaries(
+        st.sampled_from(["data", "created", "usage", "model", "extra"]),
+        st.lists(ITEMS, max_size=3)
+        | st.none()
+        | st.integers()
+        | st.booleans()
+        | st.dictionaries(st.text(), JSON),
+        max_size=5,
+    )
+    | JSON
+)
+
+
+@settings(max_examples=400)
+@given(obj=ANSWERS)
+def test_the_common_images_answer_is_built_as_the_converter_builds_it(obj: Any) -> None:
+    fast = _common_images_response(obj)
+    try:
+        slow = structure(obj, ImagesResponse, what="images answer")
+    except ResponseError:
+        assert fast is None  # what the converter refuses, the fast path leaves to it
+        return
+    if fast is not None:
+        assert fast == slow  # extra included: an unknown key never takes the fast path
+        assert fast.extra == {}
+        assert all(item.extra == {} for item in fast.data)
+
+
+def test_an_unknown_key_is_kept_in_extra_through_the_general_path() -> None:
+    answer = {"created": 1, "data": [{"url": "https://cdn/a.png", "seed": 7}], "model": "m"}
+    response = parse_images_response(answer)
+    assert response.extra == {"model": "m"}
+    assert response.data[0].extra == {"seed": 7}
+
+
+@settings(max_examples=300)
+@given(body=st.dictionaries(st.text(max_size=8), JSON, max_size=5))
+def test_a_body_encoded_in_pieces_is_byte_for_byte_the_one_piece_body(body: dict[str, Any]) -> None:
+    spec = RequestSpec("POST", "/v1/x", ImageCall("generation", MODEL), json=body)
+    assert with_body(spec).body == encode_json(body)
+
+
+def test_a_body_encoded_in_pieces_handles_every_shape_json_allows() -> None:
+    shapes: list[Any] = [
+        {"contents": [{"parts": [{"text": 'é "q" \\ \n'}, {"inlineData": {"data": "QUJD"}}]}]},
+        {"n": [1, 2.5, -0.0, 1e300, float("nan"), float("inf")], "t": (1, [()]), "e": {}, "l": []},
+        {"deep": [[[[[[[[[[["down"]]]]]]]]]]]},
+    ]
+    for body in shapes:
+        spec = RequestSpec("POST", "/v1/x", ImageCall("generation", MODEL), json=body)
+        assert with_body(spec).body == encode_json(body)
+    get = RequestSpec("GET", "/v1/x", ImageCall("generation", MODEL))
+    assert with_body(get) is get
+
+
+def test_idempotency_keys_are_128_random_bits_and_never_repeat() -> None:
+    keys = [new_idempotency_key() for _ in range(1000)]  # spans several batches
+    assert all(re.fullmatch(r"[0-9a-f]{32}", key) for key in keys)
+    assert len(set(keys)) == len(keys)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_draws_keys_its_parent_does_not() -> None:
+    new_idempotency_key()  # the parent has spare keys now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next key and leave at once
+        os.write(write, new_idempotency_key().encode())
+        os._exit(0)
+    os.close(write)
+    child_key = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent_keys = {new_idempotency_key() for _ in range(64)}
+    assert re.fullmatch(r"[0-9a-f]{32}", child_key)
+    assert child_key not in parent_keys
+
+
+@pytest.mark.anyio
+async def test_the_first_attempt_under_the_clients_deadline_reuses_one_aiohttp_timeout() -> None:
+    async with AsyncMaxAPI("k", timeout=Timeouts(total=30.0, connect=5.0, read=20.0)) as client:
+        transport = client._transport
+        transport._get_session()
+        full = transport._timeout(30.0)
+        assert transport._timeout(29.9995) is full
+        assert transport._timeout(None) is full
+        assert (full.total, full.connect, full.sock_connect, full.sock_read) == (30.1, 30.0, 5.0, 20.0)
+        later = transport._timeout(12.5)  # a retry: what is left, exactly
+        assert later is not full
+        assert (later.total, later.connect, later.sock_connect, later.sock_read) == (12.6, 12.5, 5.0, 12.5)
+
+
+def test_scanning_contents_counts_the_image_bytes_given_inline() -> None:
+    png = make_png(8, 8)
+    loads, inline = scan_contents(["a cube", png, {"inline_data": {"data": png}}, {"text": "x"}])
+    assert loads == []
+    assert inline == 2 * len(png)
+    wire = normalize_contents(["a cube", png])
+    assert inline_data_size(wire) == len(base64.b64encode(png))
+
+
+@pytest.mark.anyio
+async def test_a_request_of_megabytes_of_inline_images_arrives_intact(fake_maxapi: FakeMaxAPI) -> None:
+    # Past 256 KiB of images the body is encoded in a worker thread: the same bytes arrive.
+    images = [make_png(16, 16, seed=i) + os.urandom(200_000) for i in range(3)]
+    async with AsyncMaxAPI(fake_maxapi.api_key, base_url=fake_maxapi.base_url) as client:
+        await client.models.generate_content(model=MODEL, contents=["compose these", *images])
+    sent = fake_maxapi.requests_to(f"/v1beta/models/{MODEL}:generateContent")[-1].json
+    parts = sent["contents"][0]["parts"]
+    assert parts[0] == {"text": "compose these"}
+    assert [base64.b64decode(p["inlineData"]["data"]) for p in parts[1:]] == images
