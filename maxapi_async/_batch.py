@@ -36,6 +36,7 @@ from typing import IO, TYPE_CHECKING, Any
 import anyio
 import attrs
 
+from ._catalog import DEFAULT_MODEL
 from ._client import IDEMPOTENCY_KEY, new_idempotency_key
 from ._errors import InvalidRequestError, MaxAPIError
 from ._files import key_filename
@@ -77,7 +78,7 @@ class GenerateRequest:
 
     prompt: str = attrs.field(kw_only=False)
     key: str
-    model: str = "google/gemini-2.5-flash-image"
+    model: str = DEFAULT_MODEL
     aspect_ratio: str | None = None
     resolution: str | None = None
     n: int = 1
@@ -86,17 +87,7 @@ class GenerateRequest:
     response_format: str | None = None
 
     async def _submit(self, client: AsyncMaxAPI) -> TaskHandle[Any]:
-        return await client.images.generate(
-            self.prompt,
-            model=self.model,
-            aspect_ratio=self.aspect_ratio,
-            resolution=self.resolution,
-            n=self.n,
-            route_mode=self.route_mode,
-            asset_delivery=self.asset_delivery,
-            response_format=self.response_format,
-            wait=False,
-        )
+        return await client.images.generate(self.prompt, **_image_options(self), wait=False)
 
     def _describe(self) -> dict[str, Any]:
         return {"type": "generate", **attrs.asdict(self)}
@@ -109,7 +100,7 @@ class EditRequest:
     prompt: str = attrs.field(kw_only=False)
     images: Sequence[Any] = attrs.field(kw_only=False)
     key: str
-    model: str = "google/gemini-2.5-flash-image"
+    model: str = DEFAULT_MODEL
     aspect_ratio: str | None = None
     resolution: str | None = None
     n: int = 1
@@ -118,23 +109,25 @@ class EditRequest:
     response_format: str | None = None
 
     async def _submit(self, client: AsyncMaxAPI) -> TaskHandle[Any]:
-        return await client.images.edit(
-            self.prompt,
-            self.images,
-            model=self.model,
-            aspect_ratio=self.aspect_ratio,
-            resolution=self.resolution,
-            n=self.n,
-            route_mode=self.route_mode,
-            asset_delivery=self.asset_delivery,
-            response_format=self.response_format,
-            wait=False,
-        )
+        return await client.images.edit(self.prompt, self.images, **_image_options(self), wait=False)
 
     def _describe(self) -> dict[str, Any]:
         described = attrs.asdict(self, recurse=False)
         described["images"] = [_describe_image(i) for i in self.images]
         return {"type": "edit", **described}
+
+
+def _image_options(item: GenerateRequest | EditRequest) -> dict[str, Any]:
+    """The options both image requests pass through to ``images.generate`` / ``images.edit``."""
+    return {
+        "model": item.model,
+        "aspect_ratio": item.aspect_ratio,
+        "resolution": item.resolution,
+        "n": item.n,
+        "route_mode": item.route_mode,
+        "asset_delivery": item.asset_delivery,
+        "response_format": item.response_format,
+    }
 
 
 @attrs.frozen(kw_only=True)
@@ -143,7 +136,7 @@ class ContentRequest:
 
     contents: Any = attrs.field(kw_only=False)
     key: str
-    model: str = "google/gemini-2.5-flash-image"
+    model: str = DEFAULT_MODEL
     aspect_ratio: str | None = None
     image_size: str | None = None
     response_modalities: Sequence[str] | None = None
