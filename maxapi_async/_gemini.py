@@ -15,6 +15,9 @@ The client wraps it in this order (each step is a pure function here, except the
     assets = make_native_assets(response, decoded, call=spec.call, fetcher=..., received_at=now)
     return with_images(response, assets)
 
+The three steps after parsing also take ``parts=response.image_parts``, computed once for
+all of them (each walks the candidates' parts otherwise).
+
 Models have Python names; the converter reads Google's camelCase keys and also the snake_case
 spelling of every field it names (proto JSON allows both), and keeps unknown keys in ``extra``.
 """
@@ -225,7 +228,14 @@ class GenerateContentResponse:
     @property
     def image_parts(self) -> list[Part]:
         """The final image parts of every candidate, in order (drafts left out)."""
-        return [p for p in self._all_parts() if p.is_image and not p.thought]
+        # Read on every call: spelled out (no generator, no ``is_image`` call per part).
+        return [
+            p
+            for candidate in self.candidates
+            if candidate.content is not None
+            for p in candidate.content.parts
+            if not p.thought and (p.inline_data is not None or p.file_data is not None)
+        ]
 
     @property
     def draft_parts(self) -> list[Part]:
@@ -320,19 +330,201 @@ converter.register_structure_hook_factory(
 )
 
 
+# --------------------------------------------------------------------------
+# The common answer, built by hand.
+#
+# Every call reads one answer on the event loop, and the converter's generic path runs the
+# hook above once per nested class (seven of them for the usual answer). The usual answer
+# (camelCase keys the models name, every value of its type) is built directly instead; the
+# instance is the one the converter would build. Anything else (a snake_case spelling to
+# rename, an unknown key to keep in ``extra``, a wrong type to explain) is left to it. The
+# checks accept at most what the converter's strict hooks accept (``type(x) is int``: a
+# bool is not an int), never more.
+
+# Each class's camelCase keys (a new field's key stays out until the builder fills it).
+_ANSWER_KEYS = frozenset({"candidates", "promptFeedback", "usageMetadata", "modelVersion", "responseId"})
+_CANDIDATE_KEYS = frozenset({"content", "finishReason", "finishMessage", "index", "safetyRatings"})
+_CONTENT_KEYS = frozenset({"role", "parts"})
+_PART_KEYS = frozenset({"text", "inlineData", "fileData", "thought"})
+_BLOB_KEYS = frozenset({"mimeType", "data"})
+_FILE_KEYS = frozenset({"mimeType", "fileUri"})
+_FEEDBACK_KEYS = frozenset({"blockReason", "blockReasonMessage", "safetyRatings"})
+_USAGE_KEYS = frozenset({"promptTokenCount", "candidatesTokenCount", "totalTokenCount"})
+_STR_OR_NONE = (str, type(None))
+_INT_OR_NONE = (int, type(None))
+
+
+class _Uncommon(Exception):
+    """Not the common shape: :func:`_common_generate_content` leaves the answer to the converter."""
+
+
+def _common_generate_content(obj: Any) -> GenerateContentResponse | None:
+    """The usual ``generateContent`` answer built by hand, as the converter builds it; else ``None``.
+
+    ``raw`` is ``obj`` itself and every ``extra`` is empty, as the converter leaves them for
+    an answer without unknown keys. An empty ``fileUri`` is left to the converter too, so
+    an answer built here never needs :func:`parse_generate_content`'s walk over its parts.
+    """
+    if type(obj) is not dict or not _ANSWER_KEYS.issuperset(obj):
+        return None
+    try:
+        return _common_answer(obj)
+    except _Uncommon:
+        return None
+
+
+def _common_answer(obj: dict[str, Any]) -> GenerateContentResponse:
+    # ``.get(key, [])``: a missing list is the field's empty default, a ``null`` one an error.
+    items, model_version, response_id = (
+        obj.get("candidates", []),
+        obj.get("modelVersion"),
+        obj.get("responseId"),
+    )
+    if (
+        type(items) is not list
+        or type(model_version) not in _STR_OR_NONE
+        or type(response_id) not in _STR_OR_NONE
+    ):
+        raise _Uncommon
+    candidates: list[Candidate] = []
+    for item in items:
+        if type(item) is not dict or not _CANDIDATE_KEYS.issuperset(item):
+            raise _Uncommon
+        content, ratings = item.get("content"), item.get("safetyRatings")
+        finish_reason, finish_message, index = (
+            item.get("finishReason"),
+            item.get("finishMessage"),
+            item.get("index"),
+        )
+        if (
+            type(finish_reason) not in _STR_OR_NONE
+            or type(finish_message) not in _STR_OR_NONE
+            or type(index) not in _INT_OR_NONE
+        ):
+            raise _Uncommon
+        candidates.append(
+            Candidate(
+                None if content is None else _common_content(content),
+                finish_reason,
+                finish_message,
+                index,
+                None if ratings is None else _common_ratings(ratings),
+            )
+        )
+    feedback, usage = obj.get("promptFeedback"), obj.get("usageMetadata")
+    return GenerateContentResponse(
+        candidates,
+        None if feedback is None else _common_feedback(feedback),
+        None if usage is None else _common_usage(usage),
+        model_version,
+        response_id,
+        raw=obj,
+    )
+
+
+def _common_content(value: object) -> Content:
+    if type(value) is not dict or not _CONTENT_KEYS.issuperset(value):
+        raise _Uncommon
+    role, items = value.get("role"), value.get("parts", [])
+    if type(role) not in _STR_OR_NONE or type(items) is not list:
+        raise _Uncommon
+    parts: list[Part] = []
+    for item in items:
+        if type(item) is not dict or not _PART_KEYS.issuperset(item):
+            raise _Uncommon
+        text, inline, file, thought = (
+            item.get("text"),
+            item.get("inlineData"),
+            item.get("fileData"),
+            item.get("thought", False),
+        )
+        if type(text) not in _STR_OR_NONE or type(thought) is not bool:
+            raise _Uncommon
+        parts.append(
+            Part(
+                text,
+                None if inline is None else _common_blob(inline),
+                None if file is None else _common_file(file),
+                thought,
+            )
+        )
+    return Content(role, parts)
+
+
+def _common_blob(value: object) -> Blob:
+    if type(value) is not dict or not _BLOB_KEYS.issuperset(value):
+        raise _Uncommon
+    data, mime_type = value.get("data"), value.get("mimeType")
+    if type(data) is not str or type(mime_type) not in _STR_OR_NONE:
+        raise _Uncommon
+    return Blob(data, mime_type)
+
+
+def _common_file(value: object) -> FileData:
+    if type(value) is not dict or not _FILE_KEYS.issuperset(value):
+        raise _Uncommon
+    file_uri, mime_type = value.get("fileUri"), value.get("mimeType")
+    # An empty fileUri (an error for a final image) goes to the converter and the check after it.
+    if type(file_uri) is not str or not file_uri or type(mime_type) not in _STR_OR_NONE:
+        raise _Uncommon
+    return FileData(file_uri, mime_type)
+
+
+def _common_feedback(value: object) -> PromptFeedback:
+    if type(value) is not dict or not _FEEDBACK_KEYS.issuperset(value):
+        raise _Uncommon
+    reason, message, ratings = (
+        value.get("blockReason"),
+        value.get("blockReasonMessage"),
+        value.get("safetyRatings"),
+    )
+    if type(reason) not in _STR_OR_NONE or type(message) not in _STR_OR_NONE:
+        raise _Uncommon
+    return PromptFeedback(reason, message, None if ratings is None else _common_ratings(ratings))
+
+
+def _common_usage(value: object) -> UsageMetadata:
+    if type(value) is not dict or not _USAGE_KEYS.issuperset(value):
+        raise _Uncommon
+    prompt, candidates, total = (
+        value.get("promptTokenCount"),
+        value.get("candidatesTokenCount"),
+        value.get("totalTokenCount"),
+    )
+    if (
+        type(prompt) not in _INT_OR_NONE
+        or type(candidates) not in _INT_OR_NONE
+        or type(total) not in _INT_OR_NONE
+    ):
+        raise _Uncommon
+    return UsageMetadata(prompt, candidates, total)
+
+
+def _common_ratings(value: object) -> list[dict[str, Any]]:
+    # ``list[dict[str, Any]]`` in the converter: a new list holding the same dicts.
+    if type(value) is not list or not all(type(rating) is dict for rating in value):
+        raise _Uncommon
+    return list(value)
+
+
 def parse_generate_content(obj: Any, *, request_id: str | None = None) -> GenerateContentResponse:
     """Structure a ``generateContent`` answer; a malformed one raises :class:`ResponseError`.
 
     This only parses: an answer without images is valid here (see :func:`check_blocked`).
     """
-    response = structure(obj, GenerateContentResponse, what="generateContent answer", request_id=request_id)
-    for i, part in enumerate(response.image_parts):
-        if part.file_data is not None and part.inline_data is None and not part.file_data.file_uri:
-            raise ResponseError(
-                f"image part {i} of the generateContent answer has an empty fileUri",
-                request_id=request_id,
-                body=obj,
-            )
+    response = _common_generate_content(obj)
+    if response is None:
+        response = structure(
+            obj, GenerateContentResponse, what="generateContent answer", request_id=request_id
+        )
+        # Only here: the common answer above holds no empty fileUri.
+        for i, part in enumerate(response.image_parts):
+            if part.file_data is not None and part.inline_data is None and not part.file_data.file_uri:
+                raise ResponseError(
+                    f"image part {i} of the generateContent answer has an empty fileUri",
+                    request_id=request_id,
+                    body=obj,
+                )
     if request_id is not None:
         object.__setattr__(response, "request_id", request_id)
     return response
@@ -353,11 +545,13 @@ def check_blocked(
     *,
     response_modalities: Sequence[str] | None = None,
     request_id: str | None = None,
+    parts: Sequence[Part] | None = None,
 ) -> None:
     """Raise :class:`BlockedError` when the answer lacks what was asked for and says why.
 
     ``response_modalities`` is what the request asked for (``None``: the model's default,
-    text and image). The rules, in order:
+    text and image). ``parts`` is ``response.image_parts`` when the caller has it already.
+    The rules, in order:
 
     * No candidates: always blocked, with ``promptFeedback.blockReason`` as the reason, or
       ``"NO_CANDIDATES"`` when there is none (nothing came back, whatever was asked).
@@ -373,15 +567,15 @@ def check_blocked(
     asked = _upper_modalities(response_modalities)
     wants_image = asked is None or "IMAGE" in asked
     wants_text = asked is None or "TEXT" in asked
-    text = response.text
-    has_text = bool(text and text.strip())
     block = response.block_reason
     if not response.candidates:
         _raise_blocked(
             response, block or "NO_CANDIDATES", "prompt" if block else None, wants_image, request_id
         )
-    if wants_image and response.image_parts:
-        return
+    if wants_image and (response.image_parts if parts is None else parts):
+        return  # the usual answer: its text is not needed
+    text = response.text
+    has_text = bool(text and text.strip())
     if not wants_image and has_text:
         return
     if block:
@@ -432,9 +626,16 @@ def image_parts(response: GenerateContentResponse) -> list[Part]:
     return response.image_parts
 
 
-def inline_payloads(response: GenerateContentResponse) -> list[str | None]:
-    """The base64 text of each of :func:`image_parts` (``None`` for a part given by URL)."""
-    return [p.inline_data.data if p.inline_data is not None else None for p in response.image_parts]
+def inline_payloads(
+    response: GenerateContentResponse, *, parts: Sequence[Part] | None = None
+) -> list[str | None]:
+    """The base64 text of each of :func:`image_parts` (``None`` for a part given by URL).
+
+    ``parts`` is ``response.image_parts`` when the caller has it already.
+    """
+    if parts is None:
+        parts = response.image_parts
+    return [p.inline_data.data if p.inline_data is not None else None for p in parts]
 
 
 def decode_inline_images(
@@ -442,15 +643,17 @@ def decode_inline_images(
     *,
     request_id: str | None = None,
     decoded: Mapping[int, bytes] | None = None,
+    parts: Sequence[Part] | None = None,
 ) -> list[bytes | None]:
     """Decode :func:`inline_payloads` (CPU-bound: run it in a thread for big answers).
 
     ``decoded`` holds payloads decoded already, by ``id()`` of their text (see
-    :func:`~maxapi_async._protocol.decode_answer`).
+    :func:`~maxapi_async._protocol.decode_answer`); ``parts`` is ``response.image_parts``
+    when the caller has it already.
     """
     done = decoded or {}
     images: list[bytes | None] = []
-    for i, payload in enumerate(inline_payloads(response)):
+    for i, payload in enumerate(inline_payloads(response, parts=parts)):
         if payload is None:
             images.append(None)
             continue
@@ -474,6 +677,7 @@ def make_native_assets(
     call: ImageCall,
     fetcher: _AssetFetcher | None,
     received_at: _dt.datetime | None = None,
+    parts: Sequence[Part] | None = None,
 ) -> list[ImageAsset]:
     """One :class:`ImageAsset` per final image, from :func:`decode_inline_images`' output.
 
@@ -481,9 +685,11 @@ def make_native_assets(
     the URL, the type from ``mimeType`` and the size from the model's table, and expire
     :data:`ASSET_TTL` after ``received_at``. A ``fileData`` part right after an inline
     image of the same type is that image's CDN copy (MaxAPI sends both): the two make one
-    asset with bytes and URL.
+    asset with bytes and URL. ``parts`` is ``response.image_parts`` when the caller has it
+    already.
     """
-    parts = response.image_parts
+    if parts is None:
+        parts = response.image_parts
     if len(decoded) != len(parts):
         raise ValueError(f"{len(decoded)} decoded payloads for {len(parts)} image parts")
     expires = received_at + ASSET_TTL if received_at is not None else None
@@ -851,7 +1057,7 @@ def _check_image_config(
             warnings.warn(
                 f"image_size={size!r} is ignored by {spec.id}: its output size is fixed per aspect ratio",
                 MaxAPIWarning,
-                stacklevel=4,  # the caller of the client method that builds the request
+                stacklevel=5,  # the caller of the client method that builds the request
             )
         elif spec is not None and size not in spec.resolutions:
             raise InvalidRequestError(
@@ -929,9 +1135,93 @@ def build_generate_content_request(
     Aspect ratio and image size are checked against the model's table (unknown models pass
     through); an ``image_size`` for a model without a size selector warns and is sent.
     """
+    plain = system_instruction is None and generation_config is None and safety_settings is None
+    known = (
+        _known_options(model, aspect_ratio, image_size, response_modalities, route_mode) if plain else None
+    )
+    if known is None:
+        known = _checked_options(
+            model, aspect_ratio, image_size, response_modalities, route_mode, generation_config
+        )
+        if plain and (
+            image_size is None or known[0] is None or known[0].accepts_resolution
+        ):  # else: warn each time
+            _remember_options(model, aspect_ratio, image_size, response_modalities, route_mode, known)
+    model_id, config = known[1], known[2]
+    wire_contents = _check_contents(contents)
+    body: dict[str, Any] = {"contents": wire_contents}
+    if system_instruction is not None:
+        body["systemInstruction"] = _system_instruction(system_instruction)
+    if config:
+        body["generationConfig"] = config
+    if safety_settings is not None:
+        body["safetySettings"] = _safety_settings(safety_settings)
+    headers: dict[str, str] = {}
+    if route_mode is not None:
+        headers[ROUTE_MODE_HEADER] = route_mode
+    if queued:
+        headers[ASYNC_HEADER] = "true"
+    if idempotency_key is not None:
+        headers[IDEMPOTENCY_HEADER] = idempotency_key
+    call = known[4] if _has_image_input(wire_contents) else known[3]
+    return RequestSpec("POST", generate_content_path(model_id), call, json=body, headers=headers)
+
+
+# What the checks make of the options (all but the contents): the model's table row, its id,
+# the generationConfig to send, and the calls it makes without and with image input.
+_Checked = tuple[_catalog.ModelSpec | None, str, dict[str, Any], ImageCall, ImageCall]
+# Option sets without a generation_config, system_instruction or safety_settings that passed
+# the checks: a repeated call, the usual case, skips them. The config dict is sent as it is,
+# never changed, so calls share it. Bounded: past the limit, new sets are checked each time.
+_KNOWN_OPTIONS: dict[tuple[object, ...], _Checked] = {}
+_KNOWN_OPTIONS_LIMIT = 256
+
+
+def _options_key(
+    model: object, aspect_ratio: object, image_size: object, modalities: object, route_mode: object
+) -> tuple[object, ...] | None:
+    words: tuple[str, ...] | None = None
+    if modalities is not None:
+        if not isinstance(modalities, (list, tuple)) or not all(type(m) is str for m in modalities):
+            return None
+        words = tuple(modalities)
+    return (model, aspect_ratio, image_size, words, route_mode)
+
+
+def _known_options(
+    model: object, aspect_ratio: object, image_size: object, modalities: object, route_mode: object
+) -> _Checked | None:
+    key = _options_key(model, aspect_ratio, image_size, modalities, route_mode)
+    try:
+        return _KNOWN_OPTIONS.get(key) if key is not None else None
+    except TypeError:  # an unhashable argument: the checks refuse it
+        return None
+
+
+def _remember_options(
+    model: object,
+    aspect_ratio: object,
+    image_size: object,
+    modalities: object,
+    route_mode: object,
+    checked: _Checked,
+) -> None:
+    key = _options_key(model, aspect_ratio, image_size, modalities, route_mode)
+    if key is not None and len(_KNOWN_OPTIONS) < _KNOWN_OPTIONS_LIMIT:
+        _KNOWN_OPTIONS[key] = checked
+
+
+def _checked_options(
+    model: str,
+    aspect_ratio: str | None,
+    image_size: str | None,
+    response_modalities: Sequence[str] | None,
+    route_mode: str | None,
+    generation_config: Mapping[str, Any] | None,
+) -> _Checked:
+    """Check the options of a request (raising :class:`InvalidRequestError`) and build its config."""
     model_id = _check_model(model)
     spec = _catalog.lookup_model(model_id)
-    wire_contents = _check_contents(contents)
     if route_mode is not None and route_mode not in _catalog.ROUTE_MODES:
         raise InvalidRequestError("route_mode", f"unknown value {route_mode!r}", allowed=_catalog.ROUTE_MODES)
     config = _generation_config(generation_config)
@@ -956,29 +1246,15 @@ def build_generate_content_request(
     )
     if image_config:
         config["imageConfig"] = image_config
-
-    body: dict[str, Any] = {"contents": wire_contents}
-    if system_instruction is not None:
-        body["systemInstruction"] = _system_instruction(system_instruction)
-    if config:
-        body["generationConfig"] = config
-    if safety_settings is not None:
-        body["safetySettings"] = _safety_settings(safety_settings)
-    headers: dict[str, str] = {}
-    if route_mode is not None:
-        headers[ROUTE_MODE_HEADER] = route_mode
-    if queued:
-        headers[ASYNC_HEADER] = "true"
-    if idempotency_key is not None:
-        headers[IDEMPOTENCY_HEADER] = idempotency_key
-    call = ImageCall(
-        "edit" if _has_image_input(wire_contents) else "generation",
+    ratio = ratio if isinstance(ratio, str) else None
+    size = size if isinstance(size, str) else None
+    return (
+        spec,
         model_id,
-        ratio if isinstance(ratio, str) else None,
-        size if isinstance(size, str) else None,
-        route_mode,
+        config,
+        ImageCall("generation", model_id, ratio, size, route_mode),
+        ImageCall("edit", model_id, ratio, size, route_mode),
     )
-    return RequestSpec("POST", generate_content_path(model_id), call, json=body, headers=headers)
 
 
 def requested_modalities(spec: RequestSpec) -> list[str] | None:
