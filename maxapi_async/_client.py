@@ -41,7 +41,7 @@ from ._gemini import GenerateContentResponse
 from ._handles import PollGate, TaskHandle
 from ._hooks import Hooks, RequestEvent, RetryEvent
 from ._images import mime_type_from_url
-from ._models import ImageResult, ImagesResponse
+from ._models import ImageAsset, ImageResult, ImagesResponse
 from ._policy import FailedAfterSend, FailedBeforeSend, Outcome, PollPolicy, RetryPolicy, StatusOutcome
 from ._pricing import PRICES, PriceTable, Usage
 from ._protocol import ImageCall, RequestSpec
@@ -153,20 +153,30 @@ def _decode_items(
     ]
 
 
+_NativeAnswer = tuple[GenerateContentResponse, list[_gemini.Part], list[bytes | None]]
+
+
 def _parse_native_answer(
     obj: Any, request_id: str | None, modalities: list[str] | None, decoded: Mapping[int, bytes] | None = None
-) -> tuple[GenerateContentResponse, list[bytes | None]]:
+) -> _NativeAnswer:
+    """The answer, its final image parts (walked once) and their bytes (``None``: by URL)."""
     response = _gemini.parse_generate_content(obj, request_id=request_id)
-    _gemini.check_blocked(response, response_modalities=modalities, request_id=request_id)
-    return response, _gemini.decode_inline_images(response, request_id=request_id, decoded=decoded)
+    parts = response.image_parts
+    _gemini.check_blocked(response, response_modalities=modalities, request_id=request_id, parts=parts)
+    images = _gemini.decode_inline_images(response, request_id=request_id, decoded=decoded, parts=parts)
+    return response, parts, images
 
 
 def _read_native_answer(
     body: bytes, status: int, request_id: str | None, modalities: list[str] | None
-) -> tuple[GenerateContentResponse, list[bytes | None]]:
+) -> _NativeAnswer:
     """JSON, structure and base64 of a ``generateContent`` answer in one go (one thread hop)."""
     obj, images = _protocol.decode_answer(body, status=status, request_id=request_id, what="generateContent")
     return _parse_native_answer(obj, request_id, modalities, images)
+
+
+#: What one attempt of a request gives: the answer, or why there is none (see Transport.send).
+_Attempt = RawResponse | APIConnectionError | ResponseError
 
 
 class _Deadline:
@@ -181,6 +191,16 @@ class _Deadline:
         if self._end is None:
             return None
         return self._end - time.monotonic()
+
+    def left(self, method: str, path: str) -> float | None:
+        """:meth:`remaining`, or :class:`APITimeoutError` when nothing is left before an attempt."""
+        if self._end is None:
+            return None
+        remaining = self._end - time.monotonic()
+        if remaining <= 0:
+            # Every earlier attempt failed in a known way, so nothing is in flight.
+            raise APITimeoutError(f"{method} {path}: the call's deadline passed", sent=False)
+        return remaining
 
 
 class AsyncMaxAPI:
@@ -380,16 +400,31 @@ class AsyncMaxAPI:
 
     # -- requests, with retries ------------------------------------------------
 
-    def _send(
-        self, spec: RequestSpec, deadline: _Deadline
-    ) -> Coroutine[Any, Any, tuple[RawResponse, str | None]]:
+    async def _send(self, spec: RequestSpec, deadline: _Deadline) -> tuple[RawResponse, str | None]:
         """Send ``spec`` under the retry policy; a non-2xx final answer raises its typed error.
 
-        Not a coroutine itself: it hands back the retry loop's, so the await chain of every
-        request (resumed at each of its suspensions) is one frame shorter.
+        The first attempt is made directly: most calls succeed at once and pay for nothing
+        of the retry loop, which takes over from a first attempt that failed. (The image
+        calls, every call's path, inline these three lines: one coroutine fewer per call.)
         """
         if spec.method == "POST" and "Idempotency-Key" not in spec.headers:
             spec = _with_idempotency_key(spec)
+        started = time.monotonic()
+        result = await self._transport.send(spec, timeout=deadline.left(spec.method, spec.path))
+        return self._answered(spec, started, result) or await self._retry(spec, deadline, started, result)
+
+    def _answered(
+        self, spec: RequestSpec, started: float, result: _Attempt
+    ) -> tuple[RawResponse, str | None] | None:
+        """A first attempt's 2xx answer and its request id (logged when someone listens), else ``None``."""
+        if type(result) is not RawResponse or result.status >= 300:
+            return None
+        return result, self._succeeded(spec.method, spec.path, started, 1, result, True)
+
+    def _retry(
+        self, spec: RequestSpec, deadline: _Deadline, started: float, result: _Attempt
+    ) -> Coroutine[Any, Any, tuple[RawResponse, str | None]]:
+        """The retry loop, from a first attempt that failed (``result``)."""
         send = self._transport.send
         return self._retrying(
             spec.method,
@@ -397,28 +432,34 @@ class AsyncMaxAPI:
             lambda timeout: send(spec, timeout=timeout),
             deadline,
             idempotency_key=spec.headers.get("Idempotency-Key"),
+            first=(started, result),
         )
 
     async def _retrying(
         self,
         method: str,
         path: str,
-        attempt_once: Callable[[float | None], Awaitable[RawResponse]],
+        attempt_once: Callable[[float | None], Awaitable[_Attempt]],
         deadline: _Deadline,
         *,
         idempotency_key: str | None = None,
         api: bool = True,
+        first: tuple[float, _Attempt] | None = None,
     ) -> tuple[RawResponse, str | None]:
         """Run ``attempt_once`` until it succeeds or the retry policy says stop.
 
         The one retry loop, for API requests and asset downloads alike.
         ``attempt_once(timeout)`` gets what is left of the deadline and returns the
         answer; an answer with a non-2xx status becomes its :class:`APIError` (the
-        service answered with an error), and ``attempt_once`` raises
-        :class:`APIConnectionError` when no answer came. Anything else (an answer
-        too large, an asset of the wrong type) is not retried. Returns the answer
-        and its request id. ``api`` is false for downloads: they are logged and
-        retried like API requests, but ``on_request`` counts API requests only.
+        service answered with an error). When no answer came, ``attempt_once``
+        returns or raises :class:`APIConnectionError` (the transport returns it; a
+        download raises it, or the :class:`APIError` of its answer). A
+        :class:`ResponseError` (an answer too large, an asset of the wrong type),
+        returned or raised, is never retried. Returns
+        the answer and its request id. ``api`` is false for downloads: they are
+        logged and retried like API requests, but ``on_request`` counts API
+        requests only. ``first`` is the start time and result of a first attempt
+        already made.
         """
         policy = self.retry_policy
         hooks = self.hooks
@@ -426,45 +467,52 @@ class AsyncMaxAPI:
         attempt = 0
         while True:
             attempt += 1
-            remaining = deadline.remaining()
-            if remaining is not None and remaining <= 0:
-                # Every earlier attempt failed in a known way, so nothing is in flight.
-                raise APITimeoutError(f"{method} {path}: the call's deadline passed", sent=False)
-            started = time.monotonic()
-            outcome: Outcome
-            error: APIError | APIConnectionError
-            try:
-                raw = await attempt_once(remaining)
-                if raw.status >= 300:
-                    raise _protocol.error_from_response(raw.status, raw.headers, raw.body)
-            except APIError as exc:
-                self._log_request(method, path, exc.status, started, attempt, exc.request_id, None, api)
-                outcome = StatusOutcome(exc.status, exc.retry_after)
-                error = exc
-            except APIConnectionError as exc:
-                self._log_request(method, path, None, started, attempt, None, exc, api)
-                outcome = FailedAfterSend(str(exc)) if exc.sent else FailedBeforeSend(str(exc))
-                error = exc
-            except ResponseError as exc:  # too large, or not the image it claims: never repeated
-                self._log_request(method, path, exc.status, started, attempt, exc.request_id, None, api)
-                raise
+            result: RawResponse | APIError | APIConnectionError | ResponseError
+            if first is not None:
+                started, result = first
+                first = None
             else:
-                request_id = _protocol.request_id_from(raw.headers)
-                if hooks.on_request is not None or logger.isEnabledFor(logging.DEBUG):
-                    self._log_request(method, path, raw.status, started, attempt, request_id, None, api)
-                return raw, request_id
+                remaining = deadline.left(method, path)
+                started = time.monotonic()
+                try:
+                    result = await attempt_once(remaining)
+                except (APIError, APIConnectionError, ResponseError) as exc:
+                    result = exc
+            if isinstance(result, ResponseError):  # too large, or not the image it claims: never repeated
+                self._log_request(method, path, result.status, started, attempt, result.request_id, None, api)
+                raise result
+            if isinstance(result, RawResponse):
+                if result.status < 300:
+                    return result, self._succeeded(method, path, started, attempt, result, api)
+                result = _protocol.error_from_response(result.status, result.headers, result.body)
+            outcome: Outcome
+            if isinstance(result, APIError):
+                self._log_request(method, path, result.status, started, attempt, result.request_id, None, api)
+                outcome = StatusOutcome(result.status, result.retry_after)
+            else:
+                self._log_request(method, path, None, started, attempt, None, result, api)
+                outcome = FailedAfterSend(str(result)) if result.sent else FailedBeforeSend(str(result))
             decision = policy.decide(
                 attempt=attempt, method_is_safe=safe, outcome=outcome, remaining=deadline.remaining()
             )
             if not decision.retry:
-                if isinstance(error, APIConnectionError) and error.sent and not safe:
-                    raise _maybe_charged(error, method, path, idempotency_key)
-                raise error
+                if isinstance(result, APIConnectionError) and result.sent and not safe:
+                    raise _maybe_charged(result, method, path, idempotency_key)
+                raise result
             if hooks.on_retry is not None:
                 hooks._retry(RetryEvent(method, path, attempt, decision.delay, decision.reason))
             logger.info("%s %s: %s; waiting %.2f s", method, path, decision.reason, decision.delay)
             if decision.delay > 0:
                 await asyncio.sleep(decision.delay)
+
+    def _succeeded(
+        self, method: str, path: str, started: float, attempt: int, raw: RawResponse, api: bool
+    ) -> str | None:
+        """Log a 2xx answer (only when someone listens) and return its request id."""
+        request_id = _protocol.request_id_from(raw.headers)
+        if self.hooks.on_request is not None or logger.isEnabledFor(logging.DEBUG):
+            self._log_request(method, path, raw.status, started, attempt, request_id, None, api)
+        return request_id
 
     def _log_request(
         self,
@@ -522,42 +570,59 @@ class AsyncMaxAPI:
             spec = _with_idempotency_key(spec)
         try:
             try:
-                raw, request_id = await self._send(spec, deadline)
+                # _send's first attempt, inline (see there).
+                started = time.monotonic()
+                result = await self._transport.send(spec, timeout=deadline.left(spec.method, spec.path))
+                sent = self._answered(spec, started, result)
+                raw, request_id = sent or await self._retry(spec, deadline, started, result)
             except MaxAPIError:
                 self.usage.failed_calls += 1
                 raise
+            call = spec.call
             if len(raw.body) <= INLINE_IO_LIMIT:
-                response, obj, decoded = _parse_image_answer(raw.body, raw.status, request_id)
+                obj = _protocol.decode_json(raw.body, status=raw.status, request_id=request_id, what="images")
+                # The usual answer (images by URL) goes straight to its assets.
+                assets = _protocol.url_answer_assets(obj, call, self)
+                if assets is None:
+                    response = _protocol.parse_images_response(obj, request_id=request_id)
+                    assets = self._image_assets(response, _decode_items(response, request_id), call)
             else:
                 response, obj, decoded = await in_thread(
                     _parse_image_answer, raw.body, raw.status, request_id
                 )
+                assets = self._image_assets(response, decoded, call)
         except ResponseError as exc:
             _unreadable_submission_answer(exc, spec)
             raise
-        return self._image_result(response, obj, decoded, spec.call, request_id)
+        return self._image_result(obj, assets, call, request_id, obj.get("created"), obj.get("usage"))
 
-    def _image_result(
-        self,
-        response: ImagesResponse,
-        obj: dict[str, Any],
-        decoded: list[bytes | None],
-        call: ImageCall,
-        request_id: str | None,
-    ) -> ImageResult:
-        images = [
+    def _image_assets(
+        self, response: ImagesResponse, decoded: list[bytes | None], call: ImageCall
+    ) -> list[ImageAsset]:
+        return [
             _protocol.make_asset(item, data, call=call, created=response.created, fetcher=self)
             for item, data in zip(response.data, decoded, strict=True)
         ]
+
+    def _image_result(
+        self,
+        obj: dict[str, Any],
+        images: list[ImageAsset],
+        call: ImageCall,
+        request_id: str | None,
+        created: int | None,
+        usage: dict[str, Any] | None,
+    ) -> ImageResult:
+        """The result of a call whose answer ``obj`` (already checked) gave ``images``."""
         model = obj.get("model")
         return ImageResult(
-            images=images,
-            model=model if isinstance(model, str) else call.model,
-            created=response.created,
-            usage=response.usage,
-            request_id=request_id,
-            raw=obj,
-            cost=self._charge(call, len(images)),
+            images,
+            model if type(model) is str else call.model,
+            created,
+            usage,
+            request_id,
+            obj,
+            self._charge(call, len(images)),
         )
 
     def _charge(self, call: ImageCall, images: int) -> float | None:
@@ -574,46 +639,51 @@ class AsyncMaxAPI:
             spec = _with_idempotency_key(spec)
         try:
             try:
-                raw, request_id = await self._send(spec, deadline)
+                # _send's first attempt, inline (see there).
+                started = time.monotonic()
+                result = await self._transport.send(spec, timeout=deadline.left(spec.method, spec.path))
+                sent = self._answered(spec, started, result)
+                raw, request_id = sent or await self._retry(spec, deadline, started, result)
             except MaxAPIError:
                 self.usage.failed_calls += 1
                 raise
             if len(raw.body) <= INLINE_IO_LIMIT:
-                response, decoded = _read_native_answer(raw.body, raw.status, request_id, modalities)
+                answer = _read_native_answer(raw.body, raw.status, request_id, modalities)
             else:
-                response, decoded = await in_thread(
-                    _read_native_answer, raw.body, raw.status, request_id, modalities
-                )
+                answer = await in_thread(_read_native_answer, raw.body, raw.status, request_id, modalities)
         except ResponseError as exc:
             _unreadable_submission_answer(exc, spec)
             raise
-        return self._native_response(response, decoded, spec.call, request_id)
+        return self._native_response(answer, spec.call, request_id)
 
     async def _native_result(
         self, obj: Any, call: ImageCall, modalities: list[str] | None, request_id: str | None
     ) -> GenerateContentResponse:
         """A queued operation's ``response`` object, already parsed JSON, read like an answer."""
         if isinstance(obj, dict) and _gemini_payload_size(obj) > INLINE_IO_LIMIT:
-            response, decoded = await in_thread(_parse_native_answer, obj, request_id, modalities)
+            answer = await in_thread(_parse_native_answer, obj, request_id, modalities)
         else:
-            response, decoded = _parse_native_answer(obj, request_id, modalities)
-        return self._native_response(response, decoded, call, request_id)
+            answer = _parse_native_answer(obj, request_id, modalities)
+        return self._native_response(answer, call, request_id)
 
     def _native_response(
-        self,
-        response: GenerateContentResponse,
-        decoded: list[bytes | None],
-        call: ImageCall,
-        request_id: str | None,
+        self, answer: _NativeAnswer, call: ImageCall, request_id: str | None
     ) -> GenerateContentResponse:
+        response, parts, decoded = answer
         assets = _gemini.make_native_assets(
-            response, decoded, call=call, fetcher=self, received_at=_dt.datetime.now(_dt.timezone.utc)
+            response,
+            decoded,
+            call=call,
+            fetcher=self,
+            received_at=_dt.datetime.now(_dt.timezone.utc),
+            parts=parts,
         )
         # ``response`` was structured for this call alone and nobody else holds it yet: fill
         # in what the client adds (attrs.evolve would copy ten fields to change three).
-        cost = self._charge(call, max(1, len(assets)))
-        for name, value in (("images", assets), ("request_id", request_id), ("cost", cost)):
-            object.__setattr__(response, name, value)
+        fill = object.__setattr__
+        fill(response, "images", assets)
+        fill(response, "request_id", request_id)
+        fill(response, "cost", self._charge(call, max(1, len(assets))))
         return response
 
     # -- queued tasks ----------------------------------------------------------------
@@ -673,7 +743,8 @@ class AsyncMaxAPI:
                 decoded = _decode_items(response, last_request_id)
             else:
                 decoded = await in_thread(_decode_items, response, last_request_id)
-            result = self._image_result(response, last.raw, decoded, call, last_request_id)
+            assets = self._image_assets(response, decoded, call)
+            result = self._image_result(last.raw, assets, call, last_request_id, response.created, None)
             return attrs.evolve(result, model=last.model or call.model)
 
         return TaskHandle(self, ref, finish, first=snapshot, request_id=request_id)

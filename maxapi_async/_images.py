@@ -37,11 +37,11 @@ _URL_MIME_TYPES = {
 
 def mime_type_from_url(url: str) -> str | None:
     """The image type a URL's file extension names, or ``None``."""
-    path = url.split("?", 1)[0].split("#", 1)[0]
-    last = path.rpartition("/")[2]
-    if "." not in last:
+    path = url.split("?", 1)[0].split("#", 1)[0] if "?" in url or "#" in url else url
+    dot = path.rfind(".")
+    if dot < path.rfind("/") + 1:  # no dot in the last segment
         return None
-    return _URL_MIME_TYPES.get(last.rpartition(".")[2].lower())
+    return _URL_MIME_TYPES.get(path[dot + 1 :].lower())
 
 
 def image_size(data: bytes | bytearray | memoryview) -> tuple[int, int] | None:

@@ -23,9 +23,21 @@ class PriceTable:
     """Credits per call, keyed by ``(model id, route mode)``."""
 
     prices: Mapping[tuple[str, str], float]
+    # per_call's answers: every successful call asks, with one of a few (model, route) pairs.
+    _memo: dict[tuple[str, str | None], float | None] = attrs.field(
+        factory=dict, init=False, repr=False, eq=False, hash=False
+    )
 
     def per_call(self, model: str, route_mode: str | None) -> float | None:
         """The price of one call, or ``None`` for a model without prices."""
+        key = (model, route_mode)
+        try:
+            return self._memo[key]
+        except KeyError:
+            price = self._memo[key] = self._lookup(model, route_mode)
+            return price
+
+    def _lookup(self, model: str, route_mode: str | None) -> float | None:
         spec = lookup_model(model)
         model_id = spec.id if spec is not None else model
         if route_mode is not None:
@@ -80,7 +92,9 @@ class Usage:
         if route is None:
             route = self.by_route[key] = RouteUsage()
         cost = credits or 0.0
-        for bucket in (self, route):
-            bucket.calls += 1
-            bucket.images += images
-            bucket.credits += cost
+        self.calls += 1
+        self.images += images
+        self.credits += cost
+        route.calls += 1
+        route.images += images
+        route.credits += cost

@@ -58,11 +58,13 @@ __all__ = [
     "decode_json",
     "encode_json",
     "error_from_response",
+    "expiry",
     "make_asset",
     "parse_images_response",
     "parse_retry_after",
     "reference_image",
     "request_id_from",
+    "url_answer_assets",
     "with_body",
 ]
 
@@ -101,9 +103,17 @@ class ImageCall:
     resolution: str | None = None
     route_mode: str | None = None
     n: int = 1
+    # Read from the table once: every asset of every answer to this call asks for it.
+    _size: tuple[int, int] | None = attrs.field(init=False, repr=False, eq=False, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_size", self._table_size())
 
     def expected_size(self) -> tuple[int, int] | None:
         """The output size from the model's table, or ``None`` when not predictable."""
+        return self._size
+
+    def _table_size(self) -> tuple[int, int] | None:
         spec = _catalog.lookup_model(self.model)
         if spec is None:
             return None
@@ -113,9 +123,10 @@ class ImageCall:
         return spec.size_for(self.aspect_ratio, self.resolution)
 
 
-@attrs.frozen
+@attrs.define
 class RequestSpec:
-    """A request, fully described, not yet sent.
+    """A request, fully described, not yet sent (never changed once made; not ``frozen``
+    only because one is made per request, and a frozen ``__init__`` costs twice as much).
 
     Exactly one of ``json`` (sent as ``application/json``) and ``form`` (sent as
     ``multipart/form-data``) is set for a POST; neither for a GET. ``path`` is
@@ -304,20 +315,56 @@ def build_generate_request(
     ``idempotency_key`` goes in the ``Idempotency-Key`` header (the client makes one per
     submission, so every attempt of it carries the same).
     """
-    _check_common(prompt, model, aspect_ratio, resolution, n, route_mode, asset_delivery, response_format)
-    body: dict[str, Any] = {"model": model, "prompt": prompt}
-    body.update(_optional_fields(aspect_ratio, resolution, route_mode, asset_delivery, response_format))
-    if n != 1:
-        body["n"] = n
+    options = (model, aspect_ratio, resolution, n, route_mode, asset_delivery, response_format)
+    checked = _known_options(options)
+    if checked is None:
+        spec = _check_common(
+            prompt, model, aspect_ratio, resolution, n, route_mode, asset_delivery, response_format
+        )
+        fields: dict[str, Any] = _optional_fields(
+            aspect_ratio, resolution, route_mode, asset_delivery, response_format
+        )
+        if n != 1:
+            fields["n"] = n
+        checked = (ImageCall("generation", model, aspect_ratio, resolution, route_mode, n), fields)
+        if resolution is None or (spec is not None and spec.accepts_resolution):  # else: warn each time
+            _remember_options(options, checked)
+    else:
+        _check_prompt(prompt)
+    call, fields = checked
+    body: dict[str, Any] = {"model": model, "prompt": prompt, **fields}
     if queued:
         body["async"] = True
     return RequestSpec(
         "POST",
         GENERATIONS_PATH,
-        ImageCall("generation", model, aspect_ratio, resolution, route_mode, n),
+        call,
         json=body,
         headers={IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key is not None else {},
     )
+
+
+# Option sets (everything but the prompt) that passed the checks, with their ImageCall and
+# body fields: a repeated call, the usual case, skips the checks. The call is frozen and the
+# fields are only copied, so calls share both. Bounded: past the limit, new sets are checked
+# each time.
+_Checked = tuple[ImageCall, dict[str, Any]]
+_KNOWN_OPTIONS: dict[tuple[object, ...], _Checked] = {}
+_KNOWN_OPTIONS_LIMIT = 256
+
+
+def _known_options(options: tuple[object, ...]) -> _Checked | None:
+    if type(options[3]) is not int:  # n: 1.0 and True hash and compare equal to 1
+        return None
+    try:
+        return _KNOWN_OPTIONS.get(options)
+    except TypeError:  # an unhashable argument: the checks refuse it
+        return None
+
+
+def _remember_options(options: tuple[object, ...], checked: _Checked) -> None:
+    if len(_KNOWN_OPTIONS) < _KNOWN_OPTIONS_LIMIT:
+        _KNOWN_OPTIONS[options] = checked
 
 
 def check_edit_arguments(
@@ -513,9 +560,15 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes) ->
     )
 
 
+_decode_text = json.JSONDecoder().decode
+
+
 def decode_json(body: bytes, *, status: int, request_id: str | None, what: str) -> Any:
     """Parse a 2xx body as JSON, or raise :class:`ResponseError` describing it."""
     try:
+        if body[:1] == b"{" and body[1:2] != b"\x00":
+            # What json.loads concludes for such a body (UTF-8), without its encoding sniff.
+            return _decode_text(body.decode("utf-8", "surrogatepass"))
         return json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         raise _not_json(body, status, request_id, what) from None
@@ -531,6 +584,8 @@ def decode_answer(
     string in the returned value (empty for anything else), for :func:`decode_b64`'s
     callers to look up first.
     """
+    if len(body) < _bigjson.BIG_BODY:  # nothing worth cutting out
+        return decode_json(body, status=status, request_id=request_id, what=what), {}
     try:
         return _bigjson.loads_with_base64(body)
     except (ValueError, RecursionError):
@@ -615,29 +670,84 @@ def make_asset(
     fetcher: _AssetFetcher | None,
 ) -> ImageAsset:
     """An :class:`ImageAsset` from one answer item and its decoded bytes (if inline)."""
-    size: tuple[int, int] | None
-    if data is not None:
-        mime = sniff_mime_type(data)
-        size = image_size(data) or call.expected_size()
-        expires = None
-    else:
-        mime = mime_type_from_url(item.url or "")
-        size = call.expected_size()
+    if data is None:
+        return _url_asset(item.url, item.revised_prompt, call.expected_size(), expiry(created), fetcher)
+    size = image_size(data) or call.expected_size()
+    return ImageAsset(
+        url=item.url,
+        data=data,
+        mime_type=sniff_mime_type(data),
+        width=size[0] if size else None,
+        height=size[1] if size else None,
+        revised_prompt=item.revised_prompt,
+        fetcher=fetcher,
+    )
+
+
+def _url_asset(
+    url: str | None,
+    revised_prompt: str | None,
+    size: tuple[int, int] | None,
+    expires: _dt.datetime | None,
+    fetcher: _AssetFetcher | None,
+) -> ImageAsset:
+    width, height = size if size else (None, None)
+    return ImageAsset(
+        url, None, mime_type_from_url(url or ""), width, height, expires, revised_prompt, fetcher
+    )
+
+
+_last_expiry: tuple[int | None, _dt.datetime | None] = (None, None)
+
+
+def expiry(created: int | None) -> _dt.datetime | None:
+    """When the assets of an answer ``created`` at this Unix time leave the CDN.
+
+    ``None`` when unknown: no ``created``, or one no date can hold (year 0, year 10000).
+    """
+    global _last_expiry
+    last_created, last = _last_expiry
+    if created == last_created and created is not None:  # answers of the same second, the usual case
+        return last
+    try:
         expires = (
             _dt.datetime.fromtimestamp(created, tz=_dt.timezone.utc) + ASSET_TTL
             if created is not None
             else None
         )
-    return ImageAsset(
-        url=item.url,
-        data=data,
-        mime_type=mime,
-        width=size[0] if size else None,
-        height=size[1] if size else None,
-        expires_at=expires,
-        revised_prompt=item.revised_prompt,
-        fetcher=fetcher,
-    )
+    except (OverflowError, ValueError, OSError):
+        expires = None
+    _last_expiry = (created, expires)
+    return expires
+
+
+def url_answer_assets(obj: Any, call: ImageCall, fetcher: _AssetFetcher | None) -> list[ImageAsset] | None:
+    """The assets of the usual answer by URL, built straight from its JSON; else ``None``.
+
+    The usual answer: known keys only, every value of its type, at least one item, every
+    item a non-empty ``url`` and nothing inline. The assets are those
+    :func:`parse_images_response` and :func:`make_asset` would give; anything else (inline
+    images, unknown keys, a malformed answer to explain) is left to them.
+    """
+    if type(obj) is not dict or not _ANSWER_KEYS.issuperset(obj):
+        return None
+    data, created = obj.get("data"), obj.get("created")
+    if type(data) is not list or not data or type(created) not in _INT_OR_NONE:
+        return None
+    if type(obj.get("usage")) not in _DICT_OR_NONE:
+        return None
+    size, expires = call.expected_size(), expiry(created)
+    assets: list[ImageAsset] = []
+    for item in data:
+        if type(item) is not dict or not _ITEM_KEYS.issuperset(item):
+            return None
+        url, revised_prompt = item.get("url"), item.get("revised_prompt")
+        if type(url) is not str or not url or item.get("b64_json") is not None:
+            return None
+        if type(revised_prompt) not in _TEXT_OR_NONE:
+            return None
+        assets.append(_url_asset(url, revised_prompt, size, expires, fetcher))
+    return assets
 
 
 # Spellings of the same type that servers send in Content-Type.

@@ -353,24 +353,17 @@ class Models:
             "system_instruction": system_instruction,
             "generation_config": generation_config,
             "safety_settings": safety_settings,
+            "idempotency_key": None if queued else new_idempotency_key(),
         }
-        loads, inline_bytes = _gemini.scan_contents(contents)
-        if loads:
-            # Check every other argument before reading files or downloading assets.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                _gemini.build_generate_content_request(model, [{"parts": [{"text": "-"}]}], **options)
-        loaded = [(await read_image_input(item, argument))[0] for argument, item in loads]
-        if sum(len(b) for b in loaded) + inline_bytes > INLINE_IO_LIMIT:
-            wire = await in_thread(lambda: _gemini.normalize_contents(contents, loaded=loaded))
+        if type(contents) is str:  # a prompt, the usual case: what normalize_contents makes of it
+            wire = [{"role": "user", "parts": [{"text": contents}]}]
+            spec = _gemini.build_generate_content_request(model, wire, **options)
         else:
-            wire = _gemini.normalize_contents(contents, loaded=loaded)
-        spec = _gemini.build_generate_content_request(
-            model, wire, idempotency_key=None if queued else new_idempotency_key(), **options
-        )
-        if _gemini.inline_data_size(wire) > INLINE_IO_LIMIT:
-            # Megabytes of base64 to encode as JSON: 20 ms for four 1.5 MB images.
-            spec = await in_thread(_protocol.with_body, spec)
+            wire = await _wire_contents(model, contents, options)
+            spec = _gemini.build_generate_content_request(model, wire, **options)
+            if _gemini.inline_data_size(wire) > INLINE_IO_LIMIT:
+                # Megabytes of base64 to encode as JSON: 20 ms for four 1.5 MB images.
+                spec = await in_thread(_protocol.with_body, spec)
         modalities = _gemini.requested_modalities(spec)
         if not queued:
             return await client._native_call(spec, modalities, timeout)
@@ -381,6 +374,20 @@ class Models:
             return handle
         response: GenerateContentResponse = await _wait_within(handle, timeout, started, client)
         return response
+
+
+async def _wire_contents(model: str, contents: object, options: dict[str, Any]) -> list[dict[str, Any]]:
+    """``contents`` as Google's JSON, its files read and its images encoded (in a thread when big)."""
+    loads, inline_bytes = _gemini.scan_contents(contents)
+    if loads:
+        # Check every other argument before reading files or downloading assets.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _gemini.build_generate_content_request(model, [{"parts": [{"text": "-"}]}], **options)
+    loaded = [(await read_image_input(item, argument))[0] for argument, item in loads]
+    if sum(len(b) for b in loaded) + inline_bytes > INLINE_IO_LIMIT:
+        return await in_thread(lambda: _gemini.normalize_contents(contents, loaded=loaded))
+    return _gemini.normalize_contents(contents, loaded=loaded)
 
 
 class Tasks:

@@ -130,10 +130,14 @@ class Timeouts:
         )
 
 
-@attrs.frozen
+@attrs.define
 class RawResponse:
     """An answer as bytes, before the protocol layer reads it (``body`` is empty for a
-    download streamed to disk)."""
+    download streamed to disk).
+
+    Never changed once made, but not ``frozen``: one is made per request, and a frozen
+    class's ``__init__`` costs twice as much.
+    """
 
     status: int
     headers: Mapping[str, str]
@@ -330,12 +334,17 @@ class Transport:
             return self._full_timeout()
         return self._timeouts._aiohttp(total)
 
-    async def send(self, spec: RequestSpec, *, timeout: float | None = None) -> RawResponse:
+    async def send(
+        self, spec: RequestSpec, *, timeout: float | None = None
+    ) -> RawResponse | APIConnectionError | ResponseTooLargeError:
         """Send ``spec`` to the API and read the answer (redirects are not followed).
 
-        ``timeout`` is what is left of the call's deadline. A 2xx answer above
-        ``max_response_bytes`` raises :class:`ResponseTooLargeError`; an error
-        answer is read up to its first 64 KiB, which hold its message.
+        ``timeout`` is what is left of the call's deadline. A failure is returned, not
+        raised: the client decides what it means (another attempt, or "may have been
+        charged"), and its await of every request needs no ``try`` around it. A 2xx
+        answer above ``max_response_bytes`` gives :class:`ResponseTooLargeError` (and
+        the connection is dropped); an error answer is read up to its first 64 KiB,
+        which hold its message.
         """
         session = self._get_session()
         url = self.api_url(spec.path)
@@ -357,25 +366,34 @@ class Transport:
                 data = form
         if spec.headers:
             headers = {**headers, **spec.headers}
+        # Awaited, not entered with ``async with``: the answer is read whole here and released
+        # below, and the context manager's five extra coroutines per request buy nothing more.
         try:
-            async with session.request(
+            resp = await session.request(
                 spec.method,
                 url,
                 data=data,
                 headers=headers,
                 timeout=self._timeout(timeout),
                 allow_redirects=False,
-            ) as resp:
-                limit, what = self._max_response_bytes, f"the answer to {spec.path}"
-                if resp.status >= 300:
-                    body = await _read_error_body(resp)
-                elif _whole_body_fits(resp, limit, what):  # the usual answer: one read, one frame less
-                    body = await resp.read()
-                else:
-                    body = await _read_capped(resp, limit, what)
-                return RawResponse(resp.status, resp.headers, body)
+            )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _wire_error(exc, f"{spec.method} {spec.path}") from exc
+            return _wire_error(exc, f"{spec.method} {spec.path}")
+        try:
+            limit, what = self._max_response_bytes, f"the answer to {spec.path}"
+            if resp.status >= 300:
+                body = await _read_error_body(resp)
+            elif _whole_body_fits(resp, limit, what):  # the usual answer: one read, one frame less
+                body = await resp.read()
+            else:
+                body = await _read_capped(resp, limit, what)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return _wire_error(exc, f"{spec.method} {spec.path}")
+        except ResponseTooLargeError as exc:
+            return exc
+        finally:
+            resp.release()  # back to the pool once read; closed when the read failed
+        return RawResponse(resp.status, resp.headers, body)
 
     async def _open_download(
         self, session: aiohttp.ClientSession, url: str, timeout: float | None

@@ -7,6 +7,7 @@ loop, so those steps have fast paths; these tests hold each to the slow path it 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import os
 import re
 from typing import Any
@@ -15,17 +16,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maxapi_async import AsyncMaxAPI, ResponseError, Timeouts
+from maxapi_async import PRICES, AsyncMaxAPI, InvalidRequestError, MaxAPIWarning, ResponseError, Timeouts
 from maxapi_async._client import new_idempotency_key
 from maxapi_async._convert import structure
 from maxapi_async._gemini import inline_data_size, normalize_contents, scan_contents
-from maxapi_async._models import ImagesResponse
+from maxapi_async._models import ASSET_TTL, ImagesResponse
 from maxapi_async._protocol import (
     ImageCall,
     RequestSpec,
     _common_images_response,
+    build_generate_request,
     encode_json,
+    expiry,
+    make_asset,
     parse_images_response,
+    url_answer_assets,
     with_body,
 )
 from maxapi_async.testing import FakeMaxAPI, make_png
@@ -72,6 +77,75 @@ def test_the_common_images_answer_is_built_as_the_converter_builds_it(obj: Any) 
         assert fast == slow  # extra included: an unknown key never takes the fast path
         assert fast.extra == {}
         assert all(item.extra == {} for item in fast.data)
+
+
+@settings(max_examples=400)
+@given(obj=ANSWERS, ratio=st.sampled_from([None, "1:1", "16:9"]))
+def test_the_usual_answer_by_url_gives_the_assets_the_general_path_gives(obj: Any, ratio: str | None) -> None:
+    call = ImageCall("generation", MODEL, ratio)
+    fast = url_answer_assets(obj, call, None)
+    try:
+        response = parse_images_response(obj)
+    except ResponseError:
+        assert fast is None  # what the general path refuses, the shortcut leaves to it
+        return
+    if fast is not None:
+        assert all(item.b64_json is None for item in response.data)
+        slow = [
+            make_asset(item, None, call=call, created=response.created, fetcher=None)
+            for item in response.data
+        ]
+        assert fast == slow
+
+
+def test_an_answer_with_inline_images_or_unknown_keys_takes_the_general_path() -> None:
+    call = ImageCall("generation", MODEL, "1:1")
+    url = "https://cdn.maxapi.dev/a/b.png"
+    assert url_answer_assets({"created": 1, "data": [{"url": url}]}, call, None) is not None
+    assert url_answer_assets({"created": 1, "data": [{"url": url, "b64_json": "iVBO"}]}, call, None) is None
+    assert url_answer_assets({"created": 1, "data": [{"url": url, "seed": 7}]}, call, None) is None
+    assert url_answer_assets({"created": 1, "data": [{"url": url}], "model": "m"}, call, None) is None
+    assert url_answer_assets({"created": True, "data": [{"url": url}]}, call, None) is None
+    assert url_answer_assets({"created": 1, "data": []}, call, None) is None
+
+
+def test_expiry_is_seven_days_after_created_whatever_came_before() -> None:
+    assert expiry(None) is None
+    for created in (1_700_000_000, 1_700_000_000, 1_700_000_001, 0, 1_700_000_000):
+        assert expiry(created) == dt.datetime.fromtimestamp(created, tz=dt.timezone.utc) + ASSET_TTL
+    assert expiry(None) is None
+    assert expiry(253_402_300_800) is None  # year 10000: no date holds it
+    assert expiry(-62_135_596_801) is None  # year 0
+
+
+def test_a_repeated_option_set_skips_the_checks_but_never_their_verdicts() -> None:
+    first = build_generate_request("a fox", aspect_ratio="16:9", n=2)
+    again = build_generate_request("a hare", aspect_ratio="16:9", n=2)
+    assert again.call is first.call  # shared: it is frozen
+    assert again.json == {"model": MODEL, "prompt": "a hare", "aspect_ratio": "16:9", "n": 2}
+    assert first.json == {"model": MODEL, "prompt": "a fox", "aspect_ratio": "16:9", "n": 2}
+    # Values equal to a remembered set's, of the wrong type, are still refused.
+    for n in (True, 2.0):
+        with pytest.raises(InvalidRequestError, match="n"):
+            build_generate_request("a fox", aspect_ratio="16:9", n=n)  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="prompt"):
+        build_generate_request(" ", aspect_ratio="16:9", n=2)
+    with pytest.raises(InvalidRequestError, match="aspect_ratio"):
+        build_generate_request("a fox", aspect_ratio=["16:9"])  # type: ignore[arg-type]
+    # A set that warns warns every time.
+    for _ in range(2):
+        with pytest.warns(MaxAPIWarning, match="resolution"):
+            build_generate_request("a fox", resolution="2K")
+
+
+def test_prices_are_looked_up_once_per_model_and_route() -> None:
+    table = PRICES.with_prices({(MODEL, "mix"): 0.03})
+    for _ in range(2):
+        assert table.per_call(MODEL, "mix") == 0.03
+        assert table.per_call(MODEL, None) == 0.04  # the dearest route
+        assert table.per_call("gemini-2.5-flash-image", "official-cheap") == 0.024
+        assert table.per_call("other/model", "official") is None
+    assert PRICES.per_call(MODEL, "mix") == 0.04  # the copy's memo is its own
 
 
 def test_an_unknown_key_is_kept_in_extra_through_the_general_path() -> None:
