@@ -132,13 +132,28 @@ def check_call_timeout(timeout: float | None) -> None:
         raise InvalidRequestError("timeout", f"must be a positive number of seconds, got {timeout!r}")
 
 
-def _parse_image_answer(
-    body: bytes, status: int, request_id: str | None
-) -> tuple[ImagesResponse, dict[str, Any], list[bytes | None]]:
-    """JSON, structure and base64 in one go: run inline or in a thread as a whole."""
+def _read_image_answer(
+    body: bytes, status: int, request_id: str | None, call: ImageCall, fetcher: AsyncMaxAPI
+) -> tuple[dict[str, Any], list[ImageAsset]]:
+    """JSON, structure, base64 and assets in one go: run inline or in a thread as a whole.
+
+    The usual answer (images by URL) goes straight to its assets.
+    """
     obj, images = _protocol.decode_answer(body, status=status, request_id=request_id, what="images")
-    response = _protocol.parse_images_response(obj, request_id=request_id)
-    return response, obj, _decode_items(response, request_id, images)
+    assets = _protocol.url_answer_assets(obj, call, fetcher)
+    if assets is None:
+        response = _protocol.parse_images_response(obj, request_id=request_id)
+        assets = _image_assets(response, _decode_items(response, request_id, images), call, fetcher)
+    return obj, assets
+
+
+def _image_assets(
+    response: ImagesResponse, decoded: list[bytes | None], call: ImageCall, fetcher: AsyncMaxAPI
+) -> list[ImageAsset]:
+    return [
+        _protocol.make_asset(item, data, call=call, created=response.created, fetcher=fetcher)
+        for item, data in zip(response.data, decoded, strict=True)
+    ]
 
 
 def _decode_items(
@@ -194,10 +209,8 @@ class _Deadline:
 
     def left(self, method: str, path: str) -> float | None:
         """:meth:`remaining`, or :class:`APITimeoutError` when nothing is left before an attempt."""
-        if self._end is None:
-            return None
-        remaining = self._end - time.monotonic()
-        if remaining <= 0:
+        remaining = self.remaining()
+        if remaining is not None and remaining <= 0:
             # Every earlier attempt failed in a known way, so nothing is in flight.
             raise APITimeoutError(f"{method} {path}: the call's deadline passed", sent=False)
         return remaining
@@ -580,29 +593,15 @@ class AsyncMaxAPI:
                 raise
             call = spec.call
             if len(raw.body) <= INLINE_IO_LIMIT:
-                obj = _protocol.decode_json(raw.body, status=raw.status, request_id=request_id, what="images")
-                # The usual answer (images by URL) goes straight to its assets.
-                assets = _protocol.url_answer_assets(obj, call, self)
-                if assets is None:
-                    response = _protocol.parse_images_response(obj, request_id=request_id)
-                    assets = self._image_assets(response, _decode_items(response, request_id), call)
+                obj, assets = _read_image_answer(raw.body, raw.status, request_id, call, self)
             else:
-                response, obj, decoded = await in_thread(
-                    _parse_image_answer, raw.body, raw.status, request_id
+                obj, assets = await in_thread(
+                    _read_image_answer, raw.body, raw.status, request_id, call, self
                 )
-                assets = self._image_assets(response, decoded, call)
         except ResponseError as exc:
             _unreadable_submission_answer(exc, spec)
             raise
         return self._image_result(obj, assets, call, request_id, obj.get("created"), obj.get("usage"))
-
-    def _image_assets(
-        self, response: ImagesResponse, decoded: list[bytes | None], call: ImageCall
-    ) -> list[ImageAsset]:
-        return [
-            _protocol.make_asset(item, data, call=call, created=response.created, fetcher=self)
-            for item, data in zip(response.data, decoded, strict=True)
-        ]
 
     def _image_result(
         self,
@@ -743,7 +742,7 @@ class AsyncMaxAPI:
                 decoded = _decode_items(response, last_request_id)
             else:
                 decoded = await in_thread(_decode_items, response, last_request_id)
-            assets = self._image_assets(response, decoded, call)
+            assets = _image_assets(response, decoded, call, self)
             result = self._image_result(last.raw, assets, call, last_request_id, response.created, None)
             return attrs.evolve(result, model=last.model or call.model)
 

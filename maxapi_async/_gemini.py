@@ -41,7 +41,7 @@ from ._convert import converter, structure
 from ._errors import BlockedError, InvalidRequestError, MaxAPIWarning, ResponseError
 from ._images import IMAGE_TYPES, image_size, mime_type_from_url, sniff_mime_type
 from ._models import ASSET_TTL, ImageAsset, _AssetFetcher
-from ._protocol import IDEMPOTENCY_HEADER, ImageCall, RequestSpec, decode_b64
+from ._protocol import IDEMPOTENCY_HEADER, ImageCall, OptionMemo, RequestSpec, decode_b64
 
 __all__ = [
     "ASYNC_HEADER",
@@ -1136,17 +1136,14 @@ def build_generate_content_request(
     through); an ``image_size`` for a model without a size selector warns and is sent.
     """
     plain = system_instruction is None and generation_config is None and safety_settings is None
-    known = (
-        _known_options(model, aspect_ratio, image_size, response_modalities, route_mode) if plain else None
-    )
+    key = _options_key(model, aspect_ratio, image_size, response_modalities, route_mode) if plain else None
+    known = _KNOWN_OPTIONS.get(key)
     if known is None:
         known = _checked_options(
             model, aspect_ratio, image_size, response_modalities, route_mode, generation_config
         )
-        if plain and (
-            image_size is None or known[0] is None or known[0].accepts_resolution
-        ):  # else: warn each time
-            _remember_options(model, aspect_ratio, image_size, response_modalities, route_mode, known)
+        if image_size is None or known[0] is None or known[0].accepts_resolution:  # else: warn each time
+            _KNOWN_OPTIONS.remember(key, known)
     model_id, config = known[1], known[2]
     wire_contents = _check_contents(contents)
     body: dict[str, Any] = {"contents": wire_contents}
@@ -1170,11 +1167,9 @@ def build_generate_content_request(
 # What the checks make of the options (all but the contents): the model's table row, its id,
 # the generationConfig to send, and the calls it makes without and with image input.
 _Checked = tuple[_catalog.ModelSpec | None, str, dict[str, Any], ImageCall, ImageCall]
-# Option sets without a generation_config, system_instruction or safety_settings that passed
-# the checks: a repeated call, the usual case, skips them. The config dict is sent as it is,
-# never changed, so calls share it. Bounded: past the limit, new sets are checked each time.
-_KNOWN_OPTIONS: dict[tuple[object, ...], _Checked] = {}
-_KNOWN_OPTIONS_LIMIT = 256
+# Option sets without a generation_config, system_instruction or safety_settings; the config
+# dict is sent as it is, never changed, so calls share it.
+_KNOWN_OPTIONS: OptionMemo[_Checked] = OptionMemo()
 
 
 def _options_key(
@@ -1186,29 +1181,6 @@ def _options_key(
             return None
         words = tuple(modalities)
     return (model, aspect_ratio, image_size, words, route_mode)
-
-
-def _known_options(
-    model: object, aspect_ratio: object, image_size: object, modalities: object, route_mode: object
-) -> _Checked | None:
-    key = _options_key(model, aspect_ratio, image_size, modalities, route_mode)
-    try:
-        return _KNOWN_OPTIONS.get(key) if key is not None else None
-    except TypeError:  # an unhashable argument: the checks refuse it
-        return None
-
-
-def _remember_options(
-    model: object,
-    aspect_ratio: object,
-    image_size: object,
-    modalities: object,
-    route_mode: object,
-    checked: _Checked,
-) -> None:
-    key = _options_key(model, aspect_ratio, image_size, modalities, route_mode)
-    if key is not None and len(_KNOWN_OPTIONS) < _KNOWN_OPTIONS_LIMIT:
-        _KNOWN_OPTIONS[key] = checked
 
 
 def _checked_options(

@@ -15,7 +15,7 @@ import json
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import attrs
 
@@ -48,6 +48,7 @@ __all__ = [
     "RESPONSE_FORMATS",
     "FormPart",
     "ImageCall",
+    "OptionMemo",
     "ReferenceImage",
     "RequestSpec",
     "build_edit_request",
@@ -315,8 +316,10 @@ def build_generate_request(
     ``idempotency_key`` goes in the ``Idempotency-Key`` header (the client makes one per
     submission, so every attempt of it carries the same).
     """
+    # n: 1.0 and True hash and compare equal to 1, so only an int n is looked up.
     options = (model, aspect_ratio, resolution, n, route_mode, asset_delivery, response_format)
-    checked = _known_options(options)
+    key = options if type(n) is int else None
+    checked = _KNOWN_OPTIONS.get(key)
     if checked is None:
         spec = _check_common(
             prompt, model, aspect_ratio, resolution, n, route_mode, asset_delivery, response_format
@@ -328,7 +331,7 @@ def build_generate_request(
             fields["n"] = n
         checked = (ImageCall("generation", model, aspect_ratio, resolution, route_mode, n), fields)
         if resolution is None or (spec is not None and spec.accepts_resolution):  # else: warn each time
-            _remember_options(options, checked)
+            _KNOWN_OPTIONS.remember(key, checked)
     else:
         _check_prompt(prompt)
     call, fields = checked
@@ -344,27 +347,37 @@ def build_generate_request(
     )
 
 
-# Option sets (everything but the prompt) that passed the checks, with their ImageCall and
-# body fields: a repeated call, the usual case, skips the checks. The call is frozen and the
-# fields are only copied, so calls share both. Bounded: past the limit, new sets are checked
-# each time.
-_Checked = tuple[ImageCall, dict[str, Any]]
-_KNOWN_OPTIONS: dict[tuple[object, ...], _Checked] = {}
-_KNOWN_OPTIONS_LIMIT = 256
+_V = TypeVar("_V")
 
 
-def _known_options(options: tuple[object, ...]) -> _Checked | None:
-    if type(options[3]) is not int:  # n: 1.0 and True hash and compare equal to 1
-        return None
-    try:
-        return _KNOWN_OPTIONS.get(options)
-    except TypeError:  # an unhashable argument: the checks refuse it
-        return None
+class OptionMemo(Generic[_V]):
+    """Option sets that passed a request builder's checks, and what the checks made of them.
+
+    A repeated call, the usual case, skips the checks. Values are shared between calls, so
+    they are never changed. Bounded: past ``limit`` sets, new ones are checked each time. A
+    ``None`` key (options the builder cannot key safely) is never looked up or stored.
+    """
+
+    def __init__(self, limit: int = 256) -> None:
+        self._known: dict[tuple[object, ...], _V] = {}
+        self._limit = limit
+
+    def get(self, key: tuple[object, ...] | None) -> _V | None:
+        if key is None:
+            return None
+        try:
+            return self._known.get(key)
+        except TypeError:  # an unhashable argument: the checks refuse it
+            return None
+
+    def remember(self, key: tuple[object, ...] | None, value: _V) -> None:
+        if key is not None and len(self._known) < self._limit:
+            self._known[key] = value
 
 
-def _remember_options(options: tuple[object, ...], checked: _Checked) -> None:
-    if len(_KNOWN_OPTIONS) < _KNOWN_OPTIONS_LIMIT:
-        _KNOWN_OPTIONS[options] = checked
+# Option sets (everything but the prompt) with their ImageCall and body fields: the call is
+# frozen and the fields are only copied into each body.
+_KNOWN_OPTIONS: OptionMemo[tuple[ImageCall, dict[str, Any]]] = OptionMemo()
 
 
 def check_edit_arguments(

@@ -355,15 +355,15 @@ class Models:
             "safety_settings": safety_settings,
             "idempotency_key": None if queued else new_idempotency_key(),
         }
-        if type(contents) is str:  # a prompt, the usual case: what normalize_contents makes of it
+        prompt = type(contents) is str
+        if prompt:  # the usual case: what normalize_contents makes of it, without the walk
             wire = [{"role": "user", "parts": [{"text": contents}]}]
-            spec = _gemini.build_generate_content_request(model, wire, **options)
         else:
             wire = await _wire_contents(model, contents, options)
-            spec = _gemini.build_generate_content_request(model, wire, **options)
-            if _gemini.inline_data_size(wire) > INLINE_IO_LIMIT:
-                # Megabytes of base64 to encode as JSON: 20 ms for four 1.5 MB images.
-                spec = await in_thread(_protocol.with_body, spec)
+        spec = _gemini.build_generate_content_request(model, wire, **options)
+        if not prompt and _gemini.inline_data_size(wire) > INLINE_IO_LIMIT:
+            # Megabytes of base64 to encode as JSON: 20 ms for four 1.5 MB images.
+            spec = await in_thread(_protocol.with_body, spec)
         modalities = _gemini.requested_modalities(spec)
         if not queued:
             return await client._native_call(spec, modalities, timeout)

@@ -19,7 +19,12 @@ from hypothesis import strategies as st
 from maxapi_async import PRICES, AsyncMaxAPI, InvalidRequestError, MaxAPIWarning, ResponseError, Timeouts
 from maxapi_async._client import new_idempotency_key
 from maxapi_async._convert import structure
-from maxapi_async._gemini import inline_data_size, normalize_contents, scan_contents
+from maxapi_async._gemini import (
+    build_generate_content_request,
+    inline_data_size,
+    normalize_contents,
+    scan_contents,
+)
 from maxapi_async._models import ASSET_TTL, ImagesResponse
 from maxapi_async._protocol import (
     ImageCall,
@@ -231,3 +236,26 @@ async def test_a_request_of_megabytes_of_inline_images_arrives_intact(fake_maxap
     parts = sent["contents"][0]["parts"]
     assert parts[0] == {"text": "compose these"}
     assert [base64.b64decode(p["inlineData"]["data"]) for p in parts[1:]] == images
+
+
+def test_generate_content_options_are_checked_once_per_set_but_never_their_verdicts() -> None:
+    text = [{"role": "user", "parts": [{"text": "a fox"}]}]
+    first = build_generate_content_request(MODEL, text, aspect_ratio="16:9", response_modalities=["image"])
+    again = build_generate_content_request(MODEL, text, aspect_ratio="16:9", response_modalities=("IMAGE",))
+    assert again.json == first.json
+    # Words are keyed as given ("image" and "IMAGE" are two sets), each checked once.
+    assert again.call == first.call
+    assert (
+        build_generate_content_request(MODEL, text, aspect_ratio="16:9", response_modalities=["image"]).call
+        is first.call
+    )
+    with pytest.raises(InvalidRequestError, match="response_modalities"):
+        build_generate_content_request(MODEL, text, response_modalities=["VIDEO"])
+    with pytest.raises(InvalidRequestError, match="aspect_ratio"):
+        build_generate_content_request(MODEL, text, aspect_ratio="7:3")
+    # A set that warns warns every time; a generation_config is checked every time.
+    for _ in range(2):
+        with pytest.warns(MaxAPIWarning, match="image_size"):
+            build_generate_content_request(MODEL, text, image_size="2K")
+        with pytest.raises(InvalidRequestError, match="generation_config"):
+            build_generate_content_request(MODEL, text, generation_config={"responseModalities": ["VIDEO"]})
