@@ -41,7 +41,16 @@ from ._convert import converter, structure
 from ._errors import BlockedError, InvalidRequestError, MaxAPIWarning, ResponseError
 from ._images import IMAGE_TYPES, image_size, mime_type_from_url, sniff_mime_type
 from ._models import ASSET_TTL, ImageAsset, _AssetFetcher
-from ._protocol import IDEMPOTENCY_HEADER, ImageCall, OptionMemo, RequestSpec, decode_b64
+from ._protocol import (
+    IDEMPOTENCY_HEADER,
+    TEXT_SLOT,
+    ImageCall,
+    OptionMemo,
+    RequestSpec,
+    decode_b64,
+    fill_text,
+    text_template,
+)
 
 __all__ = [
     "ASYNC_HEADER",
@@ -63,6 +72,7 @@ __all__ = [
     "image_parts",
     "inline_data_size",
     "inline_payloads",
+    "known_prompt_request",
     "make_native_assets",
     "needs_loading",
     "normalize_contents",
@@ -1142,17 +1152,56 @@ def build_generate_content_request(
         known = _checked_options(
             model, aspect_ratio, image_size, response_modalities, route_mode, generation_config
         )
-        if image_size is None or known[0] is None or known[0].accepts_resolution:  # else: warn each time
+        if image_size is None or known.spec is None or known.spec.accepts_resolution:  # else: warn each time
             _KNOWN_OPTIONS.remember(key, known)
-    model_id, config = known[1], known[2]
     wire_contents = _check_contents(contents)
     body: dict[str, Any] = {"contents": wire_contents}
     if system_instruction is not None:
         body["systemInstruction"] = _system_instruction(system_instruction)
-    if config:
-        body["generationConfig"] = config
+    if known.config:
+        body["generationConfig"] = known.config
     if safety_settings is not None:
         body["safetySettings"] = _safety_settings(safety_settings)
+    call = known.edit if _has_image_input(wire_contents) else known.generation
+    return RequestSpec(
+        "POST", known.path, call, json=body, headers=_headers(route_mode, queued, idempotency_key)
+    )
+
+
+def known_prompt_request(
+    model: str,
+    prompt: str,
+    *,
+    aspect_ratio: str | None = None,
+    image_size: str | None = None,
+    response_modalities: Sequence[str] | None = None,
+    route_mode: str | None = None,
+    queued: bool = False,
+    idempotency_key: str | None = None,
+) -> RequestSpec | None:
+    """:func:`build_generate_content_request` for one text prompt, when its options passed before.
+
+    The usual call: the same request (``contents`` is the user's one text part), its body
+    already encoded, since around the prompt it is the same for every call with these
+    options. ``None`` for options not checked yet: build the request the general way.
+    """
+    known = _KNOWN_OPTIONS.get(_options_key(model, aspect_ratio, image_size, response_modalities, route_mode))
+    if known is None or type(prompt) is not str:
+        return None
+    body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": prompt}]}]}
+    if known.config:
+        body["generationConfig"] = known.config
+    return RequestSpec(
+        "POST",
+        known.path,
+        known.generation,
+        json=body,
+        headers=_headers(route_mode, queued, idempotency_key),
+        body=fill_text(known.prompt_body, prompt),
+    )
+
+
+def _headers(route_mode: str | None, queued: bool, idempotency_key: str | None) -> dict[str, str]:
     headers: dict[str, str] = {}
     if route_mode is not None:
         headers[ROUTE_MODE_HEADER] = route_mode
@@ -1160,13 +1209,21 @@ def build_generate_content_request(
         headers[ASYNC_HEADER] = "true"
     if idempotency_key is not None:
         headers[IDEMPOTENCY_HEADER] = idempotency_key
-    call = known[4] if _has_image_input(wire_contents) else known[3]
-    return RequestSpec("POST", generate_content_path(model_id), call, json=body, headers=headers)
+    return headers
 
 
-# What the checks make of the options (all but the contents): the model's table row, its id,
-# the generationConfig to send, and the calls it makes without and with image input.
-_Checked = tuple[_catalog.ModelSpec | None, str, dict[str, Any], ImageCall, ImageCall]
+@attrs.frozen
+class _Checked:
+    """What the checks make of a request's options (all but the contents)."""
+
+    spec: _catalog.ModelSpec | None  # the model's table row
+    path: str
+    config: dict[str, Any]  # the generationConfig to send, never changed
+    generation: ImageCall  # the call made without image input
+    edit: ImageCall  # and with it
+    prompt_body: tuple[bytes, bytes] | None  # the body around a text prompt (text_template)
+
+
 # Option sets without a generation_config, system_instruction or safety_settings; the config
 # dict is sent as it is, never changed, so calls share it.
 _KNOWN_OPTIONS: OptionMemo[_Checked] = OptionMemo()
@@ -1220,12 +1277,16 @@ def _checked_options(
         config["imageConfig"] = image_config
     ratio = ratio if isinstance(ratio, str) else None
     size = size if isinstance(size, str) else None
-    return (
+    prompt_body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": TEXT_SLOT}]}]}
+    if config:
+        prompt_body["generationConfig"] = config
+    return _Checked(
         spec,
-        model_id,
+        generate_content_path(model_id),
         config,
         ImageCall("generation", model_id, ratio, size, route_mode),
         ImageCall("edit", model_id, ratio, size, route_mode),
+        text_template(prompt_body),
     )
 
 

@@ -344,26 +344,40 @@ class Models:
         client = self._client
         route = route_mode if route_mode is not None else client.route_mode
         queued = not wait or client.wait_by_polling
-        options: dict[str, Any] = {
-            "aspect_ratio": aspect_ratio,
-            "image_size": image_size,
-            "response_modalities": response_modalities,
-            "route_mode": route,
-            "queued": queued,
-            "system_instruction": system_instruction,
-            "generation_config": generation_config,
-            "safety_settings": safety_settings,
-            "idempotency_key": None if queued else new_idempotency_key(),
-        }
+        key = None if queued else new_idempotency_key()
         prompt = type(contents) is str
-        if prompt:  # the usual case: what normalize_contents makes of it, without the walk
-            wire = [{"role": "user", "parts": [{"text": contents}]}]
-        else:
-            wire = await _wire_contents(model, contents, options)
-        spec = _gemini.build_generate_content_request(model, wire, **options)
-        if not prompt and _gemini.inline_data_size(wire) > INLINE_IO_LIMIT:
-            # Megabytes of base64 to encode as JSON: 20 ms for four 1.5 MB images.
-            spec = await in_thread(_protocol.with_body, spec)
+        spec = None
+        if prompt and system_instruction is None and generation_config is None and safety_settings is None:
+            spec = _gemini.known_prompt_request(  # the usual call, its options checked before
+                model,
+                contents,  # type: ignore[arg-type]  # a str, checked above
+                aspect_ratio=aspect_ratio,
+                image_size=image_size,
+                response_modalities=response_modalities,
+                route_mode=route,
+                queued=queued,
+                idempotency_key=key,
+            )
+        if spec is None:
+            options: dict[str, Any] = {
+                "aspect_ratio": aspect_ratio,
+                "image_size": image_size,
+                "response_modalities": response_modalities,
+                "route_mode": route,
+                "queued": queued,
+                "system_instruction": system_instruction,
+                "generation_config": generation_config,
+                "safety_settings": safety_settings,
+                "idempotency_key": key,
+            }
+            if prompt:  # what normalize_contents makes of it, without the walk
+                wire = [{"role": "user", "parts": [{"text": contents}]}]
+            else:
+                wire = await _wire_contents(model, contents, options)
+            spec = _gemini.build_generate_content_request(model, wire, **options)
+            if not prompt and _gemini.inline_data_size(wire) > INLINE_IO_LIMIT:
+                # Megabytes of base64 to encode as JSON: 20 ms for four 1.5 MB images.
+                spec = await in_thread(_protocol.with_body, spec)
         modalities = _gemini.requested_modalities(spec)
         if not queued:
             return await client._native_call(spec, modalities, timeout)

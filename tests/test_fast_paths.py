@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import os
 import re
 from typing import Any
@@ -22,11 +23,13 @@ from maxapi_async._convert import structure
 from maxapi_async._gemini import (
     build_generate_content_request,
     inline_data_size,
+    known_prompt_request,
     normalize_contents,
     scan_contents,
 )
 from maxapi_async._models import ASSET_TTL, ImagesResponse
 from maxapi_async._protocol import (
+    TEXT_SLOT,
     ImageCall,
     RequestSpec,
     _common_images_response,
@@ -35,6 +38,7 @@ from maxapi_async._protocol import (
     expiry,
     make_asset,
     parse_images_response,
+    text_template,
     url_answer_assets,
     with_body,
 )
@@ -180,6 +184,20 @@ def test_a_body_encoded_in_pieces_handles_every_shape_json_allows() -> None:
     assert with_body(get) is get
 
 
+@settings(max_examples=300)
+@given(body=JSON)
+def test_a_body_encoded_by_the_made_once_encoder_is_what_json_dumps_gives(body: Any) -> None:
+    assert encode_json(body) == json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_a_body_that_holds_itself_is_refused_as_json_refuses_it() -> None:
+    body: dict[str, Any] = {"contents": []}
+    body["contents"].append(body)
+    with pytest.raises(ValueError, match="Circular reference"):
+        encode_json(body)
+    assert encode_json({"contents": [1]}) == b'{"contents":[1]}'  # and the next body is fine
+
+
 def test_idempotency_keys_are_128_random_bits_and_never_repeat() -> None:
     keys = [new_idempotency_key() for _ in range(1000)]  # spans several batches
     assert all(re.fullmatch(r"[0-9a-f]{32}", key) for key in keys)
@@ -259,3 +277,81 @@ def test_generate_content_options_are_checked_once_per_set_but_never_their_verdi
             build_generate_content_request(MODEL, text, image_size="2K")
         with pytest.raises(InvalidRequestError, match="generation_config"):
             build_generate_content_request(MODEL, text, generation_config={"responseModalities": ["VIDEO"]})
+
+
+PROMPTS = st.text(max_size=40) | st.sampled_from([TEXT_SLOT, 'say "hi" \\ \n', "\x00", "é ✓ 🦊"])
+
+
+@settings(max_examples=300)
+@given(
+    prompt=PROMPTS,
+    ratio=st.sampled_from([None, "1:1", "16:9"]),
+    route=st.sampled_from([None, "mix", "official"]),
+    n=st.sampled_from([1, 2]),
+    queued=st.booleans(),
+)
+def test_a_body_encoded_around_the_prompt_is_the_body_encoded_whole(
+    prompt: str, ratio: str | None, route: str | None, n: int, queued: bool
+) -> None:
+    if not prompt.strip():
+        return  # refused: see the test above
+    spec = build_generate_request(prompt, aspect_ratio=ratio, route_mode=route, n=n, queued=queued)
+    assert spec.json is not None
+    assert spec.json["prompt"] == prompt
+    if queued:
+        assert spec.body is None  # encoded when sent, "async" key and all
+    else:
+        assert spec.body == encode_json(spec.json)
+
+
+@settings(max_examples=300)
+@given(
+    prompt=PROMPTS,
+    ratio=st.sampled_from([None, "1:1", "21:9"]),
+    modalities=st.sampled_from([None, ["IMAGE"], ("text", "image")]),
+    route=st.sampled_from([None, "official-cheap"]),
+    queued=st.booleans(),
+)
+def test_a_known_prompt_request_is_the_request_built_the_general_way(
+    prompt: str, ratio: str | None, modalities: Any, route: str | None, queued: bool
+) -> None:
+    options: dict[str, Any] = {
+        "aspect_ratio": ratio,
+        "response_modalities": modalities,
+        "route_mode": route,
+        "queued": queued,
+        "idempotency_key": "k",
+    }
+    general = build_generate_content_request(
+        MODEL, [{"role": "user", "parts": [{"text": prompt}]}], **options
+    )
+    known = known_prompt_request(MODEL, prompt, **options)  # checked just now
+    assert known is not None
+    assert (known.method, known.path, known.json, known.headers) == (
+        general.method,
+        general.path,
+        general.json,
+        general.headers,
+    )
+    assert known.call is general.call
+    assert known.body == encode_json(general.json)
+
+
+def test_a_prompt_request_with_options_never_checked_is_left_to_the_general_builder() -> None:
+    assert known_prompt_request("never/seen-model", "a fox", aspect_ratio="1:1") is None
+    build_generate_content_request("never/seen-model", [{"parts": [{"text": "x"}]}], aspect_ratio="1:1")
+    assert known_prompt_request("never/seen-model", "a fox", aspect_ratio="1:1") is not None
+    # A set that warns is never remembered, so it warns on every call.
+    assert known_prompt_request(MODEL, "a fox", image_size="2K") is None
+
+
+def test_a_body_whose_options_hold_the_slot_is_encoded_whole() -> None:
+    assert text_template({"model": TEXT_SLOT, "prompt": TEXT_SLOT}) is None
+    assert text_template({"prompt": "no slot"}) is None
+    spec = build_generate_request("a fox", model=TEXT_SLOT)
+    assert spec.body is None
+    assert spec.json is not None
+    spec = build_generate_request("a fox", model=f"odd/{TEXT_SLOT}")  # the slot is a whole string
+    assert spec.json is not None
+    assert spec.body == encode_json(spec.json)
+    assert text_template({"a": 1, "prompt": TEXT_SLOT}) == (b'{"a":1,"prompt":', b"}")
