@@ -175,8 +175,7 @@ def _parse_native_answer(
     obj: Any, request_id: str | None, modalities: list[str] | None, decoded: Mapping[int, bytes] | None = None
 ) -> _NativeAnswer:
     """The answer, its final image parts (walked once) and their bytes (``None``: by URL)."""
-    response = _gemini.parse_generate_content(obj, request_id=request_id)
-    parts = response.image_parts
+    response, parts = _gemini.parse_with_image_parts(obj, request_id=request_id)
     _gemini.check_blocked(response, response_modalities=modalities, request_id=request_id, parts=parts)
     images = _gemini.decode_inline_images(response, request_id=request_id, decoded=decoded, parts=parts)
     return response, parts, images

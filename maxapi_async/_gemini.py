@@ -16,7 +16,8 @@ The client wraps it in this order (each step is a pure function here, except the
     return with_images(response, assets)
 
 The three steps after parsing also take ``parts=response.image_parts``, computed once for
-all of them (each walks the candidates' parts otherwise).
+all of them (each walks the candidates' parts otherwise); ``parse_with_image_parts`` gives
+the answer and its image parts in one walk.
 
 Models have Python names; the converter reads Google's camelCase keys and also the snake_case
 spelling of every field it names (proto JSON allows both), and keeps unknown keys in ``extra``.
@@ -77,6 +78,7 @@ __all__ = [
     "needs_loading",
     "normalize_contents",
     "parse_generate_content",
+    "parse_with_image_parts",
     "pending_loads",
     "requested_modalities",
     "scan_contents",
@@ -368,22 +370,26 @@ class _Uncommon(Exception):
     """Not the common shape: :func:`_common_generate_content` leaves the answer to the converter."""
 
 
-def _common_generate_content(obj: Any) -> GenerateContentResponse | None:
+def _common_generate_content(
+    obj: Any, image_parts: list[Part] | None = None
+) -> GenerateContentResponse | None:
     """The usual ``generateContent`` answer built by hand, as the converter builds it; else ``None``.
 
     ``raw`` is ``obj`` itself and every ``extra`` is empty, as the converter leaves them for
     an answer without unknown keys. An empty ``fileUri`` is left to the converter too, so
     an answer built here never needs :func:`parse_generate_content`'s walk over its parts.
+    The answer's :attr:`~GenerateContentResponse.image_parts` are appended to
+    ``image_parts`` as they are built (its content is undefined when ``None`` is returned).
     """
     if type(obj) is not dict or not _ANSWER_KEYS.issuperset(obj):
         return None
     try:
-        return _common_answer(obj)
+        return _common_answer(obj, [] if image_parts is None else image_parts)
     except _Uncommon:
         return None
 
 
-def _common_answer(obj: dict[str, Any]) -> GenerateContentResponse:
+def _common_answer(obj: dict[str, Any], image_parts: list[Part]) -> GenerateContentResponse:
     # ``.get(key, [])``: a missing list is the field's empty default, a ``null`` one an error.
     items, model_version, response_id = (
         obj.get("candidates", []),
@@ -414,7 +420,7 @@ def _common_answer(obj: dict[str, Any]) -> GenerateContentResponse:
             raise _Uncommon
         candidates.append(
             Candidate(
-                None if content is None else _common_content(content),
+                None if content is None else _common_content(content, image_parts),
                 finish_reason,
                 finish_message,
                 index,
@@ -432,7 +438,7 @@ def _common_answer(obj: dict[str, Any]) -> GenerateContentResponse:
     )
 
 
-def _common_content(value: object) -> Content:
+def _common_content(value: object, image_parts: list[Part]) -> Content:
     if type(value) is not dict or not _CONTENT_KEYS.issuperset(value):
         raise _Uncommon
     role, items = value.get("role"), value.get("parts", [])
@@ -450,14 +456,15 @@ def _common_content(value: object) -> Content:
         )
         if type(text) not in _STR_OR_NONE or type(thought) is not bool:
             raise _Uncommon
-        parts.append(
-            Part(
-                text,
-                None if inline is None else _common_blob(inline),
-                None if file is None else _common_file(file),
-                thought,
-            )
+        part = Part(
+            text,
+            None if inline is None else _common_blob(inline),
+            None if file is None else _common_file(file),
+            thought,
         )
+        parts.append(part)
+        if not thought and (inline is not None or file is not None):
+            image_parts.append(part)
     return Content(role, parts)
 
 
@@ -522,13 +529,25 @@ def parse_generate_content(obj: Any, *, request_id: str | None = None) -> Genera
 
     This only parses: an answer without images is valid here (see :func:`check_blocked`).
     """
-    response = _common_generate_content(obj)
+    return parse_with_image_parts(obj, request_id=request_id)[0]
+
+
+def parse_with_image_parts(
+    obj: Any, *, request_id: str | None = None
+) -> tuple[GenerateContentResponse, list[Part]]:
+    """:func:`parse_generate_content`, and the answer's :attr:`~GenerateContentResponse.image_parts`.
+
+    The usual answer gives its image parts as it is built, without a second walk.
+    """
+    parts: list[Part] = []
+    response = _common_generate_content(obj, parts)
     if response is None:
         response = structure(
             obj, GenerateContentResponse, what="generateContent answer", request_id=request_id
         )
+        parts = response.image_parts  # what the fast path left in it is not the answer's
         # Only here: the common answer above holds no empty fileUri.
-        for i, part in enumerate(response.image_parts):
+        for i, part in enumerate(parts):
             if part.file_data is not None and part.inline_data is None and not part.file_data.file_uri:
                 raise ResponseError(
                     f"image part {i} of the generateContent answer has an empty fileUri",
@@ -537,7 +556,7 @@ def parse_generate_content(obj: Any, *, request_id: str | None = None) -> Genera
                 )
     if request_id is not None:
         object.__setattr__(response, "request_id", request_id)
-    return response
+    return response, parts
 
 
 # --------------------------------------------------------------------------
@@ -574,6 +593,8 @@ def check_blocked(
       (the model chose to answer in words, as Google's API allows); otherwise ``"NO_IMAGE"``
       (or ``"NO_TEXT"`` for a text-only request that got nothing).
     """
+    if parts and response_modalities is None:
+        return  # the usual answer to the usual request: an image, the model's default modalities
     asked = _upper_modalities(response_modalities)
     wants_image = asked is None or "IMAGE" in asked
     wants_text = asked is None or "TEXT" in asked
@@ -661,12 +682,15 @@ def decode_inline_images(
     :func:`~maxapi_async._protocol.decode_answer`); ``parts`` is ``response.image_parts``
     when the caller has it already.
     """
+    if parts is None:
+        parts = response.image_parts
     done = decoded or {}
     images: list[bytes | None] = []
-    for i, payload in enumerate(inline_payloads(response, parts=parts)):
-        if payload is None:
+    for i, part in enumerate(parts):
+        if part.inline_data is None:
             images.append(None)
             continue
+        payload = part.inline_data.data
         data = done.get(id(payload)) or decode_b64(payload, request_id=request_id)
         if not data:
             raise ResponseError(
@@ -735,17 +759,9 @@ def make_native_assets(
             )
         elif part.file_data is not None:
             url = part.file_data.file_uri
-            size = call.expected_size()
-            assets.append(
-                ImageAsset(
-                    url=url,
-                    mime_type=part.file_data.mime_type or mime_type_from_url(url),
-                    width=size[0] if size else None,
-                    height=size[1] if size else None,
-                    expires_at=expires,
-                    fetcher=fetcher,
-                )
-            )
+            width, height = call.expected_size() or (None, None)
+            mime_type = part.file_data.mime_type or mime_type_from_url(url)
+            assets.append(ImageAsset(url, None, mime_type, width, height, expires, None, fetcher))
     return assets
 
 

@@ -45,6 +45,7 @@ from maxapi_async._gemini import (
     inline_payloads,
     make_native_assets,
     parse_generate_content,
+    parse_with_image_parts,
 )
 from maxapi_async._protocol import ImageCall
 from maxapi_async.testing._png import make_png
@@ -383,6 +384,14 @@ def test_an_answer_near_the_common_shape_is_built_as_the_converter_builds_it(obj
         assert repr(fast) == repr(slow)
         assert fast.raw is obj
         assert parse_generate_content(obj) == slow  # and no empty fileUri slipped through
+    try:
+        response, parts = parse_with_image_parts(obj)
+    except ResponseError:
+        return  # an empty fileUri: refused by both (see above)
+    assert response == slow
+    # The parts gathered while building are the answer's own, in order: the objects themselves.
+    assert len(parts) == len(response.image_parts)
+    assert all(given is own for given, own in zip(parts, response.image_parts, strict=True))
 
 
 # -- image parts computed once ------------------------------------------------
