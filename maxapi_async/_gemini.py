@@ -38,7 +38,7 @@ import attrs
 from cattrs.gen import make_dict_structure_fn, override
 
 from . import _catalog
-from ._convert import converter, structure
+from ._convert import converter, slot_maker, structure
 from ._errors import BlockedError, InvalidRequestError, MaxAPIWarning, ResponseError
 from ._images import IMAGE_TYPES, image_size, mime_type_from_url, sniff_mime_type
 from ._models import ASSET_TTL, ImageAsset, _AssetFetcher
@@ -50,6 +50,7 @@ from ._protocol import (
     RequestSpec,
     decode_b64,
     fill_text,
+    make_url_asset,
     text_template,
 )
 
@@ -366,6 +367,27 @@ _STR_OR_NONE = (str, type(None))
 _INT_OR_NONE = (int, type(None))
 
 
+# The builder's constructors: the instances the classes make, for two thirds of the cost.
+_make_response = slot_maker(
+    GenerateContentResponse,
+    "candidates",
+    "prompt_feedback",
+    "usage_metadata",
+    "model_version",
+    "response_id",
+    "raw",
+)
+_make_candidate = slot_maker(
+    Candidate, "content", "finish_reason", "finish_message", "index", "safety_ratings"
+)
+_make_content = slot_maker(Content, "role", "parts")
+_make_part = slot_maker(Part, "text", "inline_data", "file_data", "thought")
+_make_blob = slot_maker(Blob, "data", "mime_type")
+_make_file = slot_maker(FileData, "file_uri", "mime_type")
+_make_feedback = slot_maker(PromptFeedback, "block_reason", "block_reason_message", "safety_ratings")
+_make_usage = slot_maker(UsageMetadata, "prompt_token_count", "candidates_token_count", "total_token_count")
+
+
 class _Uncommon(Exception):
     """Not the common shape: :func:`_common_generate_content` leaves the answer to the converter."""
 
@@ -419,7 +441,7 @@ def _common_answer(obj: dict[str, Any], image_parts: list[Part]) -> GenerateCont
         ):
             raise _Uncommon
         candidates.append(
-            Candidate(
+            _make_candidate(
                 None if content is None else _common_content(content, image_parts),
                 finish_reason,
                 finish_message,
@@ -428,13 +450,13 @@ def _common_answer(obj: dict[str, Any], image_parts: list[Part]) -> GenerateCont
             )
         )
     feedback, usage = obj.get("promptFeedback"), obj.get("usageMetadata")
-    return GenerateContentResponse(
+    return _make_response(
         candidates,
         None if feedback is None else _common_feedback(feedback),
         None if usage is None else _common_usage(usage),
         model_version,
         response_id,
-        raw=obj,
+        obj,
     )
 
 
@@ -456,7 +478,7 @@ def _common_content(value: object, image_parts: list[Part]) -> Content:
         )
         if type(text) not in _STR_OR_NONE or type(thought) is not bool:
             raise _Uncommon
-        part = Part(
+        part = _make_part(
             text,
             None if inline is None else _common_blob(inline),
             None if file is None else _common_file(file),
@@ -465,7 +487,7 @@ def _common_content(value: object, image_parts: list[Part]) -> Content:
         parts.append(part)
         if not thought and (inline is not None or file is not None):
             image_parts.append(part)
-    return Content(role, parts)
+    return _make_content(role, parts)
 
 
 def _common_blob(value: object) -> Blob:
@@ -474,7 +496,7 @@ def _common_blob(value: object) -> Blob:
     data, mime_type = value.get("data"), value.get("mimeType")
     if type(data) is not str or type(mime_type) not in _STR_OR_NONE:
         raise _Uncommon
-    return Blob(data, mime_type)
+    return _make_blob(data, mime_type)
 
 
 def _common_file(value: object) -> FileData:
@@ -484,7 +506,7 @@ def _common_file(value: object) -> FileData:
     # An empty fileUri (an error for a final image) goes to the converter and the check after it.
     if type(file_uri) is not str or not file_uri or type(mime_type) not in _STR_OR_NONE:
         raise _Uncommon
-    return FileData(file_uri, mime_type)
+    return _make_file(file_uri, mime_type)
 
 
 def _common_feedback(value: object) -> PromptFeedback:
@@ -497,7 +519,7 @@ def _common_feedback(value: object) -> PromptFeedback:
     )
     if type(reason) not in _STR_OR_NONE or type(message) not in _STR_OR_NONE:
         raise _Uncommon
-    return PromptFeedback(reason, message, None if ratings is None else _common_ratings(ratings))
+    return _make_feedback(reason, message, None if ratings is None else _common_ratings(ratings))
 
 
 def _common_usage(value: object) -> UsageMetadata:
@@ -514,7 +536,7 @@ def _common_usage(value: object) -> UsageMetadata:
         or type(total) not in _INT_OR_NONE
     ):
         raise _Uncommon
-    return UsageMetadata(prompt, candidates, total)
+    return _make_usage(prompt, candidates, total)
 
 
 def _common_ratings(value: object) -> list[dict[str, Any]]:
@@ -761,7 +783,7 @@ def make_native_assets(
             url = part.file_data.file_uri
             width, height = call.expected_size() or (None, None)
             mime_type = part.file_data.mime_type or mime_type_from_url(url)
-            assets.append(ImageAsset(url, None, mime_type, width, height, expires, None, fetcher))
+            assets.append(make_url_asset(url, mime_type, width, height, expires, None, fetcher))
     return assets
 
 

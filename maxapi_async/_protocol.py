@@ -21,7 +21,7 @@ import attrs
 
 from . import _bigjson, _catalog
 from ._catalog import ModelSpec
-from ._convert import structure
+from ._convert import slot_maker, structure
 from ._errors import (
     APIError,
     AssetTypeError,
@@ -637,15 +637,25 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes) ->
     )
 
 
-_decode_text = json.JSONDecoder().decode
+_decoder = json.JSONDecoder()
+_decode_text = _decoder.decode
+# The C scanner decode() runs after skipping whitespace (an attribute typeshed leaves out).
+_scan_value: Callable[[str, int], tuple[Any, int]] = _decoder.scan_once  # type: ignore[attr-defined]
 
 
 def decode_json(body: bytes, *, status: int, request_id: str | None, what: str) -> Any:
     """Parse a 2xx body as JSON, or raise :class:`ResponseError` describing it."""
     try:
         if body[:1] == b"{" and body[1:2] != b"\x00":
-            # What json.loads concludes for such a body (UTF-8), without its encoding sniff.
-            return _decode_text(body.decode("utf-8", "surrogatepass"))
+            # What json.loads concludes for such a body (UTF-8), without its encoding sniff,
+            # and for the usual body (one object, no whitespace around it), without the
+            # decoder's two whitespace regexes: the scanner alone reads it whole.
+            text = body.decode("utf-8", "surrogatepass")
+            try:
+                obj, end = _scan_value(text, 0)
+            except StopIteration:  # not a value: the decoder says what is wrong
+                return _decode_text(text)
+            return obj if end == len(text) else _decode_text(text)
         return json.loads(body)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
         raise _not_json(body, status, request_id, what) from None
@@ -761,6 +771,13 @@ def make_asset(
     )
 
 
+#: ``ImageAsset(url, None, mime_type, width, height, expires_at, revised_prompt, fetcher)``,
+#: for the assets every answer by URL makes (see :func:`~maxapi_async._convert.slot_maker`).
+make_url_asset = slot_maker(
+    ImageAsset, "url", "mime_type", "width", "height", "expires_at", "revised_prompt", "fetcher"
+)
+
+
 def _url_asset(
     url: str | None,
     revised_prompt: str | None,
@@ -769,9 +786,7 @@ def _url_asset(
     fetcher: _AssetFetcher | None,
 ) -> ImageAsset:
     width, height = size if size else (None, None)
-    return ImageAsset(
-        url, None, mime_type_from_url(url or ""), width, height, expires, revised_prompt, fetcher
-    )
+    return make_url_asset(url, mime_type_from_url(url or ""), width, height, expires, revised_prompt, fetcher)
 
 
 _last_expiry: tuple[int | None, _dt.datetime | None] = (None, None)

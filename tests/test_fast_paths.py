@@ -13,13 +13,14 @@ import os
 import re
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maxapi_async import PRICES, AsyncMaxAPI, InvalidRequestError, MaxAPIWarning, ResponseError, Timeouts
 from maxapi_async._client import new_idempotency_key
-from maxapi_async._convert import structure
+from maxapi_async._convert import slot_maker, structure
 from maxapi_async._gemini import (
     build_generate_content_request,
     inline_data_size,
@@ -34,6 +35,7 @@ from maxapi_async._protocol import (
     RequestSpec,
     _common_images_response,
     build_generate_request,
+    decode_json,
     encode_json,
     expiry,
     make_asset,
@@ -355,3 +357,79 @@ def test_a_body_whose_options_hold_the_slot_is_encoded_whole() -> None:
     assert spec.json is not None
     assert spec.body == encode_json(spec.json)
     assert text_template({"a": 1, "prompt": TEXT_SLOT}) == (b'{"a":1,"prompt":', b"}")
+
+
+OBJECT_BODIES = st.builds(
+    lambda value, before, after: before + json.dumps(value).encode() + after,
+    st.dictionaries(st.text(max_size=6), JSON, max_size=4),
+    st.sampled_from([b"", b"{"]),
+    st.sampled_from([b"", b" ", b"\n", b"}", b" x", b"{}", b"\xff"]),
+)
+
+
+@settings(max_examples=400)
+@given(body=OBJECT_BODIES | st.binary(max_size=40).map(lambda tail: b"{" + tail))
+def test_a_body_read_by_the_scanner_alone_is_what_json_loads_reads(body: bytes) -> None:
+    try:
+        expected = json.loads(body)
+    except ValueError:
+        with pytest.raises(ResponseError):
+            decode_json(body, status=200, request_id=None, what="images")
+        return
+    got = decode_json(body, status=200, request_id=None, what="images")
+    assert json.dumps(got) == json.dumps(expected)  # NaN included, which is not equal to itself
+
+
+@attrs.frozen
+class _Sample:
+    name: str
+    size: int = 0
+    tags: list[str] = attrs.field(factory=list)
+    _secret: str | None = attrs.field(default=None, alias="secret")
+
+
+def test_a_slot_maker_builds_the_instance_the_class_builds() -> None:
+    make = slot_maker(_Sample, "name", "secret")
+    made, built = make("fox", "s"), _Sample("fox", secret="s")
+    assert made == built
+    assert attrs.asdict(made) == attrs.asdict(built)  # every slot set: none left empty
+    assert made.tags == []
+    assert made.tags is not make("hare", None).tags  # a factory runs per instance
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        made.name = "hare"  # type: ignore[misc]
+
+
+def test_a_slot_maker_is_refused_for_classes_that_run_code_on_construction() -> None:
+    @attrs.frozen
+    class Checked:
+        size: int = attrs.field(validator=attrs.validators.instance_of(int))
+
+    @attrs.frozen
+    class Hooked:
+        size: int = 0
+
+        def __attrs_post_init__(self) -> None:
+            pass
+
+    @attrs.frozen(slots=False)
+    class Unslotted:
+        size: int = 0
+
+    @attrs.frozen
+    class SelfDefault:
+        size: int = attrs.field(default=attrs.Factory(lambda self: 1, takes_self=True))
+
+    for cls, pattern in [
+        (Checked, "not a plain slot"),
+        (Hooked, "runs code"),
+        (Unslotted, "not a plain slot"),
+        (SelfDefault, "needs the instance"),
+    ]:
+        with pytest.raises(TypeError, match=pattern):
+            slot_maker(cls)
+    with pytest.raises(TypeError, match="no default"):
+        slot_maker(_Sample, "size")
+    with pytest.raises(TypeError, match="no fields"):
+        slot_maker(_Sample, "name", "_secret")  # the alias, as __init__ names it
+    with pytest.raises(TypeError, match="not an attrs class"):
+        slot_maker(int)  # type: ignore[type-var]
