@@ -168,25 +168,50 @@ def _decode_items(
     ]
 
 
-_NativeAnswer = tuple[GenerateContentResponse, list[_gemini.Part], list[bytes | None]]
-
-
 def _parse_native_answer(
-    obj: Any, request_id: str | None, modalities: list[str] | None, decoded: Mapping[int, bytes] | None = None
-) -> _NativeAnswer:
-    """The answer, its final image parts (walked once) and their bytes (``None``: by URL)."""
+    obj: Any,
+    request_id: str | None,
+    modalities: list[str] | None,
+    call: ImageCall,
+    fetcher: AsyncMaxAPI,
+    decoded: Mapping[int, bytes] | None = None,
+) -> tuple[GenerateContentResponse, list[ImageAsset]]:
+    """The answer, checked for a block, and its final images as assets.
+
+    The usual answer (images by URL) goes straight to its assets; any other is
+    structured whole, its image parts walked once.
+    """
+    received_at = _dt.datetime.now(_dt.timezone.utc)
+    read = _gemini.read_url_answer(
+        obj,
+        request_id=request_id,
+        response_modalities=modalities,
+        call=call,
+        fetcher=fetcher,
+        received_at=received_at,
+    )
+    if read is not None:
+        return read
     response, parts = _gemini.parse_with_image_parts(obj, request_id=request_id)
     _gemini.check_blocked(response, response_modalities=modalities, request_id=request_id, parts=parts)
     images = _gemini.decode_inline_images(response, request_id=request_id, decoded=decoded, parts=parts)
-    return response, parts, images
+    assets = _gemini.make_native_assets(
+        response, images, call=call, fetcher=fetcher, received_at=received_at, parts=parts
+    )
+    return response, assets
 
 
 def _read_native_answer(
-    body: bytes, status: int, request_id: str | None, modalities: list[str] | None
-) -> _NativeAnswer:
-    """JSON, structure and base64 of a ``generateContent`` answer in one go (one thread hop)."""
+    body: bytes,
+    status: int,
+    request_id: str | None,
+    modalities: list[str] | None,
+    call: ImageCall,
+    fetcher: AsyncMaxAPI,
+) -> tuple[GenerateContentResponse, list[ImageAsset]]:
+    """JSON, structure, base64 and assets of a ``generateContent`` answer in one go (one thread hop)."""
     obj, images = _protocol.decode_answer(body, status=status, request_id=request_id, what="generateContent")
-    return _parse_native_answer(obj, request_id, modalities, images)
+    return _parse_native_answer(obj, request_id, modalities, call, fetcher, images)
 
 
 #: What one attempt of a request gives: the answer, or why there is none (see Transport.send).
@@ -645,37 +670,37 @@ class AsyncMaxAPI:
             except MaxAPIError:
                 self.usage.failed_calls += 1
                 raise
+            call = spec.call
             if len(raw.body) <= INLINE_IO_LIMIT:
-                answer = _read_native_answer(raw.body, raw.status, request_id, modalities)
+                response, assets = _read_native_answer(
+                    raw.body, raw.status, request_id, modalities, call, self
+                )
             else:
-                answer = await in_thread(_read_native_answer, raw.body, raw.status, request_id, modalities)
+                response, assets = await in_thread(
+                    _read_native_answer, raw.body, raw.status, request_id, modalities, call, self
+                )
         except ResponseError as exc:
             _unreadable_submission_answer(exc, spec)
             raise
-        return self._native_response(answer, spec.call, request_id)
+        return self._native_response(response, assets, call, request_id)
 
     async def _native_result(
         self, obj: Any, call: ImageCall, modalities: list[str] | None, request_id: str | None
     ) -> GenerateContentResponse:
         """A queued operation's ``response`` object, already parsed JSON, read like an answer."""
         if isinstance(obj, dict) and _gemini_payload_size(obj) > INLINE_IO_LIMIT:
-            answer = await in_thread(_parse_native_answer, obj, request_id, modalities)
+            response, assets = await in_thread(_parse_native_answer, obj, request_id, modalities, call, self)
         else:
-            answer = _parse_native_answer(obj, request_id, modalities)
-        return self._native_response(answer, call, request_id)
+            response, assets = _parse_native_answer(obj, request_id, modalities, call, self)
+        return self._native_response(response, assets, call, request_id)
 
     def _native_response(
-        self, answer: _NativeAnswer, call: ImageCall, request_id: str | None
+        self,
+        response: GenerateContentResponse,
+        assets: list[ImageAsset],
+        call: ImageCall,
+        request_id: str | None,
     ) -> GenerateContentResponse:
-        response, parts, decoded = answer
-        assets = _gemini.make_native_assets(
-            response,
-            decoded,
-            call=call,
-            fetcher=self,
-            received_at=_dt.datetime.now(_dt.timezone.utc),
-            parts=parts,
-        )
         # ``response`` was structured for this call alone and nobody else holds it yet: fill
         # in what the client adds (attrs.evolve would copy ten fields to change three).
         fill = object.__setattr__

@@ -143,7 +143,7 @@ def unstructure(value: Any) -> Any:
 _A = TypeVar("_A", bound=attrs.AttrsInstance)
 
 
-def slot_maker(cls: type[_A], *names: str) -> Callable[..., _A]:
+def slot_maker(cls: type[_A], *names: str, unset: tuple[str, ...] = ()) -> Callable[..., _A]:
     """A positional constructor for the frozen, slotted attrs class ``cls``, for hot paths.
 
     ``make(*values)`` gives the instance ``cls(**dict(zip(names, values)))`` gives, every
@@ -152,6 +152,9 @@ def slot_maker(cls: type[_A], *names: str) -> Callable[..., _A]:
     descriptor. ``names`` are ``__init__``'s names (aliases). Refused (``TypeError``) for a
     class or field that runs code on construction: validators, converters, post-init hooks,
     factories that take ``self``.
+
+    Fields named in ``unset`` are left empty: only for a class that fills them on first
+    read (a ``__getattr__``, called for an empty slot).
     """
     if not attrs.has(cls):
         raise TypeError(f"{cls.__name__} is not an attrs class")
@@ -159,14 +162,18 @@ def slot_maker(cls: type[_A], *names: str) -> Callable[..., _A]:
         raise TypeError(f"{cls.__name__} runs code on construction")
     fields = attrs.fields(cls)
     slots = getattr(cls, "__slots__", ())
-    unknown = set(names) - {f.alias for f in fields}
+    unknown = (set(names) - {f.alias for f in fields}) | (set(unset) - {f.name for f in fields})
     if unknown:
         raise TypeError(f"{cls.__name__} has no fields {sorted(unknown)}")
+    if unset and "__getattr__" not in cls.__dict__:
+        raise TypeError(f"{cls.__name__} cannot fill an empty field: it has no __getattr__")
     scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
     lines = [f"def make({', '.join(names)}):", "    self = _new(_cls)"]
     for i, field in enumerate(fields):
         if field.name not in slots or field.validator is not None or field.converter is not None:
             raise TypeError(f"{cls.__name__}.{field.name} is not a plain slot")
+        if field.name in unset:
+            continue
         scope[f"_set{i}"] = getattr(cls, field.name).__set__
         if field.alias in names:
             value = field.alias

@@ -9,7 +9,8 @@ The client wraps it in this order (each step is a pure function here, except the
     wire = normalize_contents(contents, loaded=data)  # base64: in a thread when big
     spec = build_generate_content_request(model, wire, aspect_ratio=..., ...)
     obj = <send spec, then decode_json>
-    response = parse_generate_content(obj, request_id=rid)
+    read = read_url_answer(obj, ...)   # the usual answer by URL: (response, assets), done
+    response = parse_generate_content(obj, request_id=rid)                   # any other
     check_blocked(response, response_modalities=requested_modalities(spec), request_id=rid)
     decoded = decode_inline_images(response, request_id=rid)       # in a thread when big
     assets = make_native_assets(response, decoded, call=spec.call, fetcher=..., received_at=now)
@@ -32,7 +33,7 @@ import os
 import urllib.parse
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NoReturn, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeGuard, TypeVar
 
 import attrs
 from cattrs.gen import make_dict_structure_fn, override
@@ -81,6 +82,7 @@ __all__ = [
     "parse_generate_content",
     "parse_with_image_parts",
     "pending_loads",
+    "read_url_answer",
     "requested_modalities",
     "scan_contents",
     "with_images",
@@ -201,6 +203,11 @@ class GenerateContentResponse:
     parts marked ``thought``, reachable through :attr:`draft_parts`); the client fills it
     after decoding. ``raw`` is the answer's JSON exactly as received; ``request_id`` is the
     id the service logged the call under.
+
+    The usual answer (its images on the CDN) structures ``candidates``,
+    ``prompt_feedback`` and ``usage_metadata`` on first read, since most callers read
+    only ``images``: they, equality, ``repr``, pickling and ``attrs`` functions are the
+    same either way.
     """
 
     candidates: list[Candidate] = attrs.field(factory=list)
@@ -265,6 +272,16 @@ class GenerateContentResponse:
         from ._display import content_response_html
 
         return content_response_html(self)
+
+    if not TYPE_CHECKING:  # type checkers keep flagging unknown attributes
+
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for a name with no value: an empty slot of a field that
+            # read_url_answer left to first read, or a name the class does not have.
+            if name in _DEFERRED:
+                _fill_deferred(self)
+                return object.__getattribute__(self, name)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------
@@ -544,6 +561,128 @@ def _common_ratings(value: object) -> list[dict[str, Any]]:
     if type(value) is not list or not all(type(rating) is dict for rating in value):
         raise _Uncommon
     return list(value)
+
+
+# -- the usual answer by URL, its tree structured on first read ---------------------------
+
+#: The fields read_url_answer leaves empty; GenerateContentResponse.__getattr__ fills them.
+_DEFERRED = ("candidates", "prompt_feedback", "usage_metadata")
+_make_url_response = slot_maker(
+    GenerateContentResponse, "model_version", "response_id", "raw", "request_id", unset=_DEFERRED
+)
+
+
+def _fill_deferred(response: GenerateContentResponse) -> None:
+    """Structure the fields :func:`read_url_answer` left empty, from ``raw``, as the fast builder does."""
+    raw = response.raw
+    built = _common_generate_content(raw)
+    if built is None:  # ``raw`` was changed after the call: structure what it holds now
+        built = structure(
+            raw, GenerateContentResponse, what="generateContent answer", request_id=response.request_id
+        )
+    for name in _DEFERRED:
+        try:
+            object.__getattribute__(response, name)  # filled meanwhile (another thread): keep it
+        except AttributeError:
+            object.__setattr__(response, name, object.__getattribute__(built, name))
+
+
+def read_url_answer(
+    obj: Any,
+    *,
+    request_id: str | None,
+    response_modalities: Sequence[str] | None,
+    call: ImageCall,
+    fetcher: _AssetFetcher | None,
+    received_at: _dt.datetime,
+) -> tuple[GenerateContentResponse, list[ImageAsset]] | None:
+    """The usual answer (images on the CDN, nothing inline) and its assets; else ``None``.
+
+    The answer holds a final image and passes the fast builder's checks, and images were
+    asked for, so :func:`check_blocked` has nothing to say; the assets are those of
+    :func:`make_native_assets`. ``candidates``, ``prompt_feedback`` and ``usage_metadata``
+    are left to first read (see :class:`GenerateContentResponse`). Any other answer
+    (inline images or drafts, no image, safety ratings, an uncommon shape) is ``None``:
+    read it with :func:`parse_with_image_parts` and the steps after it.
+    """
+    if response_modalities is not None:
+        asked = _upper_modalities(response_modalities)
+        if asked is None or "IMAGE" not in asked:
+            return None
+    images = _url_images(obj)
+    if not images:
+        return None
+    response = _make_url_response(obj.get("modelVersion"), obj.get("responseId"), obj, request_id)
+    width, height = call.expected_size() or (None, None)
+    expires = received_at + ASSET_TTL
+    assets = [
+        make_url_asset(uri, mime_type or mime_type_from_url(uri), width, height, expires, None, fetcher)
+        for uri, mime_type in images
+    ]
+    return response, assets
+
+
+def _url_images(obj: Any) -> list[tuple[str, str | None]] | None:
+    """Each final image's ``(fileUri, mimeType)``, for an answer of the shape read_url_answer takes.
+
+    That shape accepts no more than :func:`_common_generate_content` does (a Hypothesis test
+    holds it), so the fields left to first read are always built the same way.
+    """
+    if type(obj) is not dict or not _ANSWER_KEYS.issuperset(obj):
+        return None
+    items, usage = obj.get("candidates", []), obj.get("usageMetadata")
+    if (
+        type(items) is not list
+        or type(obj.get("modelVersion")) not in _STR_OR_NONE
+        or type(obj.get("responseId")) not in _STR_OR_NONE
+        or obj.get("promptFeedback") is not None
+        or (usage is not None and not _plain_usage(usage))
+    ):
+        return None
+    images: list[tuple[str, str | None]] = []
+    for item in items:
+        if type(item) is not dict or not _CANDIDATE_KEYS.issuperset(item):
+            return None
+        content = item.get("content")
+        if (
+            type(item.get("finishReason")) not in _STR_OR_NONE
+            or type(item.get("finishMessage")) not in _STR_OR_NONE
+            or type(item.get("index")) not in _INT_OR_NONE
+            or item.get("safetyRatings") is not None
+            or (content is not None and (type(content) is not dict or not _CONTENT_KEYS.issuperset(content)))
+        ):
+            return None
+        parts = [] if content is None else content.get("parts", [])
+        if type(parts) is not list or (content is not None and type(content.get("role")) not in _STR_OR_NONE):
+            return None
+        for part in parts:
+            if (
+                type(part) is not dict
+                or not _PART_KEYS.issuperset(part)
+                or part.get("inlineData") is not None
+            ):
+                return None
+            file, thought = part.get("fileData"), part.get("thought", False)
+            if type(part.get("text")) not in _STR_OR_NONE or type(thought) is not bool:
+                return None
+            if file is not None:
+                if type(file) is not dict or not _FILE_KEYS.issuperset(file):
+                    return None
+                uri, mime_type = file.get("fileUri"), file.get("mimeType")
+                if type(uri) is not str or not uri or type(mime_type) not in _STR_OR_NONE:
+                    return None
+                if not thought:
+                    images.append((uri, mime_type))
+    return images
+
+
+def _plain_usage(value: object) -> bool:
+    if type(value) is not dict or not _USAGE_KEYS.issuperset(value):
+        return False
+    for count in value.values():  # noqa: SIM110  # a loop: all() of a generator costs three times more
+        if type(count) not in _INT_OR_NONE:
+            return False
+    return True
 
 
 def parse_generate_content(obj: Any, *, request_id: str | None = None) -> GenerateContentResponse:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import pickle
 from typing import Any
 
 import attrs
@@ -19,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maxapi_async import ResponseError
-from maxapi_async._convert import structure
+from maxapi_async._convert import slot_maker, structure, unstructure
 from maxapi_async._errors import BlockedError
 from maxapi_async._gemini import (
     _ANSWER_KEYS,
@@ -39,6 +40,7 @@ from maxapi_async._gemini import (
     PromptFeedback,
     UsageMetadata,
     _common_generate_content,
+    _url_images,
     _wire_names,
     check_blocked,
     decode_inline_images,
@@ -46,6 +48,7 @@ from maxapi_async._gemini import (
     make_native_assets,
     parse_generate_content,
     parse_with_image_parts,
+    read_url_answer,
 )
 from maxapi_async._protocol import ImageCall
 from maxapi_async.testing._png import make_png
@@ -348,10 +351,28 @@ def nodes(value: Any) -> list[Any]:
     return found
 
 
+# The usual answer by URL: no inline image, no feedback, no ratings (read_url_answer's shape).
+URL_PARTS = st.fixed_dictionaries(
+    {"text": TEXT}, optional={"thought": st.booleans()}
+) | st.fixed_dictionaries({"fileData": FILES}, optional={"text": TEXT, "thought": st.booleans()})
+URL_CANDIDATES = st.fixed_dictionaries(
+    {
+        "content": st.fixed_dictionaries(
+            {"parts": st.lists(URL_PARTS, min_size=1, max_size=4)}, optional={"role": TEXT}
+        )
+    },
+    optional={"finishReason": TEXT, "finishMessage": TEXT, "index": COUNT},
+)
+URL_COMMON = st.fixed_dictionaries(
+    {"candidates": st.lists(URL_CANDIDATES, min_size=1, max_size=3)},
+    optional={"usageMetadata": st.none() | USAGES, "modelVersion": TEXT, "responseId": TEXT},
+)
+
+
 @st.composite
-def near_common(draw: st.DrawFn) -> Any:
+def near_common(draw: st.DrawFn, base: st.SearchStrategy[dict[str, Any]] = COMMON) -> Any:
     """A common answer with up to three strays: a value of any type, a key dropped or added."""
-    obj = draw(COMMON)
+    obj = draw(base)
     for _ in range(draw(st.integers(0, 3))):
         node = draw(st.sampled_from(nodes(obj)))
         if isinstance(node, list):
@@ -366,6 +387,7 @@ def near_common(draw: st.DrawFn) -> Any:
 
 
 ANSWERS = near_common() | JSON
+URL_ANSWERS = URL_COMMON | near_common(URL_COMMON)
 
 
 @settings(max_examples=500)
@@ -458,3 +480,145 @@ def test_image_parts_keep_the_order_and_leave_out_drafts_and_text() -> None:
     assert response.image_parts == [p for p in everything if p.is_image and not p.thought]
     assert [p.file_data is not None for p in response.image_parts] == [False, True]
     assert response.draft_parts == [everything[1]]
+
+
+# -- the usual answer by URL, structured on first read -----------------------------------------
+
+RECEIVED = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+CALL = ImageCall("generation", MODEL, "16:9")
+
+
+def read(obj: Any, modalities: list[str] | None = None) -> tuple[GenerateContentResponse, Any] | None:
+    return read_url_answer(
+        obj, request_id="req_1", response_modalities=modalities, call=CALL, fetcher=None, received_at=RECEIVED
+    )
+
+
+def general(obj: Any) -> tuple[GenerateContentResponse, Any]:
+    """What the general path makes of ``obj``: the answer and its assets."""
+    response, parts = parse_with_image_parts(obj, request_id="req_1")
+    check_blocked(response, request_id="req_1", parts=parts)
+    decoded = decode_inline_images(response, parts=parts)
+    return response, make_native_assets(
+        response, decoded, call=CALL, fetcher=None, received_at=RECEIVED, parts=parts
+    )
+
+
+def empty_slots(response: GenerateContentResponse) -> list[str]:
+    empty = []
+    for field in attrs.fields(GenerateContentResponse):
+        try:
+            object.__getattribute__(response, field.name)
+        except AttributeError:
+            empty.append(field.name)
+    return empty
+
+
+@settings(max_examples=500)
+@given(obj=URL_ANSWERS | ANSWERS)
+def test_an_answer_read_by_url_is_one_the_fast_builder_builds_with_those_images(obj: Any) -> None:
+    images = _url_images(obj)
+    if images is None:
+        return
+    built = _common_generate_content(obj)
+    assert built is not None  # so the fields left to first read always build
+    assert [(p.file_data.file_uri, p.file_data.mime_type) for p in built.image_parts if p.file_data] == images
+    assert all(p.inline_data is None for p in built.image_parts)  # nothing inline: no pairing
+
+
+@settings(max_examples=300)
+@given(obj=URL_ANSWERS | ANSWERS)
+def test_an_answer_read_by_url_is_the_answer_read_the_general_way(obj: Any) -> None:
+    got = read(obj)
+    if got is None:
+        return
+    response, assets = got
+    assert empty_slots(response) == ["candidates", "prompt_feedback", "usage_metadata"]
+    expected, expected_assets = general(obj)
+    assert assets == expected_assets
+    assert response == expected  # filled on first read, by ==
+    assert repr(response) == repr(expected)
+    assert empty_slots(response) == []
+    assert response.raw is obj
+
+
+def test_the_usual_answer_is_read_by_url_and_its_fields_are_filled_on_first_read() -> None:
+    obj = REALISTIC["text and fileData"]
+    got = read(obj)
+    assert got is not None
+    response, assets = got
+    assert [a.url for a in assets] == [CDN_URL]
+    assert assets[0].size == CALL.expected_size()
+    assert assets[0].expires_at == RECEIVED + dt.timedelta(days=7)
+    assert response.request_id == "req_1"
+    assert response.model_version == "gemini-2.5-flash-image"
+    assert response.text == "ok"  # a property reading candidates fills them
+    assert response.usage_metadata == UsageMetadata(5, 1290, 1295)
+    assert response.candidates == converted(obj).candidates
+    assert empty_slots(response) == []
+
+
+def test_each_way_of_reading_a_lazy_answer_sees_the_whole_answer() -> None:
+    obj = REALISTIC["text and fileData"]
+    expected = general(obj)[0]
+    readers: list[Any] = [
+        lambda r: r,
+        lambda r: attrs.asdict(r),
+        lambda r: unstructure(r),
+        lambda r: pickle.loads(pickle.dumps(r)),
+        lambda r: copy.copy(r),
+        lambda r: copy.deepcopy(r),
+        lambda r: attrs.evolve(r, cost=1.0),
+        lambda r: r.parts,
+        lambda r: r.finish_reason,
+        lambda r: r.block_reason,
+        lambda r: r.image_parts,
+    ]
+    for reader in readers:
+        got = read(obj)
+        assert got is not None
+        fresh = got[0]
+        assert reader(fresh) == reader(expected)
+    fresh = read(obj)[0]  # type: ignore[index]
+    assert not hasattr(fresh, "no_such_field")
+    with pytest.raises(AttributeError, match="'GenerateContentResponse' object has no attribute 'nope'"):
+        fresh.nope  # type: ignore[attr-defined]  # noqa: B018
+    assert empty_slots(fresh) == ["candidates", "prompt_feedback", "usage_metadata"]  # hasattr filled none
+
+
+def test_a_raw_answer_changed_before_the_first_read_is_structured_as_it_is_then() -> None:
+    obj = copy.deepcopy(REALISTIC["text and fileData"])
+    response = read(obj)[0]  # type: ignore[index]
+    obj["candidates"][0]["seed"] = 7  # unknown to the fast builder: the converter keeps it
+    assert response.candidates[0].extra == {"seed": 7}
+    broken = copy.deepcopy(REALISTIC["text and fileData"])
+    response = read(broken)[0]  # type: ignore[index]
+    broken["candidates"] = "gone"
+    with pytest.raises(ResponseError, match="candidates"):
+        response.candidates  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("name", "modalities"),
+    [
+        ("inlineData and its CDN copy", None),  # inline: decoded and paired the general way
+        ("thought drafts then the image", None),
+        ("words only, with nulls", None),  # no image: check_blocked decides
+        ("an image withheld", None),
+        ("text and fileData", ["TEXT"]),  # text asked for: check_blocked decides
+    ],
+)
+def test_any_other_answer_is_left_to_the_general_path(name: str, modalities: list[str] | None) -> None:
+    assert read(REALISTIC[name], modalities) is None
+
+
+def test_images_asked_for_in_any_spelling_take_the_url_path() -> None:
+    assert read(REALISTIC["text and fileData"], ["image"]) is not None
+    assert read(REALISTIC["text and fileData"], ["TEXT", "IMAGE"]) is not None
+
+
+def test_a_slot_maker_leaves_fields_empty_only_for_a_class_that_fills_them() -> None:
+    with pytest.raises(TypeError, match="no __getattr__"):
+        slot_maker(Part, "text", unset=("file_data",))
+    with pytest.raises(TypeError, match="no fields"):
+        slot_maker(GenerateContentResponse, unset=("nope",))

@@ -13,6 +13,7 @@ import pytest
 
 import maxapi_async
 from maxapi_async import AsyncMaxAPI, GenerateContentResponse, PollPolicy, RetryPolicy, TaskHandle
+from maxapi_async._gemini import parse_generate_content
 from maxapi_async.testing import FakeMaxAPI, Fault, make_png, png_size
 
 pytestmark = pytest.mark.anyio
@@ -174,6 +175,11 @@ async def test_a_file_data_only_answer_is_an_image_by_url(
     response = await client.models.generate_content(model=MODEL, contents="x", aspect_ratio="16:9")
     (image,) = response.images
     assert (image.url, image.data, image.size) == (url, None, (1344, 768))
+    # Read without structuring its candidates, which come on first read, as structured whole.
+    assert response.raw == body
+    assert response.candidates == parse_generate_content(body).candidates
+    assert response.finish_reason == "STOP"
+    assert response.text is None
 
 
 @pytest.mark.fake_maxapi(gemini_thought_drafts=2)
