@@ -102,3 +102,8 @@ def test_the_scripts_still_run_on_their_own() -> None:
     out = _run("import_time.py", "--rounds", "1", "--importtime-runs", "1", "--only", "maxapi_async")
     assert all(re.fullmatch(NUMBER, c) for c in _cells(out, "maxapi_async")), out
     assert len(_targets(out, "import")) == 2, out
+
+    out = _run("library.py", "--calls", "50", "--blocks", "1")
+    for call in ("images, URL answer", "generate_content, URL answer"):
+        assert all(re.fullmatch(NUMBER, c) for c in _cells(out, call)), out
+    assert len(out.splitlines()) == 6, out  # the header, its rule and four calls
