@@ -347,10 +347,11 @@ class Models:
         key = None if queued else new_idempotency_key()
         prompt = type(contents) is str
         spec = None
-        if prompt and system_instruction is None and generation_config is None and safety_settings is None:
+        plain = system_instruction is None and generation_config is None and safety_settings is None
+        if isinstance(contents, str) and prompt and plain:
             spec = _gemini.known_prompt_request(  # the usual call, its options checked before
                 model,
-                contents,  # type: ignore[arg-type]  # a str, checked above
+                contents,
                 aspect_ratio=aspect_ratio,
                 image_size=image_size,
                 response_modalities=response_modalities,
