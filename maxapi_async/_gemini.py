@@ -281,7 +281,9 @@ class GenerateContentResponse:
             if name in _DEFERRED:
                 _fill_deferred(self)
                 return object.__getattribute__(self, name)
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            raise AttributeError(  # name and obj: Python's "Did you mean" suggestions still work
+                f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
+            )
 
 
 # --------------------------------------------------------------------------
