@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, Union, overload
 
-from . import _catalog, _gemini, _protocol
+from . import _catalog, _gemini_request, _protocol
 from ._client import check_call_timeout, new_idempotency_key
 from ._errors import APITimeoutError, InvalidRequestError
 from ._files import INLINE_IO_LIMIT, in_thread, read_file
@@ -349,7 +349,7 @@ class Models:
         spec = None
         plain = system_instruction is None and generation_config is None and safety_settings is None
         if isinstance(contents, str) and prompt and plain:
-            spec = _gemini.known_prompt_request(  # the usual call, its options checked before
+            spec = _gemini_request.known_prompt_request(  # the usual call, its options checked before
                 model,
                 contents,
                 aspect_ratio=aspect_ratio,
@@ -375,11 +375,11 @@ class Models:
                 wire = [{"role": "user", "parts": [{"text": contents}]}]
             else:
                 wire = await _wire_contents(model, contents, options)
-            spec = _gemini.build_generate_content_request(model, wire, **options)
-            if not prompt and _gemini.inline_data_size(wire) > INLINE_IO_LIMIT:
+            spec = _gemini_request.build_generate_content_request(model, wire, **options)
+            if not prompt and _gemini_request.inline_data_size(wire) > INLINE_IO_LIMIT:
                 # Megabytes of base64 to encode as JSON: 20 ms for four 1.5 MB images.
                 spec = await in_thread(_protocol.with_body, spec)
-        modalities = _gemini.requested_modalities(spec)
+        modalities = _gemini_request.requested_modalities(spec)
         if not queued:
             return await client._native_call(spec, modalities, timeout)
         started = time.monotonic()
@@ -393,16 +393,16 @@ class Models:
 
 async def _wire_contents(model: str, contents: object, options: dict[str, Any]) -> list[dict[str, Any]]:
     """``contents`` as Google's JSON, its files read and its images encoded (in a thread when big)."""
-    loads, inline_bytes = _gemini.scan_contents(contents)
+    loads, inline_bytes = _gemini_request.scan_contents(contents)
     if loads:
         # Check every other argument before reading files or downloading assets.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _gemini.build_generate_content_request(model, [{"parts": [{"text": "-"}]}], **options)
+            _gemini_request.build_generate_content_request(model, [{"parts": [{"text": "-"}]}], **options)
     loaded = [(await read_image_input(item, argument))[0] for argument, item in loads]
     if sum(len(b) for b in loaded) + inline_bytes > INLINE_IO_LIMIT:
-        return await in_thread(lambda: _gemini.normalize_contents(contents, loaded=loaded))
-    return _gemini.normalize_contents(contents, loaded=loaded)
+        return await in_thread(lambda: _gemini_request.normalize_contents(contents, loaded=loaded))
+    return _gemini_request.normalize_contents(contents, loaded=loaded)
 
 
 class Tasks:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from maxapi_async import PRICES, AsyncMaxAPI, InvalidRequestError, MaxAPIWarning, ResponseError, Timeouts
 from maxapi_async._client import new_idempotency_key
 from maxapi_async._convert import slot_maker, structure
-from maxapi_async._gemini import (
+from maxapi_async._gemini_request import (
     build_generate_content_request,
     inline_data_size,
     known_prompt_request,

@@ -20,18 +20,20 @@ from maxapi_async._gemini import (
     Content,
     GenerateContentResponse,
     Part,
-    build_generate_content_request,
     check_blocked,
     decode_inline_images,
     image_parts,
     inline_payloads,
     make_native_assets,
+    parse_generate_content,
+    with_images,
+)
+from maxapi_async._gemini_request import (
+    build_generate_content_request,
     needs_loading,
     normalize_contents,
-    parse_generate_content,
     pending_loads,
     requested_modalities,
-    with_images,
 )
 from maxapi_async._images import IMAGE_TYPES
 from maxapi_async._protocol import ImageCall
