@@ -133,7 +133,7 @@ def check_call_timeout(timeout: float | None) -> None:
 
 
 def _read_image_answer(
-    body: bytes, status: int, request_id: str | None, call: ImageCall, fetcher: AsyncMaxAPI
+    call: ImageCall, fetcher: AsyncMaxAPI, body: bytes, status: int, request_id: str | None
 ) -> tuple[dict[str, Any], list[ImageAsset]]:
     """JSON, structure, base64 and assets in one go: run inline or in a thread as a whole.
 
@@ -202,12 +202,12 @@ def _parse_native_answer(
 
 
 def _read_native_answer(
-    body: bytes,
-    status: int,
-    request_id: str | None,
     modalities: list[str] | None,
     call: ImageCall,
     fetcher: AsyncMaxAPI,
+    body: bytes,
+    status: int,
+    request_id: str | None,
 ) -> tuple[GenerateContentResponse, list[ImageAsset]]:
     """JSON, structure, base64 and assets of a ``generateContent`` answer in one go (one thread hop)."""
     obj, images = _protocol.decode_answer(body, status=status, request_id=request_id, what="generateContent")
@@ -441,8 +441,8 @@ class AsyncMaxAPI:
         """Send ``spec`` under the retry policy; a non-2xx final answer raises its typed error.
 
         The first attempt is made directly: most calls succeed at once and pay for nothing
-        of the retry loop, which takes over from a first attempt that failed. (The image
-        calls, every call's path, inline these three lines: one coroutine fewer per call.)
+        of the retry loop, which takes over from a first attempt that failed. (:meth:`_call`,
+        every synchronous image call's path, inlines these three lines: one coroutine fewer.)
         """
         if spec.method == "POST" and "Idempotency-Key" not in spec.headers:
             spec = _with_idempotency_key(spec)
@@ -601,7 +601,19 @@ class AsyncMaxAPI:
 
     # -- image calls ---------------------------------------------------------------
 
-    async def _image_call(self, spec: RequestSpec, timeout: float | None) -> ImageResult:
+    async def _call(
+        self,
+        spec: RequestSpec,
+        timeout: float | None,
+        read: Callable[[bytes, int, str | None], R],
+        finish: Callable[[R, ImageCall, str | None], T],
+    ) -> T:
+        """A synchronous call: ``spec`` sent under the retry policy, its 2xx answer ``read``
+        (in a worker thread when big) and the result ``finish``-ed on the loop.
+
+        A failure on the wire counts as a failed call; an answer that cannot be read says
+        the call may have been charged, naming its ``Idempotency-Key``.
+        """
         deadline = _Deadline(timeout if timeout is not None else self.timeouts.total)
         if "Idempotency-Key" not in spec.headers:  # made here, so an unreadable answer can name it
             spec = _with_idempotency_key(spec)
@@ -615,16 +627,25 @@ class AsyncMaxAPI:
             except MaxAPIError:
                 self.usage.failed_calls += 1
                 raise
-            call = spec.call
             if len(raw.body) <= INLINE_IO_LIMIT:
-                obj, assets = _read_image_answer(raw.body, raw.status, request_id, call, self)
+                answer = read(raw.body, raw.status, request_id)
             else:
-                obj, assets = await in_thread(
-                    _read_image_answer, raw.body, raw.status, request_id, call, self
-                )
+                answer = await in_thread(read, raw.body, raw.status, request_id)
         except ResponseError as exc:
             _unreadable_submission_answer(exc, spec)
             raise
+        return finish(answer, spec.call, request_id)
+
+    def _image_call(self, spec: RequestSpec, timeout: float | None) -> Coroutine[Any, Any, ImageResult]:
+        """``images.generate`` or ``images.edit``, waited for (the caller awaits :meth:`_call`)."""
+        return self._call(
+            spec, timeout, functools.partial(_read_image_answer, spec.call, self), self._image_answer_result
+        )
+
+    def _image_answer_result(
+        self, answer: tuple[dict[str, Any], list[ImageAsset]], call: ImageCall, request_id: str | None
+    ) -> ImageResult:
+        obj, assets = answer
         return self._image_result(obj, assets, call, request_id, obj.get("created"), obj.get("usage"))
 
     def _image_result(
@@ -654,53 +675,30 @@ class AsyncMaxAPI:
         self.usage.record(call.route_mode, images, cost)
         return cost
 
-    async def _native_call(
+    def _native_call(
         self, spec: RequestSpec, modalities: list[str] | None, timeout: float | None
-    ) -> GenerateContentResponse:
-        deadline = _Deadline(timeout if timeout is not None else self.timeouts.total)
-        if "Idempotency-Key" not in spec.headers:  # made here, so an unreadable answer can name it
-            spec = _with_idempotency_key(spec)
-        try:
-            try:
-                # _send's first attempt, inline (see there).
-                started = time.monotonic()
-                result = await self._transport.send(spec, timeout=deadline.left(spec.method, spec.path))
-                sent = self._answered(spec, started, result)
-                raw, request_id = sent or await self._retry(spec, deadline, started, result)
-            except MaxAPIError:
-                self.usage.failed_calls += 1
-                raise
-            call = spec.call
-            if len(raw.body) <= INLINE_IO_LIMIT:
-                response, assets = _read_native_answer(
-                    raw.body, raw.status, request_id, modalities, call, self
-                )
-            else:
-                response, assets = await in_thread(
-                    _read_native_answer, raw.body, raw.status, request_id, modalities, call, self
-                )
-        except ResponseError as exc:
-            _unreadable_submission_answer(exc, spec)
-            raise
-        return self._native_response(response, assets, call, request_id)
+    ) -> Coroutine[Any, Any, GenerateContentResponse]:
+        """``models.generate_content``, waited for (the caller awaits :meth:`_call`)."""
+        read = functools.partial(_read_native_answer, modalities, spec.call, self)
+        return self._call(spec, timeout, read, self._native_response)
 
     async def _native_result(
         self, obj: Any, call: ImageCall, modalities: list[str] | None, request_id: str | None
     ) -> GenerateContentResponse:
         """A queued operation's ``response`` object, already parsed JSON, read like an answer."""
         if isinstance(obj, dict) and _gemini_payload_size(obj) > INLINE_IO_LIMIT:
-            response, assets = await in_thread(_parse_native_answer, obj, request_id, modalities, call, self)
+            answer = await in_thread(_parse_native_answer, obj, request_id, modalities, call, self)
         else:
-            response, assets = _parse_native_answer(obj, request_id, modalities, call, self)
-        return self._native_response(response, assets, call, request_id)
+            answer = _parse_native_answer(obj, request_id, modalities, call, self)
+        return self._native_response(answer, call, request_id)
 
     def _native_response(
         self,
-        response: GenerateContentResponse,
-        assets: list[ImageAsset],
+        answer: tuple[GenerateContentResponse, list[ImageAsset]],
         call: ImageCall,
         request_id: str | None,
     ) -> GenerateContentResponse:
+        response, assets = answer
         # ``response`` was structured for this call alone and nobody else holds it yet: fill
         # in what the client adds (attrs.evolve would copy ten fields to change three).
         fill = object.__setattr__
