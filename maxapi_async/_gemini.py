@@ -403,34 +403,10 @@ def _common_generate_content(
 
 
 def _common_answer(obj: dict[str, Any], image_parts: list[Part]) -> GenerateContentResponse:
-    # ``.get(key, [])``: a missing list is the field's empty default, a ``null`` one an error.
-    items, model_version, response_id = (
-        obj.get("candidates", []),
-        obj.get("modelVersion"),
-        obj.get("responseId"),
-    )
-    if (
-        type(items) is not list
-        or type(model_version) not in _STR_OR_NONE
-        or type(response_id) not in _STR_OR_NONE
-    ):
-        raise _Uncommon
+    items, model_version, response_id = _answer_fields(obj)
     candidates: list[Candidate] = []
     for item in items:
-        if type(item) is not dict or not _CANDIDATE_KEYS.issuperset(item):
-            raise _Uncommon
-        content, ratings = item.get("content"), item.get("safetyRatings")
-        finish_reason, finish_message, index = (
-            item.get("finishReason"),
-            item.get("finishMessage"),
-            item.get("index"),
-        )
-        if (
-            type(finish_reason) not in _STR_OR_NONE
-            or type(finish_message) not in _STR_OR_NONE
-            or type(index) not in _INT_OR_NONE
-        ):
-            raise _Uncommon
+        content, finish_reason, finish_message, index, ratings = _candidate_fields(item)
         candidates.append(
             _make_candidate(
                 None if content is None else _common_content(content, image_parts),
@@ -444,7 +420,7 @@ def _common_answer(obj: dict[str, Any], image_parts: list[Part]) -> GenerateCont
     return _make_response(
         candidates,
         None if feedback is None else _common_feedback(feedback),
-        None if usage is None else _common_usage(usage),
+        None if usage is None else _make_usage(*_usage_fields(usage)),
         model_version,
         response_id,
         obj,
@@ -452,27 +428,14 @@ def _common_answer(obj: dict[str, Any], image_parts: list[Part]) -> GenerateCont
 
 
 def _common_content(value: object, image_parts: list[Part]) -> Content:
-    if type(value) is not dict or not _CONTENT_KEYS.issuperset(value):
-        raise _Uncommon
-    role, items = value.get("role"), value.get("parts", [])
-    if type(role) not in _STR_OR_NONE or type(items) is not list:
-        raise _Uncommon
+    role, items = _content_fields(value)
     parts: list[Part] = []
     for item in items:
-        if type(item) is not dict or not _PART_KEYS.issuperset(item):
-            raise _Uncommon
-        text, inline, file, thought = (
-            item.get("text"),
-            item.get("inlineData"),
-            item.get("fileData"),
-            item.get("thought", False),
-        )
-        if type(text) not in _STR_OR_NONE or type(thought) is not bool:
-            raise _Uncommon
+        text, inline, file, thought = _part_fields(item)
         part = _make_part(
             text,
             None if inline is None else _common_blob(inline),
-            None if file is None else _common_file(file),
+            None if file is None else _make_file(*_file_fields(file)),
             thought,
         )
         parts.append(part)
@@ -481,39 +444,78 @@ def _common_content(value: object, image_parts: list[Part]) -> Content:
     return _make_content(role, parts)
 
 
-def _common_blob(value: object) -> Blob:
-    if type(value) is not dict or not _BLOB_KEYS.issuperset(value):
-        raise _Uncommon
-    data, mime_type = value.get("data"), value.get("mimeType")
-    if type(data) is not str or type(mime_type) not in _STR_OR_NONE:
-        raise _Uncommon
-    return _make_blob(data, mime_type)
+# Each class's checks, shared by the builder and read_url_answer: the values of an object's
+# fields, or _Uncommon. ``.get(key, [])``: a missing list is the field's empty default, a
+# ``null`` one an error.
 
 
-def _common_file(value: object) -> FileData:
+def _answer_fields(obj: dict[str, Any]) -> tuple[list[Any], str | None, str | None]:
+    items, model_version, response_id = (
+        obj.get("candidates", []),
+        obj.get("modelVersion"),
+        obj.get("responseId"),
+    )
+    if (
+        type(items) is not list
+        or type(model_version) not in _STR_OR_NONE
+        or type(response_id) not in _STR_OR_NONE
+    ):
+        raise _Uncommon
+    return items, model_version, response_id
+
+
+def _candidate_fields(item: object) -> tuple[Any, str | None, str | None, int | None, Any]:
+    if type(item) is not dict or not _CANDIDATE_KEYS.issuperset(item):
+        raise _Uncommon
+    content, ratings = item.get("content"), item.get("safetyRatings")
+    finish_reason, finish_message, index = (
+        item.get("finishReason"),
+        item.get("finishMessage"),
+        item.get("index"),
+    )
+    if (
+        type(finish_reason) not in _STR_OR_NONE
+        or type(finish_message) not in _STR_OR_NONE
+        or type(index) not in _INT_OR_NONE
+    ):
+        raise _Uncommon
+    return content, finish_reason, finish_message, index, ratings
+
+
+def _content_fields(value: object) -> tuple[str | None, list[Any]]:
+    if type(value) is not dict or not _CONTENT_KEYS.issuperset(value):
+        raise _Uncommon
+    role, items = value.get("role"), value.get("parts", [])
+    if type(role) not in _STR_OR_NONE or type(items) is not list:
+        raise _Uncommon
+    return role, items
+
+
+def _part_fields(item: object) -> tuple[str | None, Any, Any, bool]:
+    if type(item) is not dict or not _PART_KEYS.issuperset(item):
+        raise _Uncommon
+    text, inline, file, thought = (
+        item.get("text"),
+        item.get("inlineData"),
+        item.get("fileData"),
+        item.get("thought", False),
+    )
+    if type(text) not in _STR_OR_NONE or type(thought) is not bool:
+        raise _Uncommon
+    return text, inline, file, thought
+
+
+def _file_fields(value: object) -> tuple[str, str | None]:
     if type(value) is not dict or not _FILE_KEYS.issuperset(value):
         raise _Uncommon
     file_uri, mime_type = value.get("fileUri"), value.get("mimeType")
     # An empty fileUri (an error for a final image) goes to the converter and the check after it.
     if type(file_uri) is not str or not file_uri or type(mime_type) not in _STR_OR_NONE:
         raise _Uncommon
-    return _make_file(file_uri, mime_type)
+    return file_uri, mime_type
 
 
-def _common_feedback(value: object) -> PromptFeedback:
-    if type(value) is not dict or not _FEEDBACK_KEYS.issuperset(value):
-        raise _Uncommon
-    reason, message, ratings = (
-        value.get("blockReason"),
-        value.get("blockReasonMessage"),
-        value.get("safetyRatings"),
-    )
-    if type(reason) not in _STR_OR_NONE or type(message) not in _STR_OR_NONE:
-        raise _Uncommon
-    return _make_feedback(reason, message, None if ratings is None else _common_ratings(ratings))
-
-
-def _common_usage(value: object) -> UsageMetadata:
+def _usage_fields(value: object) -> tuple[int | None, int | None, int | None]:
     if type(value) is not dict or not _USAGE_KEYS.issuperset(value):
         raise _Uncommon
     prompt, candidates, total = (
@@ -527,7 +529,29 @@ def _common_usage(value: object) -> UsageMetadata:
         or type(total) not in _INT_OR_NONE
     ):
         raise _Uncommon
-    return _make_usage(prompt, candidates, total)
+    return prompt, candidates, total
+
+
+def _common_blob(value: object) -> Blob:
+    if type(value) is not dict or not _BLOB_KEYS.issuperset(value):
+        raise _Uncommon
+    data, mime_type = value.get("data"), value.get("mimeType")
+    if type(data) is not str or type(mime_type) not in _STR_OR_NONE:
+        raise _Uncommon
+    return _make_blob(data, mime_type)
+
+
+def _common_feedback(value: object) -> PromptFeedback:
+    if type(value) is not dict or not _FEEDBACK_KEYS.issuperset(value):
+        raise _Uncommon
+    reason, message, ratings = (
+        value.get("blockReason"),
+        value.get("blockReasonMessage"),
+        value.get("safetyRatings"),
+    )
+    if type(reason) not in _STR_OR_NONE or type(message) not in _STR_OR_NONE:
+        raise _Uncommon
+    return _make_feedback(reason, message, None if ratings is None else _common_ratings(ratings))
 
 
 def _common_ratings(value: object) -> list[dict[str, Any]]:
@@ -599,64 +623,34 @@ def read_url_answer(
 def _url_images(obj: Any) -> list[tuple[str, str | None]] | None:
     """Each final image's ``(fileUri, mimeType)``, for an answer of the shape read_url_answer takes.
 
-    That shape accepts no more than :func:`_common_generate_content` does (a Hypothesis test
-    holds it), so the fields left to first read are always built the same way.
+    The fast builder's checks (the same ``_*_fields`` functions) and three more (no feedback,
+    no ratings, nothing inline), so the fields left to first read always build the same way.
     """
     if type(obj) is not dict or not _ANSWER_KEYS.issuperset(obj):
         return None
-    items, usage = obj.get("candidates", []), obj.get("usageMetadata")
-    if (
-        type(items) is not list
-        or type(obj.get("modelVersion")) not in _STR_OR_NONE
-        or type(obj.get("responseId")) not in _STR_OR_NONE
-        or obj.get("promptFeedback") is not None
-        or (usage is not None and not _plain_usage(usage))
-    ):
+    try:
+        items = _answer_fields(obj)[0]
+        usage = obj.get("usageMetadata")
+        if usage is not None:
+            _usage_fields(usage)
+        if obj.get("promptFeedback") is not None:
+            return None
+        images: list[tuple[str, str | None]] = []
+        for item in items:
+            content, _, _, _, ratings = _candidate_fields(item)
+            if ratings is not None:
+                return None
+            for part in () if content is None else _content_fields(content)[1]:
+                _, inline, file, thought = _part_fields(part)
+                if inline is not None:
+                    return None
+                if file is not None:
+                    uri, mime_type = _file_fields(file)
+                    if not thought:
+                        images.append((uri, mime_type))
+        return images
+    except _Uncommon:
         return None
-    images: list[tuple[str, str | None]] = []
-    for item in items:
-        if type(item) is not dict or not _CANDIDATE_KEYS.issuperset(item):
-            return None
-        content = item.get("content")
-        if (
-            type(item.get("finishReason")) not in _STR_OR_NONE
-            or type(item.get("finishMessage")) not in _STR_OR_NONE
-            or type(item.get("index")) not in _INT_OR_NONE
-            or item.get("safetyRatings") is not None
-            or (content is not None and (type(content) is not dict or not _CONTENT_KEYS.issuperset(content)))
-        ):
-            return None
-        parts = [] if content is None else content.get("parts", [])
-        if type(parts) is not list or (content is not None and type(content.get("role")) not in _STR_OR_NONE):
-            return None
-        for part in parts:
-            if (
-                type(part) is not dict
-                or not _PART_KEYS.issuperset(part)
-                or part.get("inlineData") is not None
-            ):
-                return None
-            file, thought = part.get("fileData"), part.get("thought", False)
-            if type(part.get("text")) not in _STR_OR_NONE or type(thought) is not bool:
-                return None
-            if file is not None:
-                if type(file) is not dict or not _FILE_KEYS.issuperset(file):
-                    return None
-                uri, mime_type = file.get("fileUri"), file.get("mimeType")
-                if type(uri) is not str or not uri or type(mime_type) not in _STR_OR_NONE:
-                    return None
-                if not thought:
-                    images.append((uri, mime_type))
-    return images
-
-
-def _plain_usage(value: object) -> bool:
-    if type(value) is not dict or not _USAGE_KEYS.issuperset(value):
-        return False
-    for count in value.values():  # noqa: SIM110  # a loop: all() of a generator costs three times more
-        if type(count) not in _INT_OR_NONE:
-            return False
-    return True
 
 
 def parse_generate_content(obj: Any, *, request_id: str | None = None) -> GenerateContentResponse:
