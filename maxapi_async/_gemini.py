@@ -32,9 +32,9 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from ._convert import converter, slot_maker, structure
 from ._errors import BlockedError, ResponseError
-from ._images import image_size, mime_type_from_url, sniff_mime_type
+from ._images import image_size, sniff_mime_type
 from ._models import ASSET_TTL, ImageAsset, _AssetFetcher
-from ._protocol import ImageCall, decode_b64, make_url_asset
+from ._protocol import ImageCall, decode_b64, url_asset
 
 __all__ = [
     "ASYNC_HEADER",
@@ -611,13 +611,8 @@ def read_url_answer(
     if not images:
         return None
     response = _make_url_response(obj.get("modelVersion"), obj.get("responseId"), obj, request_id)
-    width, height = call.expected_size() or (None, None)
-    expires = received_at + ASSET_TTL
-    assets = [
-        make_url_asset(uri, mime_type or mime_type_from_url(uri), width, height, expires, None, fetcher)
-        for uri, mime_type in images
-    ]
-    return response, assets
+    size, expires = call.expected_size(), received_at + ASSET_TTL
+    return response, [url_asset(uri, mime_type, None, size, expires, fetcher) for uri, mime_type in images]
 
 
 def _url_images(obj: Any) -> list[tuple[str, str | None]] | None:
@@ -887,10 +882,10 @@ def make_native_assets(
                 )
             )
         elif part.file_data is not None:
-            url = part.file_data.file_uri
-            width, height = call.expected_size() or (None, None)
-            mime_type = part.file_data.mime_type or mime_type_from_url(url)
-            assets.append(make_url_asset(url, mime_type, width, height, expires, None, fetcher))
+            file = part.file_data
+            assets.append(
+                url_asset(file.file_uri, file.mime_type, None, call.expected_size(), expires, fetcher)
+            )
     return assets
 
 

@@ -69,6 +69,7 @@ __all__ = [
     "request_id_from",
     "text_template",
     "url_answer_assets",
+    "url_asset",
     "with_body",
 ]
 
@@ -758,7 +759,7 @@ def make_asset(
 ) -> ImageAsset:
     """An :class:`ImageAsset` from one answer item and its decoded bytes (if inline)."""
     if data is None:
-        return _url_asset(item.url, item.revised_prompt, call.expected_size(), expiry(created), fetcher)
+        return url_asset(item.url, None, item.revised_prompt, call.expected_size(), expiry(created), fetcher)
     size = image_size(data) or call.expected_size()
     return ImageAsset(
         url=item.url,
@@ -771,22 +772,25 @@ def make_asset(
     )
 
 
-#: ``ImageAsset(url, None, mime_type, width, height, expires_at, revised_prompt, fetcher)``,
-#: for the assets every answer by URL makes (see :func:`~maxapi_async._convert.slot_maker`).
-make_url_asset = slot_maker(
+# ``ImageAsset(url, None, mime_type, width, height, expires_at, revised_prompt, fetcher)``, for
+# the assets every answer by URL makes (see :func:`~maxapi_async._convert.slot_maker`).
+_make_url_asset = slot_maker(
     ImageAsset, "url", "mime_type", "width", "height", "expires_at", "revised_prompt", "fetcher"
 )
 
 
-def _url_asset(
+def url_asset(
     url: str | None,
+    mime_type: str | None,
     revised_prompt: str | None,
     size: tuple[int, int] | None,
     expires: _dt.datetime | None,
     fetcher: _AssetFetcher | None,
 ) -> ImageAsset:
+    """An image on the CDN, of both APIs: its type is ``mime_type``, else its URL's extension."""
     width, height = size if size else (None, None)
-    return make_url_asset(url, mime_type_from_url(url or ""), width, height, expires, revised_prompt, fetcher)
+    mime_type = mime_type or mime_type_from_url(url or "")
+    return _make_url_asset(url, mime_type, width, height, expires, revised_prompt, fetcher)
 
 
 _last_expiry: tuple[int | None, _dt.datetime | None] = (None, None)
@@ -838,7 +842,7 @@ def url_answer_assets(obj: Any, call: ImageCall, fetcher: _AssetFetcher | None) 
             return None
         if type(revised_prompt) not in _TEXT_OR_NONE:
             return None
-        assets.append(_url_asset(url, revised_prompt, size, expires, fetcher))
+        assets.append(url_asset(url, None, revised_prompt, size, expires, fetcher))
     return assets
 
 
