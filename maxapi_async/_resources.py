@@ -348,7 +348,7 @@ class Models:
         prompt = type(contents) is str
         spec = None
         plain = system_instruction is None and generation_config is None and safety_settings is None
-        if isinstance(contents, str) and prompt and plain:
+        if type(contents) is str and plain:
             spec = _gemini_request.known_prompt_request(  # the usual call, its options checked before
                 model,
                 contents,
