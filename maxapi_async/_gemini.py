@@ -717,8 +717,6 @@ def check_blocked(
       (the model chose to answer in words, as Google's API allows); otherwise ``"NO_IMAGE"``
       (or ``"NO_TEXT"`` for a text-only request that got nothing).
     """
-    if parts and response_modalities is None:
-        return  # the usual answer to the usual request: an image, the model's default modalities
     asked = _upper_modalities(response_modalities)
     wants_image = asked is None or "IMAGE" in asked
     wants_text = asked is None or "TEXT" in asked
