@@ -215,7 +215,11 @@ async def _read_capped(resp: aiohttp.ClientResponse, limit: int, what: str) -> b
     """The whole body, refusing (before reading it) anything above ``limit`` bytes."""
     if _whole_body_fits(resp, limit, what):
         return await resp.read()
-    # No length, or a compressed body whose decoded size is unknown: count it.
+    return await _read_counting(resp, limit, what)
+
+
+async def _read_counting(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
+    """A body without a length, or compressed (its decoded size unknown): counted as it comes."""
     chunks: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_chunked(_READ_CHUNK):
@@ -383,10 +387,10 @@ class Transport:
             limit, what = self._max_response_bytes, f"the answer to {spec.path}"
             if resp.status >= 300:
                 body = await _read_error_body(resp)
-            elif _whole_body_fits(resp, limit, what):  # the usual answer: one read, one frame less
+            elif _whole_body_fits(resp, limit, what):  # _read_capped, inline: one frame less
                 body = await resp.read()
             else:
-                body = await _read_capped(resp, limit, what)
+                body = await _read_counting(resp, limit, what)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             return _wire_error(exc, f"{spec.method} {spec.path}")
         except ResponseTooLargeError as exc:
