@@ -7,6 +7,11 @@ it is, never followed with the key. aiohttp exceptions become the library's
 :class:`~maxapi_async.APIConnectionError` / :class:`~maxapi_async.APITimeoutError`,
 with ``sent=False`` only when the request certainly never left.
 
+Nothing it hands up holds the key either: the body and headers of every API answer,
+and the text of every failed API request's error, pass through the client's
+:class:`~maxapi_async._redact.Redactor` first (a server may echo the key it was sent;
+downloads send none).
+
 Nothing is read into memory past a size cap: an answer's ``Content-Length`` is
 checked first, and the bytes are counted as they arrive (a server may send no
 length, or compress). Retrying is not done here: the client decides, once, for
@@ -40,6 +45,7 @@ from ._errors import (
 )
 from ._files import partial_path
 from ._protocol import RequestSpec, check_asset_type, encode_json, error_from_response, request_id_from
+from ._redact import Redactor
 
 if TYPE_CHECKING:
     import aiohttp
@@ -169,18 +175,23 @@ def _origin(url: URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host or "", url.port)
 
 
-def _wire_error(exc: BaseException, where: str) -> APIConnectionError:
-    """The library's error for an aiohttp failure; ``sent=False`` only when nothing left."""
+def _wire_error(exc: BaseException, where: str, redact: Redactor | None = None) -> APIConnectionError:
+    """The library's error for an aiohttp failure; ``sent=False`` only when nothing left.
+
+    aiohttp's message may quote what the server sent (a malformed status line or header):
+    ``redact`` (``None`` for downloads, which carry no key) cleans it.
+    """
+    text = str(exc) if redact is None else redact.text(str(exc))
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         # aiohttp's connect limit covers the wait for a pooled connection and the TCP/TLS
         # handshake, and fires before the whole-call limit (see Timeouts._aiohttp).
         return APITimeoutError(f"{where}: no connection could be made in time", sent=False)
     if isinstance(exc, aiohttp.ClientConnectorError):
         # DNS failure, connection refused, TLS handshake: the request never left.
-        return APIConnectionError(f"{where}: cannot connect: {exc}", sent=False)
+        return APIConnectionError(f"{where}: cannot connect: {text}", sent=False)
     if isinstance(exc, asyncio.TimeoutError):
         return APITimeoutError(f"{where}: no answer within the timeout")
-    return APIConnectionError(f"{where}: the connection broke: {str(exc) or type(exc).__name__}")
+    return APIConnectionError(f"{where}: the connection broke: {text or type(exc).__name__}")
 
 
 def _too_large(
@@ -262,6 +273,7 @@ class Transport:
         self._base = str(base_url).rstrip("/")
         self._origin = _origin(base_url)
         self._credentials = _Credentials(api_key)
+        self._redact = Redactor(api_key)
         self._max_concurrency = max_concurrency
         self._timeouts = timeouts
         self._full: aiohttp.ClientTimeout | None = None
@@ -382,7 +394,7 @@ class Transport:
                 allow_redirects=False,
             )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            return _wire_error(exc, f"{spec.method} {spec.path}")
+            return _wire_error(exc, f"{spec.method} {spec.path}", self._redact)
         try:
             limit, what = self._max_response_bytes, f"the answer to {spec.path}"
             if resp.status >= 300:
@@ -392,12 +404,13 @@ class Transport:
             else:
                 body = await _read_counting(resp, limit, what)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            return _wire_error(exc, f"{spec.method} {spec.path}")
+            return _wire_error(exc, f"{spec.method} {spec.path}", self._redact)
         except ResponseTooLargeError as exc:
+            exc.request_id = request_id_from(self._redact.headers(resp.headers))
             return exc
         finally:
             resp.release()  # back to the pool once read; closed when the read failed
-        return RawResponse(resp.status, resp.headers, body)
+        return RawResponse(resp.status, self._redact.headers(resp.headers), self._redact.body(body))
 
     async def _open_download(
         self, session: aiohttp.ClientSession, url: str, timeout: float | None
