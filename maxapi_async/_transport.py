@@ -10,7 +10,8 @@ with ``sent=False`` only when the request certainly never left.
 Nothing it hands up holds the key either: the body and headers of every API answer,
 and the text of every failed API request's error, pass through the client's
 :class:`~maxapi_async._redact.Redactor` first (a server may echo the key it was sent;
-downloads send none).
+downloads send none). The key itself sits in objects whose repr hides it, never in a
+plain local variable of a request's frames.
 
 Nothing is read into memory past a size cap: an answer's ``Content-Length`` is
 checked first, and the bytes are counted as they arrive (a server may send no
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from multidict import CIMultiDict
 from yarl import URL
 
 from ._errors import (
@@ -45,10 +47,14 @@ from ._errors import (
 )
 from ._files import partial_path
 from ._protocol import RequestSpec, check_asset_type, encode_json, error_from_response, request_id_from
-from ._redact import Redactor
+from ._redact import REDACTED, Redactor
 
 if TYPE_CHECKING:
     import aiohttp
+
+    _HeadersBase = CIMultiDict[str]
+else:
+    _HeadersBase = CIMultiDict
 
 __all__ = [
     "DEFAULT_MAX_DOWNLOAD_BYTES",
@@ -163,6 +169,22 @@ class _Credentials:
 
     def __repr__(self) -> str:
         return "<credentials hidden>"
+
+
+class _AuthHeaders(_HeadersBase):
+    """Request headers that carry the credentials, with a repr that leaves them out.
+
+    A ``CIMultiDict``, which aiohttp takes as it is (a dict it would copy into one): the
+    ``headers`` local of a request's frames is this, never a plain ``str`` or ``dict`` whose
+    repr an error tracker recording locals would store.
+    """
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name!r}: {REDACTED if name.lower() == 'authorization' else repr(value)}"
+            for name, value in self.items()
+        )
+        return f"<headers {{{shown}}}>"
 
 
 def _import_aiohttp() -> None:
@@ -285,17 +307,21 @@ class Transport:
             _import_aiohttp()  # already loaded by whoever made the session
         self._owns_session = http_session is None
         self._closed = False
-        self._json_headers = {
-            **self._credentials.header(),
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": user_agent,
-        }
-        self._form_headers = {
-            **self._credentials.header(),
-            "Accept": "application/json",
-            "User-Agent": user_agent,
-        }
+        self._json_headers = _AuthHeaders(
+            {
+                **self._credentials.header(),
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": user_agent,
+            }
+        )
+        self._form_headers = _AuthHeaders(
+            {
+                **self._credentials.header(),
+                "Accept": "application/json",
+                "User-Agent": user_agent,
+            }
+        )
         self._download_headers = {"User-Agent": user_agent}
 
     def __repr__(self) -> str:
@@ -381,7 +407,8 @@ class Transport:
                     )
                 data = form
         if spec.headers:
-            headers = {**headers, **spec.headers}
+            headers = _AuthHeaders(headers)
+            headers.update(spec.headers)
         # Awaited, not entered with ``async with``: the answer is read whole here and released
         # below, and the context manager's five extra coroutines per request buy nothing more.
         try:

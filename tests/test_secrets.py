@@ -18,10 +18,12 @@ import json
 import logging
 import re
 import socket
+import sys
 import traceback
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import anyio
@@ -491,6 +493,43 @@ def test_a_key_echoed_by_the_service_stays_out_of_the_command_lines_output(
             portal.call(fake.close)
     for text in printed:
         assert_no_secret(text)
+
+
+async def test_no_frame_of_a_request_holds_the_key_in_a_local_variable(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI
+) -> None:
+    # What an error tracker recording locals would store: every local of every frame of the
+    # library (the fake server's own frames aside), each time one starts, resumes or suspends.
+    leaks: set[str] = set()
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        module = frame.f_globals.get("__name__", "")
+        if event not in ("call", "return") or not module.startswith("maxapi_async."):
+            return
+        if module.startswith("maxapi_async.testing"):
+            return
+        for name, value in list(frame.f_locals.items()):
+            try:
+                shown = value if isinstance(value, str) else repr(value)
+            except Exception:
+                continue
+            if CANARY in shown:
+                leaks.add(f"{frame.f_code.co_name} in {module}: {name}")
+
+    await client.images.generate("warm up")  # the session exists: aiohttp is loaded, a connection pooled
+    sys.setprofile(profile)
+    try:
+        await client.images.generate("a cube")
+        await (await client.images.generate("a cube", wait=False))
+        await client.models.generate_content(contents="a cube")
+        await client.images.edit("an edit", [make_png(8, 8)])
+        fake_maxapi.fail_next(400)
+        with pytest.raises(maxapi_async.BadRequestError):
+            await client.images.generate("refused")
+    finally:
+        sys.setprofile(None)
+    assert leaks == set()
+    assert REDACTED in repr(client._transport._json_headers)
 
 
 # -- the redactor, without a server ------------------------------------------------------------------
