@@ -14,7 +14,9 @@ Three rules run through it:
 * A request is repeated only when repeating it cannot charge the caller
   twice. A POST submission whose connection broke *after* it was sent may
   have been accepted; it is never repeated (see :class:`RetryPolicy`).
-* The service's ``Retry-After`` hint is honoured, within a cap.
+* The service's ``Retry-After`` hint is honoured, within a cap. A request
+  whose hint is longer is not retried at all: it fails at once, naming the
+  wait, rather than asking again before the service said it would answer.
 """
 
 from __future__ import annotations
@@ -254,10 +256,17 @@ class RetryPolicy:
         before retry *n* (``n`` = 1, 2, ...) is drawn uniformly from
         ``[0, min(max_delay, initial * multiplier ** (n - 1))]`` ("full
         jitter": clients that failed together do not retry together).
-      * ``max_retry_after=60.0``: a ``Retry-After`` hint is used as the
-        wait, cut to this many seconds.
+      * ``max_retry_after=60.0``: the longest ``Retry-After`` hint waited
+        for. The service's hint is the wait; a longer hint, or one that
+        ends after the call's deadline, is not waited for at all: the
+        request fails at once with its error (:class:`RateLimitError` for a
+        429), whose ``retry_after`` says when the service will take it.
       * ``retry_statuses``: :data:`DEFAULT_RETRY_STATUSES` (408, 429, 500,
-        502, 503, 504).
+        502, 503, 504). A ``Retry-After`` hint counts the same way on any of
+        them.
+      * ``wait_scale=1.0``: every wait is multiplied by this, after the
+        decision was made on the unscaled figures; ``0`` (see
+        :meth:`instant`) makes the same decisions without waiting.
 
     What is repeated
       * an answer whose status is in ``retry_statuses``, for any method;
@@ -272,11 +281,12 @@ class RetryPolicy:
     max_delay: float = attrs.field(default=20.0, validator=_non_negative)
     max_retry_after: float = attrs.field(default=60.0, validator=_non_negative)
     retry_statuses: frozenset[int] = attrs.field(default=DEFAULT_RETRY_STATUSES, converter=frozenset)
+    wait_scale: float = attrs.field(default=1.0, validator=_non_negative)
 
     @classmethod
     def instant(cls, max_attempts: int = 4) -> RetryPolicy:
         """The same decisions with no waiting (``Retry-After`` hints included), for tests."""
-        return cls(max_attempts=max_attempts, initial=0.0, max_delay=0.0, max_retry_after=0.0)
+        return cls(max_attempts=max_attempts, initial=0.0, max_delay=0.0, wait_scale=0.0)
 
     @classmethod
     def none(cls) -> RetryPolicy:
@@ -327,12 +337,20 @@ class RetryPolicy:
         if attempt >= self.max_attempts:
             return RetryDecision(False, 0.0, f"{why}; gave up after {attempt} attempt(s)")
         if hint is not None:
-            delay = min(hint, self.max_retry_after)
+            # The service said when it will take the request again: a retry before then
+            # is refused, so a hint beyond the cap or the deadline ends the retries now.
             why += f", Retry-After {hint:g} s"
+            if hint > self.max_retry_after:
+                return RetryDecision(
+                    False, 0.0, f"{why}: longer than the {self.max_retry_after:g} s this policy waits"
+                )
+            if remaining is not None and hint >= remaining:
+                return RetryDecision(False, 0.0, f"{why}: past the call's deadline ({remaining:.2f} s left)")
+            delay = hint * self.wait_scale
         else:
-            delay = self.backoff(attempt, rng=rng)
-        if remaining is not None and delay >= remaining:
-            return RetryDecision(False, 0.0, f"{why}; a retry in {delay:.2f} s would pass the deadline")
+            delay = self.backoff(attempt, rng=rng) * self.wait_scale
+            if remaining is not None and delay >= remaining:
+                return RetryDecision(False, 0.0, f"{why}; a retry in {delay:.2f} s would pass the deadline")
         return RetryDecision(True, delay, f"{why}; retry {attempt} of {self.max_attempts - 1}")
 
 

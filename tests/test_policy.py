@@ -235,9 +235,44 @@ def test_retry_after_is_used_as_the_retry_delay() -> None:
     assert RetryPolicy().decide(attempt=1, method_is_safe=False, outcome=outcome).delay == 7.0
 
 
-def test_retry_after_is_capped_for_retries() -> None:
-    outcome = StatusOutcome(503, retry_after=600.0)
-    assert RetryPolicy().decide(attempt=1, method_is_safe=True, outcome=outcome).delay == 60.0
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize("safe", [True, False], ids=["GET", "POST"])
+def test_a_retry_after_longer_than_the_cap_is_not_waited_for(status: int, safe: bool) -> None:
+    # Retrying before the hour the service asked for is refused anyway: fail now, not after 120 s.
+    outcome = StatusOutcome(status, retry_after=3600.0)
+    decision = RetryPolicy().decide(attempt=1, method_is_safe=safe, outcome=outcome)
+    assert (decision.retry, decision.delay) == (False, 0.0)
+    assert "Retry-After 3600 s" in decision.reason
+    assert "60 s" in decision.reason
+
+
+def test_a_retry_after_at_the_cap_is_still_waited_for() -> None:
+    outcome = StatusOutcome(429, retry_after=60.0)
+    decision = RetryPolicy().decide(attempt=1, method_is_safe=True, outcome=outcome)
+    assert (decision.retry, decision.delay) == (True, 60.0)
+
+
+def test_a_retry_after_past_the_deadline_is_not_waited_for() -> None:
+    # Within the cap, but the call has 10 s left.
+    outcome = StatusOutcome(429, retry_after=30.0)
+    decision = RetryPolicy().decide(attempt=1, method_is_safe=False, outcome=outcome, remaining=10.0)
+    assert (decision.retry, decision.delay) == (False, 0.0)
+    assert "deadline" in decision.reason
+
+
+def test_an_instant_policy_refuses_a_long_retry_after_like_the_default() -> None:
+    long, short = StatusOutcome(429, retry_after=3600.0), StatusOutcome(429, retry_after=30.0)
+    assert not RetryPolicy.instant().decide(attempt=1, method_is_safe=True, outcome=long).retry
+    decision = RetryPolicy.instant().decide(attempt=1, method_is_safe=True, outcome=short)
+    assert (decision.retry, decision.delay) == (True, 0.0)
+
+
+def test_wait_scale_scales_the_wait_not_the_decision() -> None:
+    policy = RetryPolicy(wait_scale=0.01)
+    assert policy.decide(attempt=1, method_is_safe=True, outcome=StatusOutcome(429, retry_after=50.0)).delay == (
+        pytest.approx(0.5)
+    )
+    assert not policy.decide(attempt=1, method_is_safe=True, outcome=StatusOutcome(429, retry_after=61.0)).retry
 
 
 def test_no_retry_when_the_wait_would_pass_the_deadline() -> None:
@@ -263,7 +298,9 @@ def test_retry_statuses_can_be_given_as_any_iterable() -> None:
     assert policy.decide(attempt=1, method_is_safe=True, outcome=StatusOutcome(409)).retry
 
 
-@pytest.mark.parametrize("options", [{"max_attempts": 0}, {"initial": -1.0}, {"multiplier": 0.0}])
+@pytest.mark.parametrize(
+    "options", [{"max_attempts": 0}, {"initial": -1.0}, {"multiplier": 0.0}, {"wait_scale": -1.0}]
+)
 def test_bad_retry_options_are_configuration_errors(options: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):
         RetryPolicy(**options)  # type: ignore[arg-type]

@@ -554,8 +554,8 @@ def http_date(offset: float) -> str:
 
 @pytest.mark.parametrize(
     ("retry_after", "expected"),
-    [("0.25", 0.25), ("3600", 0.4), (http_date(3600), 0.4), (http_date(-60), 0.0)],
-    ids=["seconds", "seconds capped", "http date capped", "http date passed"],
+    [("0.25", 0.25), (http_date(-60), 0.0)],
+    ids=["seconds", "http date passed"],
 )
 async def test_retry_after_is_the_wait_within_the_cap(
     fake_maxapi: FakeMaxAPI, recorder: Recorder, retry_after: str, expected: float
@@ -570,6 +570,23 @@ async def test_retry_after_is_the_wait_within_the_cap(
     assert event.delay == pytest.approx(expected)
     assert "Retry-After" in event.reason
     assert expected <= waited < expected + 1.0
+
+
+@pytest.mark.parametrize("retry_after", ["3600", http_date(3600)], ids=["seconds", "http date"])
+@pytest.mark.parametrize("wait", [True, False], ids=["call", "submission"])
+async def test_a_retry_after_beyond_the_cap_fails_at_once_with_the_hint(
+    fake_maxapi: FakeMaxAPI, recorder: Recorder, retry_after: str, wait: bool
+) -> None:
+    # Before: the client waited the 60 s cap, asked again inside the hour, and failed after minutes.
+    fake_maxapi.add_fault(Fault(status=429, headers={"Retry-After": retry_after}, times=None))
+    async with make_client(fake_maxapi, retry_policy=RetryPolicy(), hooks=recorder.hooks) as client:
+        started = time.monotonic()
+        with anyio.fail_after(5), pytest.raises(maxapi_async.RateLimitError) as caught:
+            await client.images.generate("a cube", wait=wait)
+        assert time.monotonic() - started < 0.5
+    assert caught.value.retry_after == pytest.approx(3600, abs=2)
+    assert len(fake_maxapi.requests) == 1
+    assert not recorder.retries
 
 
 async def test_backoff_without_a_hint_is_full_jitter_under_a_cap(

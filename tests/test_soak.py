@@ -225,8 +225,9 @@ async def test_a_thousand_generations_under_random_faults_end_cleanly() -> None:
                     base_url=fake.base_url,
                     max_concurrency=CONCURRENCY,
                     timeout=Timeouts(total=60.0, connect=5.0, read=READ_TIMEOUT),
+                    # The default decisions (Retry-After: 1 is honoured), every wait 1/20 as long.
                     retry_policy=RetryPolicy(
-                        max_attempts=MAX_ATTEMPTS, initial=0.01, max_delay=0.05, max_retry_after=0.05
+                        max_attempts=MAX_ATTEMPTS, initial=0.2, max_delay=1.0, wait_scale=0.05
                     ),
                     poll_policy=PollPolicy.instant(),
                     max_polls_per_second=5_000,
