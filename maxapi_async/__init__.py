@@ -17,7 +17,7 @@ when the first session is created.
 from typing import TYPE_CHECKING, Any
 
 from ._catalog import DEFAULT_MODEL, MODELS, ROUTE_MODES, ModelSpec, lookup_model
-from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_POLLS_PER_SECOND, AsyncMaxAPI
+from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_POLLS_PER_SECOND, DEFAULT_TASK_TIMEOUT, AsyncMaxAPI
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -82,6 +82,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_MAX_POLLS_PER_SECOND",
     "DEFAULT_MODEL",
+    "DEFAULT_TASK_TIMEOUT",
     "MODELS",
     "PRICES",
     "ROUTE_MODES",

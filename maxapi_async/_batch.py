@@ -38,7 +38,7 @@ import attrs
 
 from ._catalog import DEFAULT_MODEL
 from ._client import IDEMPOTENCY_KEY, new_idempotency_key
-from ._errors import InvalidRequestError, MaxAPIError
+from ._errors import InvalidRequestError, MaxAPIError, TaskTimeoutError
 from ._files import key_filename
 from ._gemini import GenerateContentResponse
 from ._handles import TaskHandle
@@ -516,7 +516,8 @@ class Batch:
             self._finish(Outcome(item.key, "cancelled", task_id=handle.id if handle else None))
             raise
         except MaxAPIError as exc:
-            self._committed -= estimate  # failed calls are not charged
+            if not isinstance(exc, TaskTimeoutError):  # that task runs on, and may yet be charged
+                self._committed -= estimate  # failed calls are not charged
             self._record({"event": "failed", "key": item.key, "error": type(exc).__name__,
                           "message": str(exc), "task_id": handle.id if handle else None})  # fmt: skip
             self._finish(Outcome(item.key, "failed", error=exc, task_id=handle.id if handle else None))
@@ -656,8 +657,13 @@ def _retry_entry(entry: _Entry) -> _Entry:
     Failed calls are not charged, so a fresh submission is safe. Only when the
     failure left the outcome unknown is the old ``Idempotency-Key`` reused, so
     a service that created the task after all returns it instead of a second one.
+    An item whose wait passed the client's ``task_timeout`` is not submitted
+    again: its task is waited for once more.
     """
     failed = entry.failed or {}
+    if failed.get("error") == "TaskTimeoutError" and entry.task is not None:
+        # Nobody waited long enough, but the task runs on at the service: wait for it again.
+        return _Entry(idempotency_key=entry.idempotency_key, task=entry.task)
     keep = failed.get("error") in _UNKNOWN_OUTCOME_ERRORS and failed.get("task_id") is None
     return _Entry(idempotency_key=entry.idempotency_key if keep else None)
 

@@ -32,7 +32,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from . import _catalog
 from ._batch import BatchItem, BatchProgress, Outcome
-from ._client import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_POLLS_PER_SECOND, AsyncMaxAPI
+from ._client import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_POLLS_PER_SECOND, DEFAULT_TASK_TIMEOUT, AsyncMaxAPI
 from ._errors import ClientClosedError, RunningLoopError
 from ._gemini import GenerateContentResponse
 from ._handles import TaskHandle, TaskStatus
@@ -121,8 +121,9 @@ def _close_quietly(runner: _Runner) -> None:
 class BlockingTaskHandle(Generic[R]):
     """A queued task seen from blocking code: :class:`TaskHandle`'s API, with blocking calls.
 
-    ``wait(timeout=None)`` blocks until the result (a :class:`TaskTimeoutError` leaves
-    the task running: call ``wait()`` again); ``refresh()`` polls once. ``id``, ``kind``,
+    ``wait(timeout=None)`` blocks until the result, at most the client's ``task_timeout``
+    unless ``timeout`` says otherwise (a :class:`TaskTimeoutError` leaves the task
+    running: call ``wait()`` again); ``refresh()`` polls once. ``id``, ``kind``,
     ``status``, ``done()`` and ``to_dict()`` read the last state seen, without I/O.
     ``handle`` is the underlying async :class:`TaskHandle`.
     """
@@ -165,7 +166,8 @@ class BlockingTaskHandle(Generic[R]):
         return self._runner.run(self.handle.refresh, "TaskHandle.refresh()")
 
     def wait(self, timeout: float | None = None) -> R:
-        """Block until the task's result (or its error); ``timeout`` bounds this wait only."""
+        """Block until the task's result (or its error); ``timeout`` bounds this wait
+        (default: the client's ``task_timeout``)."""
         return self._runner.run(functools.partial(self.handle.wait, timeout), "TaskHandle.wait()")
 
     def __repr__(self) -> str:
@@ -464,6 +466,7 @@ class MaxAPI:
         retry_policy: RetryPolicy | None = None,
         poll_policy: PollPolicy | None = None,
         max_polls_per_second: float = DEFAULT_MAX_POLLS_PER_SECOND,
+        task_timeout: float | None = DEFAULT_TASK_TIMEOUT,
         wait_by_polling: bool = False,
         hooks: Hooks | None = None,
         allow_insecure_http: bool = False,
@@ -481,6 +484,7 @@ class MaxAPI:
             retry_policy=retry_policy,
             poll_policy=poll_policy,
             max_polls_per_second=max_polls_per_second,
+            task_timeout=task_timeout,
             wait_by_polling=wait_by_polling,
             hooks=hooks,
             allow_insecure_http=allow_insecure_http,

@@ -11,8 +11,8 @@
     maxapi-async sizes | prices | fake-server
 
 Global options (before or after the command): ``--api-key`` (else ``MAXAPI_KEY``),
-``--base-url`` (else ``MAXAPI_BASE_URL``), ``--timeout``, ``--json`` (one JSON document
-on stdout), ``-q`` (no progress or notes on stderr), ``-v`` (log requests).
+``--base-url`` (else ``MAXAPI_BASE_URL``), ``--timeout``, ``--task-timeout``, ``--json``
+(one JSON document on stdout), ``-q`` (no progress or notes on stderr), ``-v`` (log requests).
 
 Exit codes: 0 success; 1 the service or a task failed (or a batch left items
 unfinished); 2 bad arguments or configuration; 130 interrupted. Errors are one line
@@ -206,7 +206,10 @@ def _make_client(args: argparse.Namespace) -> AsyncMaxAPI:
     key = args.api_key or os.environ.get("MAXAPI_KEY")
     if not key or not key.strip():
         raise CommandError("no API key: pass --api-key KEY or set the MAXAPI_KEY environment variable", 2)
-    return AsyncMaxAPI(key, base_url=args.base_url, timeout=args.timeout)
+    options: dict[str, Any] = {}
+    if getattr(args, "task_timeout", None) is not None:
+        options["task_timeout"] = args.task_timeout
+    return AsyncMaxAPI(key, base_url=args.base_url, timeout=args.timeout, **options)
 
 
 def _slug(text: str, limit: int = 48) -> str:
@@ -328,12 +331,14 @@ async def _wait_with_progress(handle: TaskHandle[Any], out: Output, timeout: flo
         status = handle.status
         bar.update_to(status.progress or 0, state=status.state)
 
+    started = time.monotonic()
     try:
+        # Without --timeout, the client's task_timeout bounds the wait.
         return await _showing(handle.wait(timeout=timeout), bar, update)
     except TaskTimeoutError:
         raise CommandError(
-            f"{handle.kind} task {handle.id} still {handle.status.state} after {timeout:g} s; "
-            f"it runs on: collect it later with: {_task_hint(handle)}",
+            f"{handle.kind} task {handle.id} still {handle.status.word or 'unfinished'} after "
+            f"{time.monotonic() - started:.1f} s; it runs on: collect it later with: {_task_hint(handle)}",
             1,
         ) from None
 
@@ -720,6 +725,13 @@ def _add_globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
     group.add_argument(
         "--timeout", metavar="SECONDS", type=_positive_float, help="deadline per call (default 180)", **keep
+    )
+    group.add_argument(
+        "--task-timeout",
+        metavar="SECONDS",
+        type=_positive_float,
+        help="longest wait for a queued task (default 1800)",
+        **keep,
     )
     group.add_argument("--json", action="store_true", help="print one JSON document on stdout", **keep)
     group.add_argument("-q", "--quiet", action="store_true", help="no progress or notes on stderr", **keep)

@@ -15,6 +15,7 @@ import datetime as _dt
 import functools
 import ipaddress
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
@@ -60,11 +61,19 @@ if TYPE_CHECKING:
 
     from ._batch import Batch, BatchItem, BatchProgress
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MAX_CONCURRENCY", "DEFAULT_MAX_POLLS_PER_SECOND", "AsyncMaxAPI"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_MAX_POLLS_PER_SECOND",
+    "DEFAULT_TASK_TIMEOUT",
+    "AsyncMaxAPI",
+]
 
 DEFAULT_BASE_URL = "https://api.maxapi.dev"
 DEFAULT_MAX_CONCURRENCY = 64
 DEFAULT_MAX_POLLS_PER_SECOND = 50.0
+#: The longest wait for one queued task, in seconds (30 minutes).
+DEFAULT_TASK_TIMEOUT = 1800.0
 
 logger = logging.getLogger("maxapi_async")
 
@@ -268,6 +277,12 @@ class AsyncMaxAPI:
     * ``poll_policy``: when queued tasks are polled (:class:`PollPolicy`).
     * ``max_polls_per_second``: the poll budget shared by every task handle of
       this client (default 50).
+    * ``task_timeout``: the longest wait for a queued task, in seconds (default
+      1800, 30 minutes): ``await handle``, ``handle.wait()`` without its own
+      ``timeout``, every batch item. Past it, :class:`TaskTimeoutError` carries
+      the handle (the task runs on; ``handle.to_dict()`` resumes it). A task
+      that stays ``processing``, or reports a status word nobody knows, never
+      holds a caller forever. ``None`` waits without limit.
     * ``wait_by_polling``: when true, calls with ``wait=True`` are submitted
       queued and polled instead of holding one long HTTP request open (robust
       to long generations and dropped connections); the result is the same.
@@ -295,6 +310,7 @@ class AsyncMaxAPI:
         retry_policy: RetryPolicy | None = None,
         poll_policy: PollPolicy | None = None,
         max_polls_per_second: float = DEFAULT_MAX_POLLS_PER_SECOND,
+        task_timeout: float | None = DEFAULT_TASK_TIMEOUT,
         wait_by_polling: bool = False,
         hooks: Hooks | None = None,
         prices: PriceTable | None = None,
@@ -320,6 +336,11 @@ class AsyncMaxAPI:
             raise ConfigurationError(
                 f"max_polls_per_second must be a positive number, got {max_polls_per_second!r}"
             )
+        if task_timeout is not None and not (_positive(task_timeout) and math.isfinite(task_timeout)):
+            raise ConfigurationError(
+                "task_timeout must be a positive number of seconds, or None for no limit, "
+                f"got {task_timeout!r}"
+            )
         for name, cap in (
             ("max_response_bytes", max_response_bytes),
             ("max_download_bytes", max_download_bytes),
@@ -338,6 +359,7 @@ class AsyncMaxAPI:
         self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy()
         self.poll_policy = poll_policy if poll_policy is not None else PollPolicy()
         self.max_polls_per_second = float(max_polls_per_second)
+        self.task_timeout = None if task_timeout is None else float(task_timeout)
         self.wait_by_polling = wait_by_polling
         self.hooks = hooks if hooks is not None else Hooks()
         self.prices = prices if prices is not None else PRICES

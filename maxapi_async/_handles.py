@@ -121,7 +121,8 @@ class TaskHandle(Generic[R]):
     * ``status``: the last :class:`TaskStatus` seen; ``done()``: whether it ended;
     * ``await handle.refresh()``: one poll now; ``await handle.wait(timeout=...)``:
       wait with a deadline (``TaskTimeoutError`` carries this handle, so the
-      task, already paid for, can still be awaited later);
+      task, already paid for, can still be awaited later). Without one, every
+      wait is bounded by the client's ``task_timeout``;
     * ``to_dict()``: plain JSON to rebuild the handle anywhere with
       ``client.tasks.from_dict(d)``.
 
@@ -207,12 +208,13 @@ class TaskHandle(Generic[R]):
         return self.status
 
     async def wait(self, timeout: float | None = None) -> R:
-        """The task's result, polling as needed; ``timeout`` bounds this wait only.
+        """The task's result, polling as needed.
 
-        Raises :class:`TaskFailedError` when the service reports a failure,
-        :class:`TaskTimeoutError` (carrying this handle) when ``timeout``
-        passes first, and the typed API error of a poll that cannot succeed
-        (an unknown task id is :class:`NotFoundError`).
+        ``timeout`` bounds this wait (default: the client's ``task_timeout``, 30
+        minutes unless the client says otherwise). Raises :class:`TaskFailedError`
+        when the service reports a failure, :class:`TaskTimeoutError` (carrying
+        this handle) when the limit passes first, and the typed API error of a
+        poll that cannot succeed (an unknown task id is :class:`NotFoundError`).
         """
         if self._outcome is not None:
             return self._outcome[0]
@@ -221,20 +223,23 @@ class TaskHandle(Generic[R]):
         poller = self._poller
         if poller is None or poller.done():
             poller = self._poller = self._client._start_poller(self._run())
+        limit = timeout if timeout is not None else self._client.task_timeout
         self._waiters += 1
         try:
-            if timeout is None:
+            if limit is None:
                 return await asyncio.shield(poller)
             try:
-                return await asyncio.wait_for(asyncio.shield(poller), timeout)
+                return await asyncio.wait_for(asyncio.shield(poller), limit)
             except asyncio.TimeoutError:
                 if poller.done() and not poller.cancelled():
                     return poller.result()
                 seen = self._machine.state.value
                 self._machine.expire()
+                whose = "" if timeout is not None else " (the client's task_timeout)"
                 raise TaskTimeoutError(
-                    f"{self.kind} task {self.id} still {seen} after "
-                    f"{timeout:g} s; await the handle again to keep waiting",
+                    f"{self.kind} task {self.id} still {seen} after {limit:g} s{whose}; it runs on: "
+                    "await the handle again to keep waiting, or resume it elsewhere with "
+                    "client.tasks.from_dict(handle.to_dict())",
                     task_id=self.id,
                     handle=self,
                 ) from None

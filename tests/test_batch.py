@@ -9,13 +9,14 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 import maxapi_async
 from maxapi_async import AsyncMaxAPI, BatchProgress, ContentRequest, EditRequest, GenerateRequest
-from maxapi_async.testing import FakeMaxAPI, make_png
+from maxapi_async.testing import FakeMaxAPI, Fault, make_png
 
 pytestmark = pytest.mark.anyio
 
@@ -232,6 +233,44 @@ async def test_invalid_item_fails_that_item_only(client: AsyncMaxAPI) -> None:
     assert outcomes[0].status == "failed"
     assert isinstance(outcomes[0].error, maxapi_async.InvalidRequestError)
     assert outcomes[1].status == "done"
+
+
+async def test_a_task_that_never_ends_times_out_its_item_and_a_rerun_waits_for_it_again(
+    fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    stuck: list[str] = []
+
+    def first_task_never_ends(origin: str, method: str, path: str) -> Fault | None:
+        if method == "GET" and path.startswith("/v1/images/generations/"):
+            task_id = path.rsplit("/", 1)[1]
+            stuck[:] = stuck or [task_id]
+            if task_id == stuck[0]:
+                return Fault(status=200, body={"id": task_id, "status": "processing"})
+        return None
+
+    fake_maxapi.fault_source = first_task_never_ends
+    journal = tmp_path / "run.jsonl"
+    options: dict[str, Any] = {"poll_policy": FAST, "max_polls_per_second": 10_000}
+    async with AsyncMaxAPI(
+        fake_maxapi.api_key, base_url=fake_maxapi.base_url, task_timeout=0.3, **options
+    ) as c:
+        with anyio.fail_after(5):
+            outcomes = await c.batch(generations(4), journal=journal)
+    [timed_out] = [o for o in outcomes if not o.ok]
+    assert timed_out.status == "failed"
+    assert isinstance(timed_out.error, maxapi_async.TaskTimeoutError)
+    assert timed_out.task_id == stuck[0]
+    assert sum(o.ok for o in outcomes) == 3  # the rest went on
+    submissions = len([r for r in fake_maxapi.requests if r.method == "POST"])
+    assert submissions == 4
+
+    fake_maxapi.fault_source = None  # the task finishes after all
+    async with AsyncMaxAPI(fake_maxapi.api_key, base_url=fake_maxapi.base_url, **options) as c:
+        with anyio.fail_after(5):
+            again = {o.key: o for o in await c.batch(generations(4), journal=journal)}
+    assert again[timed_out.key].status == "done"
+    assert again[timed_out.key].task_id == stuck[0]  # waited for again, not submitted again
+    assert len([r for r in fake_maxapi.requests if r.method == "POST"]) == submissions
 
 
 async def test_closing_a_batch_early_reports_the_rest_as_cancelled(fake_maxapi: FakeMaxAPI) -> None:

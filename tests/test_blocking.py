@@ -113,6 +113,15 @@ def test_a_timed_out_wait_can_be_resumed(fake: FakeMaxAPI) -> None:
         assert handle.wait().images
 
 
+def test_the_task_timeout_bounds_a_blocking_wait(fake: FakeMaxAPI) -> None:
+    fake.complete_after_polls = 10**9  # the task stays processing
+    with MaxAPI(fake.api_key, base_url=fake.base_url, poll_policy=FAST_POLLS, task_timeout=0.2) as client:
+        handle = client.images.generate("a glass cube", wait=False)
+        with pytest.raises(maxapi_async.TaskTimeoutError, match="task_timeout") as caught:
+            handle.wait()
+        assert caught.value.task_id == handle.id
+
+
 def test_service_errors_are_the_typed_errors(client: MaxAPI, fake: FakeMaxAPI) -> None:
     fake.fail_next(401, openai_error(401, "bad key", code="invalid_api_key"))
     with pytest.raises(maxapi_async.AuthenticationError, match="bad key"):

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -207,6 +208,20 @@ def test_a_wait_that_times_out_says_how_to_resume(
     last = err.splitlines()[-1]
     assert last.startswith("maxapi-async: error: generation task task_")
     assert "collect it later with: maxapi-async task wait task_" in last
+
+
+def test_task_wait_gives_up_after_the_task_timeout(
+    fake: FakeMaxAPI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.complete_after_polls = 10**9  # processing forever
+    task_id = run_json(capsys, "generate", "a cube", "--no-wait")["task"]["id"]
+    started = time.monotonic()
+    code, _, err = run(capsys, "task", "wait", task_id, "--task-timeout", "0.3")
+    assert time.monotonic() - started < 3.0
+    assert code == 1
+    last = err.splitlines()[-1]
+    assert last.startswith(f"maxapi-async: error: generation task {task_id} still processing after 0.")
+    assert f"collect it later with: maxapi-async task wait {task_id}" in last
 
 
 def test_task_wait_on_an_unknown_task_is_an_error(

@@ -269,10 +269,12 @@ def test_an_instant_policy_refuses_a_long_retry_after_like_the_default() -> None
 
 def test_wait_scale_scales_the_wait_not_the_decision() -> None:
     policy = RetryPolicy(wait_scale=0.01)
-    assert policy.decide(attempt=1, method_is_safe=True, outcome=StatusOutcome(429, retry_after=50.0)).delay == (
-        pytest.approx(0.5)
-    )
-    assert not policy.decide(attempt=1, method_is_safe=True, outcome=StatusOutcome(429, retry_after=61.0)).retry
+    assert policy.decide(
+        attempt=1, method_is_safe=True, outcome=StatusOutcome(429, retry_after=50.0)
+    ).delay == (pytest.approx(0.5))
+    assert not policy.decide(
+        attempt=1, method_is_safe=True, outcome=StatusOutcome(429, retry_after=61.0)
+    ).retry
 
 
 def test_no_retry_when_the_wait_would_pass_the_deadline() -> None:

@@ -509,6 +509,88 @@ async def test_polling_stops_while_nobody_waits_after_a_timeout(fake_maxapi: Fak
         assert len(fake_maxapi.requests) == count
 
 
+# -- the client's task_timeout: nothing waits forever ------------------------------------------------
+
+#: Tasks that never end: ``processing`` forever, or a status word nobody knows, forever.
+NEVER_ENDS = [
+    pytest.param("processing", marks=pytest.mark.fake_maxapi(complete_after_polls=10**9), id="processing"),
+    pytest.param(
+        "unknown word",
+        marks=pytest.mark.fake_maxapi(complete_after_polls=10**9, status_words={"running": "hatching"}),
+        id="unknown-word",
+    ),
+]
+
+
+@pytest.mark.parametrize("forever", NEVER_ENDS)
+async def test_awaiting_a_task_that_never_ends_raises_task_timeout_within_the_task_timeout(
+    fake_maxapi: FakeMaxAPI, forever: str
+) -> None:
+    async with make_client(fake_maxapi, poll_policy=SLOW_POLLS, task_timeout=0.3) as client:
+        handle = await client.images.generate("x", wait=False)
+        started = time.monotonic()
+        with anyio.fail_after(5), pytest.raises(maxapi_async.TaskTimeoutError) as caught:
+            await handle
+        assert 0.3 <= time.monotonic() - started < 1.0
+        assert len(polls(fake_maxapi, handle)) >= 3  # it did poll meanwhile
+        assert not poller_tasks()
+    error = caught.value
+    assert error.handle is handle
+    assert error.task_id == handle.id
+    assert "task_timeout" in str(error)
+    assert handle.status.state == "expired"
+    if forever == "unknown word":
+        assert handle.status.word == "hatching"
+    # Resumable anywhere from its plain description: the task id is not lost.
+    assert maxapi_async.TaskRef.from_dict(error.handle.to_dict()).id == handle.id
+
+
+@pytest.mark.fake_maxapi(complete_after_polls=10**9)
+async def test_task_timeout_bounds_rebuilt_handles_and_wait_without_a_timeout(
+    fake_maxapi: FakeMaxAPI,
+) -> None:
+    async with make_client(fake_maxapi, poll_policy=SLOW_POLLS, task_timeout=0.2) as client:
+        submitted = await client.images.generate("x", wait=False)
+        for handle in (
+            client.tasks.from_dict(submitted.to_dict()),
+            client.tasks.get(submitted.id),
+            submitted,
+        ):
+            with anyio.fail_after(5), pytest.raises(maxapi_async.TaskTimeoutError) as caught:
+                await handle.wait()
+            assert caught.value.handle is handle
+
+
+@pytest.mark.fake_maxapi(complete_after_polls=10**9)
+async def test_a_wait_timeout_replaces_the_task_timeout_for_that_wait(fake_maxapi: FakeMaxAPI) -> None:
+    async with make_client(fake_maxapi, poll_policy=SLOW_POLLS, task_timeout=30.0) as client:
+        handle = await client.images.generate("x", wait=False)
+        started = time.monotonic()
+        with anyio.fail_after(5), pytest.raises(maxapi_async.TaskTimeoutError) as caught:
+            await handle.wait(timeout=0.1)
+        assert time.monotonic() - started < 0.5
+    assert "task_timeout" not in str(caught.value)
+
+
+@pytest.mark.fake_maxapi(complete_after_seconds=0.3)
+async def test_task_timeout_none_waits_without_limit(fake_maxapi: FakeMaxAPI) -> None:
+    async with make_client(fake_maxapi, poll_policy=SLOW_POLLS, task_timeout=None) as client:
+        assert client.task_timeout is None
+        handle = await client.images.generate("x", wait=False)
+        assert isinstance(await handle, ImageResult)
+
+
+def test_task_timeout_defaults_to_thirty_minutes() -> None:
+    client = AsyncMaxAPI("sk-test")
+    assert client.task_timeout == maxapi_async.DEFAULT_TASK_TIMEOUT == 1800.0
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("inf"), float("nan"), True, "60"])
+def test_a_bad_task_timeout_is_a_configuration_error(value: Any) -> None:
+    with pytest.raises(maxapi_async.ConfigurationError, match="task_timeout"):
+        AsyncMaxAPI("sk-test", task_timeout=value)
+
+
 # -- the shared poll budget --------------------------------------------------------------------------
 
 
