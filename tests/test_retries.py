@@ -584,7 +584,8 @@ async def test_a_retry_after_beyond_the_cap_fails_at_once_with_the_hint(
         with anyio.fail_after(5), pytest.raises(maxapi_async.RateLimitError) as caught:
             await client.images.generate("a cube", wait=wait)
         assert time.monotonic() - started < 0.5
-    assert caught.value.retry_after == pytest.approx(3600, abs=2)
+    assert caught.value.retry_after is not None
+    assert 3000 < caught.value.retry_after <= 3600  # an HTTP date counts down from collection time
     assert len(fake_maxapi.requests) == 1
     assert not recorder.retries
 
