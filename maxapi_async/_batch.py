@@ -38,12 +38,13 @@ import attrs
 
 from ._catalog import DEFAULT_MODEL
 from ._client import IDEMPOTENCY_KEY, new_idempotency_key
-from ._errors import InvalidRequestError, MaxAPIError, TaskTimeoutError
+from ._errors import ClientClosedError, InvalidRequestError, MaxAPIError, TaskTimeoutError
 from ._files import key_filename
 from ._gemini import GenerateContentResponse
 from ._handles import TaskHandle
 from ._models import ImageAsset, ImageResult, _extension
 from ._pricing import PriceTable
+from ._transport import cancel_requested
 
 if TYPE_CHECKING:
     from ._client import AsyncMaxAPI
@@ -399,6 +400,12 @@ class Batch:
             if outcome is None:
                 break
             yield outcome
+        if runner.cancelled() and self._client._closing and not cancel_requested():
+            # client.aclose() stopped the runner under a consumer that nobody cancelled.
+            raise ClientClosedError(
+                "the client was closed while the batch ran; its submitted tasks run on at the "
+                "service (a rerun with the same journal resumes them)"
+            )
         await runner  # re-raises a crash of the runner itself
 
     def __await__(self) -> Generator[Any, None, list[Outcome]]:

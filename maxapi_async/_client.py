@@ -403,7 +403,9 @@ class AsyncMaxAPI:
     async def aclose(self) -> None:
         """Stop every poll loop, then close the client's own aiohttp session.
 
-        A caller's ``http_session`` stays open. Handles whose polling was
+        A caller's ``http_session`` stays open. Every call, handle wait and
+        batch still running raises :class:`ClientClosedError` (a submission cut
+        in flight says it may have been charged). Handles whose polling was
         stopped can be resumed by a new client (``client.tasks.from_dict``).
         """
         self._closing = True

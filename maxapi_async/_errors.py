@@ -4,7 +4,7 @@
 
     MaxAPIError                      base of everything below
     ├── ConfigurationError           no API key, a bad base URL, bad client options
-    ├── ClientClosedError            the client was used after aclose()
+    ├── ClientClosedError            the client was used after aclose(), or it cut a call short
     ├── RunningLoopError             the blocking MaxAPI was called inside a running loop
     ├── InvalidRequestError          bad input caught before any request (also ValueError)
     ├── APIError                     the service answered with a non-2xx status
@@ -92,7 +92,7 @@ class ConfigurationError(MaxAPIError):
 
 
 class ClientClosedError(MaxAPIError, RuntimeError):
-    """The client was used after :meth:`AsyncMaxAPI.aclose`."""
+    """The client was used after :meth:`AsyncMaxAPI.aclose`, or ``aclose()`` cut a call or a wait short."""
 
 
 class RunningLoopError(MaxAPIError, RuntimeError):

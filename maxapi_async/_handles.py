@@ -35,6 +35,7 @@ from ._errors import (
 from ._hooks import PollEvent, TaskDoneEvent
 from ._policy import TokenBucket
 from ._tasks import TaskKind, TaskMachine, TaskRef, TaskSnapshot, TaskState, task_failed_error
+from ._transport import cancel_requested
 
 if TYPE_CHECKING:
     from ._client import AsyncMaxAPI
@@ -68,13 +69,6 @@ class TaskStatus:
     word: str | None = None
     progress: float | None = None
     polls: int = 0
-
-
-def _cancel_requested() -> bool:
-    """Whether the current task is being cancelled (always ``False`` before Python 3.11)."""
-    task = asyncio.current_task()
-    cancelling = getattr(task, "cancelling", None)
-    return bool(cancelling()) if cancelling is not None else False
 
 
 class PollGate:
@@ -244,7 +238,7 @@ class TaskHandle(Generic[R]):
                     handle=self,
                 ) from None
         except asyncio.CancelledError:
-            if poller.cancelled() and self._client._closing and not _cancel_requested():
+            if poller.cancelled() and self._client._closing and not cancel_requested():
                 # aclose() stopped the poll loop under a waiter that nobody cancelled.
                 raise ClientClosedError(
                     f"the client was closed while waiting for {self.kind} task {self.id}; "

@@ -5,7 +5,10 @@ nothing else: asset downloads (CDN, mirror domain, redirects) go out without
 the ``Authorization`` header, and an API answer that redirects is returned as
 it is, never followed with the key. aiohttp exceptions become the library's
 :class:`~maxapi_async.APIConnectionError` / :class:`~maxapi_async.APITimeoutError`,
-with ``sent=False`` only when the request certainly never left.
+with ``sent=False`` only when the request certainly never left. Closing the
+session under a request (:meth:`Transport.aclose`) raises
+:class:`~maxapi_async.ClientClosedError` in every caller it cuts off, whatever it
+was doing; a caller's own cancellation still propagates as ``CancelledError``.
 
 Nothing it hands up holds the key either: the body and headers of every API answer,
 and the text of every failed API request's error, pass through the client's
@@ -62,6 +65,7 @@ __all__ = [
     "RawResponse",
     "Timeouts",
     "Transport",
+    "cancel_requested",
 ]
 
 #: The largest API answer read (64 MiB): four 1.5 MB images as base64 JSON fit many times over.
@@ -191,6 +195,18 @@ def _import_aiohttp() -> None:
     """Bind the module-level name ``aiohttp`` (see the module docstring)."""
     global aiohttp
     import aiohttp
+
+
+def cancel_requested() -> bool:
+    """Whether the current task is being cancelled (always ``False`` before Python 3.11).
+
+    A ``CancelledError`` when this is false was not asked for by the caller: a future
+    it awaited was cancelled under it (aiohttp cancels the requests waiting for a
+    pooled connection when its session closes; ``aclose()`` cancels poll loops).
+    """
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return bool(cancelling()) if cancelling is not None else False
 
 
 def _origin(url: URL) -> tuple[str, str, int | None]:
@@ -420,8 +436,8 @@ class Transport:
                 timeout=self._timeout(timeout),
                 allow_redirects=False,
             )
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            return _wire_error(exc, f"{spec.method} {spec.path}", self._redact)
+        except (aiohttp.ClientError, asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            return self._failure(session, exc, spec)
         try:
             limit, what = self._max_response_bytes, f"the answer to {spec.path}"
             if resp.status >= 300:
@@ -430,14 +446,53 @@ class Transport:
                 body = await resp.read()
             else:
                 body = await _read_counting(resp, limit, what)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            return _wire_error(exc, f"{spec.method} {spec.path}", self._redact)
+        except (aiohttp.ClientError, asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            return self._failure(session, exc, spec)
         except ResponseTooLargeError as exc:
             exc.request_id = request_id_from(self._redact.headers(resp.headers))
             return exc
         finally:
             resp.release()  # back to the pool once read; closed when the read failed
         return RawResponse(resp.status, self._redact.headers(resp.headers), self._redact.body(body))
+
+    def _failure(
+        self,
+        session: aiohttp.ClientSession,
+        exc: BaseException,
+        spec: RequestSpec | None = None,
+        where: str = "",
+    ) -> APIConnectionError:
+        """The library's error for a request that failed on the wire (see ``_wire_error``).
+
+        The one place that tells a failure from a close: when the session was closed
+        under the request (by :meth:`aclose`, or by the owner of a borrowed session),
+        the caller gets :class:`ClientClosedError`, raised, whether aiohttp dropped its
+        connection or cancelled its wait for one (a ``CancelledError`` nobody asked for).
+        A caller's own cancellation is re-raised as it is.
+        """
+        redact = None  # a download carries no key
+        if spec is not None:
+            where, redact = f"{spec.method} {spec.path}", self._redact
+        cancelled = isinstance(exc, asyncio.CancelledError)
+        if not (self._closed or session.closed) or (cancelled and cancel_requested()):
+            if cancelled:
+                raise exc
+            return _wire_error(exc, where, redact)
+        # Closing cancels only the waits for a pooled connection: those requests never left.
+        wire = None if cancelled else _wire_error(exc, where, redact)
+        sent = wire is not None and wire.sent
+        closed = "the client was closed" if self._closed else "the aiohttp.ClientSession it uses was closed"
+        if not sent:
+            message = f"{where}: {closed} before the request was sent"
+        elif spec is not None and spec.method == "POST":
+            message = (
+                f"{where}: {closed} while the request was in flight, so the service may have carried "
+                f"it out: the call may have been charged. Its Idempotency-Key is "
+                f"{spec.headers.get('Idempotency-Key')}"
+            )
+        else:
+            message = f"{where}: {closed} while the request was in flight"
+        raise ClientClosedError(message) from wire  # aiohttp's own error may quote the server
 
     async def _open_download(
         self, session: aiohttp.ClientSession, url: str, timeout: float | None
@@ -475,8 +530,8 @@ class Transport:
                 body = await _read_capped(resp, self._max_download_bytes, "the download")
                 self._check_type(body[:_SNIFF_BYTES], resp, claimed)
                 return RawResponse(resp.status, resp.headers, body)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _wire_error(exc, f"download of {URL(url).path}") from exc
+        except (aiohttp.ClientError, asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            raise self._failure(session, exc, where=f"download of {URL(url).path}") from exc
 
     async def download_to(
         self, url: str, target: Path, *, timeout: float | None = None, claimed: str | None = None
@@ -519,8 +574,8 @@ class Transport:
                         await fh.write(head)
             os.replace(tmp, target)
             return RawResponse(resp.status, resp.headers, b"")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _wire_error(exc, f"download of {URL(url).path}") from exc
+        except (aiohttp.ClientError, asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            raise self._failure(session, exc, where=f"download of {URL(url).path}") from exc
         finally:
             # After os.replace the name is gone; after a failure, drop the partial file.
             with contextlib.suppress(FileNotFoundError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -271,6 +272,20 @@ async def test_a_task_that_never_ends_times_out_its_item_and_a_rerun_waits_for_i
     assert again[timed_out.key].status == "done"
     assert again[timed_out.key].task_id == stuck[0]  # waited for again, not submitted again
     assert len([r for r in fake_maxapi.requests if r.method == "POST"]) == submissions
+
+
+@pytest.mark.fake_maxapi(complete_after_polls=10**9)
+async def test_closing_the_client_under_a_running_batch_raises_client_closed(fake_maxapi: FakeMaxAPI) -> None:
+    client = AsyncMaxAPI(fake_maxapi.api_key, base_url=fake_maxapi.base_url, poll_policy=FAST)
+    batch = client.batch(generations(6), concurrency=2)
+    consumer = asyncio.create_task(batch.gather())
+    with anyio.fail_after(5):
+        while len([r for r in fake_maxapi.requests if r.method == "GET"]) < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+    await client.aclose()
+    with anyio.fail_after(5), pytest.raises(maxapi_async.ClientClosedError):
+        await consumer
+    assert batch.summary is not None
 
 
 async def test_closing_a_batch_early_reports_the_rest_as_cancelled(fake_maxapi: FakeMaxAPI) -> None:

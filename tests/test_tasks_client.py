@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -674,6 +675,63 @@ async def test_closing_the_client_stops_all_polling(fake_maxapi: FakeMaxAPI) -> 
     await asyncio.sleep(0.1)
     assert len(fake_maxapi.requests) == count
     assert client.closed
+
+
+@pytest.mark.fake_maxapi(complete_after_polls=10**9)
+async def test_every_call_and_wait_cut_by_aclose_raises_client_closed(fake_maxapi: FakeMaxAPI) -> None:
+    # One connection: the calls queue for it inside aiohttp, whose session close cancels those waits.
+    client = AsyncMaxAPI(
+        fake_maxapi.api_key,
+        base_url=fake_maxapi.base_url,
+        max_concurrency=1,
+        poll_policy=SLOW_POLLS,
+        retry_policy=RetryPolicy.instant(),
+    )
+    assets = (await client.images.generate("an asset to download", n=3)).images
+    handles = [await client.images.generate(f"queued {i}", wait=False) for i in range(5)]
+    fake_maxapi.add_fault(Fault(delay=5.0, method="POST", times=None))  # holds the one connection
+    posts = len(fake_maxapi.requests_to(GENERATIONS))
+    work: list[asyncio.Task[Any]] = [asyncio.create_task(client.images.generate(f"x{i}")) for i in range(20)]
+    work += [asyncio.create_task(client.models.generate_content(contents=f"y{i}")) for i in range(10)]
+    work += [asyncio.create_task(client.images.generate("z", wait=False)) for _ in range(5)]
+    work += [asyncio.create_task(asset.read()) for asset in assets]
+    work += [asyncio.create_task(h.wait()) for h in handles]
+    work += [asyncio.create_task(h.wait(timeout=30)) for h in handles]
+    work += [asyncio.create_task(handles[0].refresh())]
+    await eventually(lambda: len(fake_maxapi.requests_to(GENERATIONS)) > posts)  # one POST in flight
+    await client.aclose()
+    with anyio.fail_after(5):
+        outcomes = await asyncio.gather(*work, return_exceptions=True)
+    assert not any(task.cancelled() for task in work)
+    assert [type(o).__name__ for o in outcomes] == ["ClientClosedError"] * len(work)
+    charged = [o for o in outcomes if "may have been charged" in str(o)]
+    assert len(charged) == 1  # the POST in flight names its Idempotency-Key
+    assert "Idempotency-Key" in str(charged[0])
+    assert not poller_tasks()
+
+
+async def test_a_callers_own_cancellation_is_still_cancelled_error(fake_maxapi: FakeMaxAPI) -> None:
+    client = AsyncMaxAPI(fake_maxapi.api_key, base_url=fake_maxapi.base_url, max_concurrency=1)
+    fake_maxapi.add_fault(Fault(delay=5.0, method="POST", times=None))
+    holder = asyncio.create_task(client.images.generate("holds the connection"))
+    await eventually(lambda: len(fake_maxapi.requests) == 1)
+    waiting = asyncio.create_task(client.images.generate("waits for the connection"))
+    await asyncio.sleep(0)  # it runs to its wait for the connection
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    both = asyncio.create_task(client.images.generate("cancelled as the client closes"))
+    await asyncio.sleep(0)
+    both.cancel()  # and, in the same step, the client closes
+    await client.aclose()
+    if sys.version_info >= (3, 11):  # only 3.11+ tells a task's own cancellation apart
+        with pytest.raises(asyncio.CancelledError):
+            await both
+    else:
+        with pytest.raises((asyncio.CancelledError, maxapi_async.ClientClosedError)):
+            await both
+    with pytest.raises(maxapi_async.ClientClosedError):
+        await holder
 
 
 async def test_awaiting_a_handle_of_a_closed_client_raises_client_closed(
