@@ -3,8 +3,12 @@
 ``client.batch(items, ...)`` runs requests (each with a caller-chosen ``key``)
 as queued tasks. Submissions run at most ``concurrency`` at a time and at most
 ``max_pending`` tasks wait at once; one item's failure never stops the others
-unless ``fail_fast=True``. Iterate ``async for outcome in batch`` to get
-outcomes as they complete, or ``await batch`` for all of them in input order.
+unless ``fail_fast=True``. When the service refuses a submission with a
+``Retry-After``, submissions pause that long (tasks already submitted keep
+polling); a pause longer than the client's ``task_timeout`` allows stops them,
+and the items not submitted fail with that error, which says when to rerun.
+Iterate ``async for outcome in batch`` to get outcomes as they complete, or
+``await batch`` for all of them in input order.
 
 Crash safety comes from the journal (``journal="run.jsonl"`` or a folder):
 each line is flushed before the step it records is relied on.
@@ -24,6 +28,7 @@ so processes or machines sharing one journal folder split a batch.
 from __future__ import annotations
 
 import asyncio
+import datetime as _dt
 import json
 import os
 import sys
@@ -38,7 +43,7 @@ import attrs
 
 from ._catalog import DEFAULT_MODEL
 from ._client import IDEMPOTENCY_KEY, new_idempotency_key
-from ._errors import ClientClosedError, InvalidRequestError, MaxAPIError, TaskTimeoutError
+from ._errors import APIError, ClientClosedError, InvalidRequestError, MaxAPIError, TaskTimeoutError
 from ._files import key_filename
 from ._gemini import GenerateContentResponse
 from ._handles import TaskHandle
@@ -180,7 +185,11 @@ class Outcome:
     journal) or ``"restored"`` (finished in an earlier run: ``images`` come
     from the journal, ``result`` is ``None``).
     ``cost`` is the estimated credits charged (0 for failures). ``error`` is
-    the exception for a failed item (``None`` otherwise); ``task_id`` the
+    the exception for a failed item (``None`` otherwise): an item whose wait
+    passed the client's ``task_timeout`` has :class:`TaskTimeoutError` (its
+    task runs on; a rerun with the journal waits for it again), and items
+    never submitted because the service asked for too long a pause have its
+    :class:`RateLimitError`; ``task_id`` the
     service's task id when one was assigned; ``files`` the saved images.
     """
 
@@ -384,6 +393,11 @@ class Batch:
         self._committed = 0.0  # estimated spend of finished and in-flight items
         self._stopped_by_budget = False
         self._failed_fast = False
+        # The service's "come back later" (Retry-After on a failed submission): submissions wait
+        # until _resume_at, for at most the client's task_timeout in all; a longer one stops them.
+        self._resume_at = 0.0
+        self._paused = 0.0
+        self._submissions_stopped: APIError | None = None
         self._report: Callable[[BatchProgress], Any] | None = None
         self._close_report: Callable[[], None] | None = None
         self.summary: BatchSummary | None = None
@@ -502,7 +516,7 @@ class Batch:
                 handle = self._client.tasks.from_dict(entry.task)
             else:
                 async with submit_slots:
-                    handle = await self._submit(item, entry)
+                    handle = await self._submit_paced(item, entry)
             self._count(running=+1)
             try:
                 result: Result = await handle
@@ -533,6 +547,62 @@ class Batch:
                 tg.cancel_scope.cancel()
         finally:
             pending_slots.release()
+
+    async def _submit_paced(self, item: BatchItem, entry: _Entry | None) -> TaskHandle[Any]:
+        """:meth:`_submit`, never before the service said it would take submissions again.
+
+        A submission refused with a ``Retry-After`` (a 429, or a 5xx that says when to come
+        back; neither was carried out, so neither is charged) pauses every submission for
+        that long, and this item is submitted again after the pause. Tasks already
+        submitted keep polling meanwhile. A pause that does not fit in what is left of the
+        batch's pausing allowance (the client's ``task_timeout``) stops submissions: this
+        item and every item not yet submitted fail with that error, which says when to
+        rerun.
+        """
+        while True:
+            while True:
+                if self._submissions_stopped is not None:
+                    raise self._submissions_stopped.with_traceback(None)
+                wait = self._resume_at - time.monotonic()
+                if wait <= 0:
+                    break
+                await anyio.sleep(wait)
+            try:
+                return await self._submit(item, entry)
+            except APIError as exc:
+                if not self._pause_for(exc):
+                    raise
+
+    def _pause_for(self, exc: APIError) -> bool:
+        """Whether ``exc`` paused submissions (then the item is submitted again); ``False``
+        when it is an ordinary failure. A pause too long stops submissions and raises."""
+        hint = exc.retry_after
+        if hint is None or exc.status not in self._client.retry_policy.retry_statuses:
+            return False
+        now = time.monotonic()
+        added = max(0.0, now + hint - max(self._resume_at, now))
+        allowance = self._client.task_timeout
+        if allowance is None or self._paused + added <= allowance:
+            self._paused += added
+            self._resume_at = max(self._resume_at, now + hint)
+            return True
+        if self._submissions_stopped is None:
+            left = max(0.0, allowance - self._paused)
+            rerun = _dt.datetime.now(_dt.timezone.utc) + _dt.timedelta(seconds=hint)
+            stopped = type(exc)(
+                f"submissions stopped: the service asked for a pause of {hint:g} s (Retry-After), "
+                f"more than the {left:g} s this batch may still pause (the client's task_timeout); "
+                f"nothing more was submitted. Rerun after {rerun.isoformat(timespec='seconds')} "
+                "(with the same journal, finished items are skipped)",
+                status=exc.status,
+                code=exc.code,
+                request_id=exc.request_id,
+                body=exc.body,
+                retry_after=hint,
+            )
+            stopped.__cause__ = exc
+            self._submissions_stopped = stopped
+        raise self._submissions_stopped.with_traceback(None)
 
     async def _submit(self, item: BatchItem, entry: _Entry | None) -> TaskHandle[Any]:
         # Reuse the key of a submission whose answer never arrived: the service can

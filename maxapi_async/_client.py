@@ -431,7 +431,9 @@ class AsyncMaxAPI:
     ) -> Batch:
         """Run many requests as queued tasks; see :class:`Batch`.
 
-        * ``concurrency`` (16): submissions in flight at once;
+        * ``concurrency`` (16): submissions in flight at once (all paused while the
+          service's ``Retry-After`` lasts, up to ``task_timeout`` in all; a longer
+          one stops submitting, and each item not submitted fails saying when to rerun);
         * ``max_pending`` (1000): tasks submitted and not yet finished at once
           (each polls within the client's ``max_polls_per_second``);
         * ``budget``: estimated credits never to pass: an item whose estimate

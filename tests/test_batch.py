@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -272,6 +274,66 @@ async def test_a_task_that_never_ends_times_out_its_item_and_a_rerun_waits_for_i
     assert again[timed_out.key].status == "done"
     assert again[timed_out.key].task_id == stuck[0]  # waited for again, not submitted again
     assert len([r for r in fake_maxapi.requests if r.method == "POST"]) == submissions
+
+
+# -- a service that asks for a pause ------------------------------------------------------------
+
+
+def submissions(fake: FakeMaxAPI) -> list[float]:
+    """When each submission reached the fake (monotonic seconds)."""
+    return [r.received_at for r in fake.requests if r.method == "POST"]
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+async def test_a_long_retry_after_stops_submissions_at_once_and_says_when_to_rerun(
+    fake_maxapi: FakeMaxAPI, concurrency: int
+) -> None:
+    fake_maxapi.add_fault(Fault(status=429, headers={"Retry-After": "3600"}, method="POST", times=None))
+    items = generations(40)
+    async with AsyncMaxAPI(fake_maxapi.api_key, base_url=fake_maxapi.base_url, poll_policy=FAST) as client:
+        started = time.time()
+        with anyio.fail_after(5):
+            outcomes = await client.batch(items, concurrency=concurrency)
+    # Only what was in flight when the first answer came: never a second round, never 40.
+    assert len(submissions(fake_maxapi)) == (1 if concurrency == 1 else concurrency)
+    assert [o.status for o in outcomes] == ["failed"] * len(items)
+    errors = [o.error for o in outcomes]
+    assert all(isinstance(e, maxapi_async.RateLimitError) and e.retry_after == 3600 for e in errors)
+    stopped = errors[-1]
+    assert isinstance(stopped, maxapi_async.RateLimitError)
+    assert "Rerun after " in str(stopped)
+    rerun = dt.datetime.fromisoformat(str(stopped).split("Rerun after ")[1].split(" ")[0])
+    assert abs(rerun.timestamp() - (started + 3600)) < 60
+    assert not any(o.task_id for o in outcomes)
+
+
+@pytest.mark.fake_maxapi(complete_after_seconds=0.4)
+async def test_a_short_retry_after_pauses_submissions_while_submitted_tasks_keep_polling(
+    fake_maxapi: FakeMaxAPI,
+) -> None:
+    def second_submission_is_refused(origin: str, method: str, path: str) -> Fault | None:
+        if method == "POST" and len(submissions(fake_maxapi)) == 2:
+            return Fault(status=429, headers={"Retry-After": "0.5"})
+        return None
+
+    fake_maxapi.fault_source = second_submission_is_refused
+    async with AsyncMaxAPI(
+        fake_maxapi.api_key,
+        base_url=fake_maxapi.base_url,
+        poll_policy=FAST,
+        max_polls_per_second=10_000,
+        retry_policy=maxapi_async.RetryPolicy.none(),  # the 429 reaches the batch at once
+    ) as client:
+        with anyio.fail_after(5):
+            outcomes = await client.batch(generations(4), concurrency=1)
+    assert [o.status for o in outcomes] == ["done"] * 4  # the refused item went again after the pause
+    _, refused, after, *rest = submissions(fake_maxapi)
+    assert len(rest) == 2
+    assert after - refused >= 0.5
+    polls_meanwhile = [
+        r for r in fake_maxapi.requests if r.method == "GET" and refused < r.received_at < after
+    ]
+    assert polls_meanwhile  # the first task was polled during the pause
 
 
 @pytest.mark.fake_maxapi(complete_after_polls=10**9)
