@@ -25,23 +25,11 @@ The server needs an asyncio event loop (aiohttp); it does not run under trio.
 
 from __future__ import annotations
 
+from ._errors import google_error, openai_error, platform_error
+from ._faults import AfterHandler, Fault, FaultSource
 from ._png import make_png, png_size, sniff_image_type
-from ._server import (
-    DEFAULT_API_KEY,
-    AfterHandler,
-    FakeMaxAPI,
-    Fault,
-    FaultSource,
-    Origin,
-    PollUrlStyle,
-    RecordedFile,
-    RecordedRequest,
-    StoredAsset,
-    TaskStyle,
-    google_error,
-    openai_error,
-    platform_error,
-)
+from ._recording import Origin, RecordedFile, RecordedRequest
+from ._server import DEFAULT_API_KEY, FakeMaxAPI, PollUrlStyle, StoredAsset, TaskStyle
 
 __all__ = [
     "DEFAULT_API_KEY",

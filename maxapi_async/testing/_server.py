@@ -30,43 +30,42 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextvars
 import datetime as _dt
 import itertools
-import json
 import re
 import secrets
 import time
 import zlib
-from collections.abc import Callable, Mapping
-from http import HTTPStatus
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Final, Literal
 
 import attrs
-from aiohttp import BodyPartReader, hdrs, web
-from aiohttp.typedefs import Handler, Middleware
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
 
 from .._catalog import ROUTE_MODES, ModelSpec, lookup_model
+from ._errors import ApiError, bad
+from ._faults import Fault, FaultScript, FaultSource, break_answer, drop_connection, fault_response
+from ._middleware import check_auth, middleware
 from ._png import make_png, png_size, sniff_image_type
+from ._recording import (
+    IMAGE_FIELD,
+    Origin,
+    RecordedRequest,
+    bare_record,
+    current_record,
+    record_request,
+    set_current_record,
+)
 
 __all__ = [
     "DEFAULT_API_KEY",
-    "AfterHandler",
     "FakeMaxAPI",
-    "Fault",
-    "FaultSource",
-    "Origin",
     "PollUrlStyle",
-    "RecordedFile",
-    "RecordedRequest",
     "StoredAsset",
     "TaskStyle",
-    "google_error",
-    "openai_error",
-    "platform_error",
 ]
-
 #: The API key a :class:`FakeMaxAPI` accepts unless told otherwise.
 DEFAULT_API_KEY: Final = "sk-fake-maxapi-test-key"
 
@@ -74,12 +73,6 @@ DEFAULT_API_KEY: Final = "sk-fake-maxapi-test-key"
 TaskStyle = Literal["plain", "envelope", "camel", "result_data"]
 #: What a task object's ``poll_url`` holds (see :class:`FakeMaxAPI`).
 PollUrlStyle = Literal["relative", "absolute", "foreign", "none"]
-#: Which of the fake's servers a :class:`Fault` applies to.
-Origin = Literal["api", "cdn"]
-#: How a :class:`Fault` breaks an answer after the route's handler ran.
-AfterHandler = Literal["reset", "truncate", "abort_mid_body"]
-#: Called for every request no scripted fault matches: ``(origin, method, path)`` -> a fault or None.
-FaultSource = Callable[[Origin, str, str], "Fault | None"]
 
 _TASK_STYLES: Final = ("plain", "envelope", "camel", "result_data")
 _POLL_URL_STYLES: Final = ("relative", "absolute", "foreign", "none")
@@ -89,194 +82,13 @@ _TOKENS_PER_REFERENCE: Final = 258
 _FALLBACK_SIZE: Final = (1024, 1024)
 _FALLBACK_MAX_N: Final = 10
 _SEEDS: Final = 16
-_CURRENT_RECORD: contextvars.ContextVar[RecordedRequest] = contextvars.ContextVar("_CURRENT_RECORD")
-_IMAGE_FIELD = re.compile(r"^image(\[\d*\])?$")
 _JSON = Any  # a decoded JSON value
-
-_GRPC_STATUS: Final[Mapping[int, str]] = {
-    400: "INVALID_ARGUMENT",
-    401: "UNAUTHENTICATED",
-    402: "FAILED_PRECONDITION",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    405: "UNIMPLEMENTED",
-    408: "DEADLINE_EXCEEDED",
-    409: "ABORTED",
-    413: "INVALID_ARGUMENT",
-    422: "INVALID_ARGUMENT",
-    429: "RESOURCE_EXHAUSTED",
-    499: "CANCELLED",
-    500: "INTERNAL",
-    501: "UNIMPLEMENTED",
-    502: "UNAVAILABLE",
-    503: "UNAVAILABLE",
-    504: "DEADLINE_EXCEEDED",
-}
-
-_OPENAI_TYPE: Final[Mapping[int, str]] = {
-    402: "insufficient_quota",
-    403: "permission_error",
-    429: "rate_limit_error",
-}
 
 _DEFAULT_FAILURE_MESSAGES: Final[Mapping[str, str]] = {
     "CONTENT_MODERATION": "The request was rejected by content moderation.",
     "INVALID_PARAMETERS": "The request parameters were rejected by the upstream model.",
     "INSUFFICIENT_POINTS": "Insufficient credits to run this task.",
 }
-
-
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"HTTP {status}"
-
-
-def openai_error(
-    status: int,
-    message: str | None = None,
-    code: str | None = None,
-    *,
-    type: str | None = None,  # the wire field is called "type"
-    param: str | None = None,
-) -> dict[str, Any]:
-    """An OpenAI-style error body: ``{"error": {"message", "type", "param", "code"}}``.
-
-    ``message`` defaults to the status's reason phrase; ``type`` to ``insufficient_quota`` (402),
-    ``permission_error`` (403), ``rate_limit_error`` (429), ``server_error`` (5xx) or
-    ``invalid_request_error``; ``param`` and ``code`` to ``None``.
-    """
-    if type is None:
-        type = "server_error" if status >= 500 else _OPENAI_TYPE.get(status, "invalid_request_error")
-    return {
-        "error": {
-            "message": message if message is not None else _reason(status),
-            "type": type,
-            "param": param,
-            "code": code,
-        }
-    }
-
-
-def google_error(
-    status: int,
-    message: str | None = None,
-    grpc_status: str | None = None,
-    *,
-    details: list[Any] | None = None,
-) -> dict[str, Any]:
-    """A Google-style error body: ``{"error": {"code", "message", "status", "details"}}``.
-
-    ``message`` defaults to the reason phrase; ``grpc_status`` to the canonical word for the
-    HTTP status (429 -> ``RESOURCE_EXHAUSTED``, 401 -> ``UNAUTHENTICATED``, unknown ->
-    ``UNKNOWN``); ``details`` to ``[]``.
-    """
-    return {
-        "error": {
-            "code": status,
-            "message": message if message is not None else _reason(status),
-            "status": grpc_status or _GRPC_STATUS.get(status, "UNKNOWN"),
-            "details": list(details) if details is not None else [],
-        }
-    }
-
-
-def platform_error(code: int, msg: str | None = None) -> dict[str, Any]:
-    """A task-platform error body: ``{"code": 402, "msg": "..."}`` (``msg`` defaults to the
-    reason phrase of ``code`` read as an HTTP status)."""
-    return {"code": code, "msg": msg if msg is not None else _reason(code)}
-
-
-@attrs.frozen
-class RecordedFile:
-    """One file part of a recorded ``multipart/form-data`` request."""
-
-    field: str
-    filename: str | None
-    content_type: str | None
-    data: bytes
-
-
-@attrs.frozen
-class RecordedRequest:
-    """One request as the fake received it.
-
-    ``headers`` keeps the names as sent (a plain dict; lookups are case-sensitive, repeated
-    headers keep the last value). ``json`` is the parsed body when it was valid JSON, else
-    ``None``. For ``multipart/form-data`` requests ``form`` holds the text fields and
-    ``files`` the file parts, and ``body`` is empty; otherwise ``body`` is the raw body.
-    ``received_at`` is :func:`time.monotonic` at arrival. ``request_id`` is the
-    ``x-request-id`` the fake answered with; ``origin`` says which server got it.
-    """
-
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    json: Any
-    form: dict[str, str]
-    files: list[RecordedFile]
-    received_at: float
-    body: bytes = b""
-    request_id: str = ""
-    origin: Origin = "api"
-
-    def header(self, name: str) -> str | None:
-        """A header's value looked up case-insensitively, or ``None``."""
-        lowered = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == lowered:
-                return value
-        return None
-
-
-@attrs.frozen
-class Fault:
-    """A scripted answer for the next matching request(s).
-
-    Defaults: ``status=None``, ``body=None``, ``headers={}``, ``delay=0.0``, ``times=1``,
-    ``path=None``, ``method=None``, ``origin="api"``, ``reset=False``, ``after_handler=None``.
-
-    * ``delay``: seconds to wait before doing anything else.
-    * ``status``: answer with this status. ``None`` with ``body=None`` means "answer normally"
-      (a pure delay); ``None`` with a body means 500.
-    * ``body``: bytes are sent as they are, ``str`` as UTF-8 text, anything else JSON-encoded.
-      ``None`` with a status gives an error body in the route's own style (OpenAI on ``/v1``,
-      Google on ``/v1beta``, plain text on the CDN).
-    * ``headers``: extra answer headers (e.g. ``{"Retry-After": "2"}``); a ``Content-Type``
-      here overrides the guessed one.
-    * ``reset``: drop the connection without answering (the client sees a disconnect). Note
-      that aiohttp's client retries an idempotent request (GET, HEAD, ...) once after a
-      disconnect, so use ``times=2`` to make a download fail.
-    * ``after_handler``: run the route's handler first (a queued submission creates its task,
-      an asset is served), then break its answer: ``"reset"`` drops the connection,
-      ``"truncate"`` answers with the first half of the body (valid HTTP, unreadable JSON),
-      ``"abort_mid_body"`` announces the full ``Content-Length``, sends half and closes the
-      connection. ``status``, ``body`` and ``reset`` are then ignored; ``delay`` still comes first.
-    * ``times``: how many requests the fault applies to; ``None`` = until cleared.
-    * ``path`` (prefix match) and ``method`` restrict which requests match; ``None`` = any.
-    * ``origin``: ``"api"`` or ``"cdn"``.
-    """
-
-    status: int | None = None
-    body: bytes | str | Mapping[str, Any] | list[Any] | None = None
-    headers: Mapping[str, str] = attrs.field(factory=dict)
-    delay: float = 0.0
-    times: int | None = 1
-    path: str | None = None
-    method: str | None = None
-    origin: Origin = "api"
-    reset: bool = False
-    after_handler: AfterHandler | None = None
-
-    def matches(self, origin: Origin, method: str, path: str) -> bool:
-        """Whether this fault applies to a request."""
-        if origin != self.origin:
-            return False
-        if self.method is not None and self.method.upper() != method.upper():
-            return False
-        return self.path is None or path.startswith(self.path)
 
 
 @attrs.frozen
@@ -294,36 +106,6 @@ class StoredAsset:
     def expires_at(self) -> float:
         """Unix time the real CDN would drop the asset (7 days after creation)."""
         return self.created_at + _ASSET_TTL
-
-
-class _ApiError(Exception):
-    """A 4xx the handlers raise; the middleware renders it in the route's style."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        param: str | None = None,
-        code: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.param = param
-        self.code = code
-        self.headers = dict(headers or {})
-
-
-def _bad(param: str | None, message: str, code: str = "invalid_value") -> _ApiError:
-    return _ApiError(400, message, param=param, code=code)
-
-
-@attrs.define
-class _FaultSlot:
-    fault: Fault
-    remaining: int | None
 
 
 @attrs.frozen
@@ -362,11 +144,6 @@ class _Task:
     result: Any
     failure: _Failure | None
     polls: int = 0
-
-
-def _is_native(path: str) -> bool:
-    """Whether ``path`` is on the Gemini-native surface (Google auth and error bodies)."""
-    return path.startswith(("/v1beta/", "/v1/models/", "/v1/operations/")) or path == "/v1beta"
 
 
 def _is_int(value: object) -> bool:
@@ -492,7 +269,7 @@ class FakeMaxAPI:
         self.created_tasks = 0
         #: Queued submissions whose ``Idempotency-Key`` had already created a task.
         self.repeated_submissions = 0
-        self._faults: list[_FaultSlot] = []
+        self._faults = FaultScript()
         self._task_failures: list[_Failure] = []
         self._blocks: list[_Block] = []
         self._ids = itertools.count(1)
@@ -510,7 +287,10 @@ class FakeMaxAPI:
         """Bind both servers to 127.0.0.1 on ephemeral ports; returns ``self``."""
         if self._api_runner is not None or self._closed:
             raise RuntimeError("FakeMaxAPI can be started only once")
-        api_app = web.Application(middlewares=[self._middleware("api")], client_max_size=64 * 1024 * 1024)
+        api_app = web.Application(
+            middlewares=[middleware("api", self._dispatch, self._next_request_id)],
+            client_max_size=64 * 1024 * 1024,
+        )
         api_app.router.add_post("/v1/images/generations", self._generations)
         api_app.router.add_post("/v1/images/edits", self._edits)
         api_app.router.add_get("/v1/images/generations/{task_id}", self._poll_generations)
@@ -519,7 +299,7 @@ class FakeMaxAPI:
         for version in ("v1beta", "v1"):
             api_app.router.add_post(f"/{version}/models/{{tail:.+}}", self._gemini)
             api_app.router.add_get(f"/{version}/operations/{{tail:.+}}", self._operation)
-        cdn_app = web.Application(middlewares=[self._middleware("cdn")])
+        cdn_app = web.Application(middlewares=[middleware("cdn", self._dispatch, self._next_request_id)])
         cdn_app.router.add_get("/assets/{name}", self._cdn_asset)
         cdn_app.router.add_get("/mirror/{name}", self._cdn_asset)
         try:
@@ -603,9 +383,7 @@ class FakeMaxAPI:
 
     def add_fault(self, fault: Fault) -> Fault:
         """Queue a :class:`Fault`; faults are tried in the order they were added."""
-        if fault.times is not None and fault.times < 1:
-            raise ValueError("Fault.times must be >= 1 or None")
-        self._faults.append(_FaultSlot(fault, fault.times))
+        self._faults.add(fault)
         return fault
 
     def fail_next(
@@ -661,30 +439,13 @@ class FakeMaxAPI:
         """The recorded API requests whose path starts with ``path_prefix``."""
         return [r for r in self.requests if r.path.startswith(path_prefix)]
 
-    # ------------------------------------------------------------------ middleware
+    # ------------------------------------------------------------------ the request path
 
     def _next_id(self, prefix: str) -> str:
         return f"{prefix}{self._instance}{next(self._ids):08x}"
 
-    def _middleware(self, origin: Origin) -> Middleware:
-        @web.middleware
-        async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-            request_id = f"req_{self._instance}{next(self._request_ids):08x}"
-            try:
-                response = await self._dispatch(origin, request, handler, request_id)
-            except _ApiError as exc:
-                response = self._error_response(
-                    origin, request.path, exc.status, exc.message, exc.param, exc.code
-                )
-                response.headers.update(exc.headers)
-            except web.HTTPException as exc:
-                response = self._error_response(origin, request.path, exc.status, exc.reason, None, None)
-                if exc.status == 405 and hdrs.ALLOW in exc.headers:
-                    response.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
-            response.headers["x-request-id"] = request_id
-            return response
-
-        return middleware
+    def _next_request_id(self) -> str:
+        return f"req_{self._instance}{next(self._request_ids):08x}"
 
     async def _dispatch(
         self,
@@ -693,14 +454,18 @@ class FakeMaxAPI:
         handler: Handler,
         request_id: str,
     ) -> web.StreamResponse:
+        """Record the request, apply a scripted fault, check the key, run the route.
+
+        The middleware calls this for every request; a subclass may wrap it.
+        """
         log = self.requests if origin == "api" else self.cdn_requests
         try:
-            record = await self._record(origin, request, request_id)
-        except _ApiError:
-            log.append(self._bare_record(origin, request, request_id))
+            record = await record_request(origin, request, request_id)
+        except ApiError:
+            log.append(bare_record(origin, request, request_id))
             raise
         log.append(record)
-        _CURRENT_RECORD.set(record)
+        set_current_record(record)
         fault = self._take_fault(origin, request.method, request.path)
         if fault is None and self.fault_source is not None:
             fault = self.fault_source(origin, request.method, request.path)
@@ -711,205 +476,30 @@ class FakeMaxAPI:
                 if fault.reset:
                     await self._drop_connection(request)
                 if fault.status is not None or fault.body is not None:
-                    return self._fault_response(origin, request.path, fault)
+                    return fault_response(origin, request.path, fault)
         if origin == "api":
-            self._check_auth(request)
+            check_auth(request, self.api_key)
         response = await handler(request)
         if fault is not None and fault.after_handler is not None:
-            return await self._break_answer(request, response, fault.after_handler)
+            return await break_answer(request, response, fault.after_handler)
         return response
-
-    async def _break_answer(
-        self, request: web.Request, response: web.StreamResponse, how: AfterHandler
-    ) -> web.StreamResponse:
-        """Break an answer the handler produced (see :attr:`Fault.after_handler`)."""
-        body = response.body if isinstance(response, web.Response) else None
-        if how == "reset" or not isinstance(body, bytes):
-            await self._drop_connection(request)
-        assert isinstance(response, web.Response)
-        assert isinstance(body, bytes)
-        if how == "truncate":
-            cut = web.Response(status=response.status, body=body[: len(body) // 2])
-            cut.content_type = response.content_type
-            return cut
-        stream = web.StreamResponse(status=response.status)
-        stream.content_type = response.content_type
-        stream.content_length = len(body)
-        await stream.prepare(request)
-        await stream.write(body[: len(body) // 2])
-        if request.transport is not None:
-            request.transport.close()  # a FIN after the partial body, unlike reset's abort
-        # connection_lost cancels this handler (handler_cancellation=True); the timeout guards
-        # the server's shutdown.
-        await asyncio.sleep(5)
-        raise ConnectionResetError("answer cut mid-body by a scripted fault")
-
-    @staticmethod
-    def _bare_record(origin: Origin, request: web.Request, request_id: str) -> RecordedRequest:
-        return RecordedRequest(
-            method=request.method,
-            path=request.path,
-            query={str(k): v for k, v in request.query.items()},
-            headers={str(k): v for k, v in request.headers.items()},
-            json=None,
-            form={},
-            files=[],
-            received_at=time.monotonic(),
-            request_id=request_id,
-            origin=origin,
-        )
-
-    async def _record(self, origin: Origin, request: web.Request, request_id: str) -> RecordedRequest:
-        received_at = time.monotonic()
-        form: dict[str, str] = {}
-        files: list[RecordedFile] = []
-        body = b""
-        parsed: Any = None
-        if request.content_type == "multipart/form-data":
-            await self._read_multipart(request, form, files)
-        else:
-            body = await request.read()
-            if body:
-                try:
-                    parsed = json.loads(body)
-                except ValueError:
-                    parsed = None
-        return RecordedRequest(
-            method=request.method,
-            path=request.path,
-            query={str(k): v for k, v in request.query.items()},
-            headers={str(k): v for k, v in request.headers.items()},
-            json=parsed,
-            form=form,
-            files=files,
-            received_at=received_at,
-            body=body,
-            request_id=request_id,
-            origin=origin,
-        )
-
-    @staticmethod
-    async def _read_multipart(request: web.Request, form: dict[str, str], files: list[RecordedFile]) -> None:
-        try:
-            reader = await request.multipart()
-            while True:
-                part = await reader.next()
-                if part is None:
-                    break
-                if not isinstance(part, BodyPartReader):
-                    raise _bad(None, "nested multipart bodies are not supported")
-                data = bytes(await part.read(decode=True))
-                name = part.name or ""
-                if part.filename is not None or _IMAGE_FIELD.match(name) or name == "mask":
-                    content_type = part.headers.get(hdrs.CONTENT_TYPE)
-                    files.append(RecordedFile(name, part.filename, content_type, data))
-                else:
-                    form[name] = data.decode(part.get_charset("utf-8"))
-        except (ValueError, LookupError, AssertionError) as exc:
-            raise _bad(None, f"malformed multipart body: {exc}") from exc
 
     def _take_fault(self, origin: Origin, method: str, path: str) -> Fault | None:
-        for slot in self._faults:
-            if slot.fault.matches(origin, method, path):
-                if slot.remaining is not None:
-                    slot.remaining -= 1
-                    if slot.remaining <= 0:
-                        self._faults.remove(slot)
-                return slot.fault
-        return None
+        """The scripted fault for a request, if one matches; a subclass may add its own."""
+        return self._faults.take(origin, method, path)
 
-    @staticmethod
-    async def _drop_connection(request: web.Request) -> None:
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
-        # connection_lost cancels this handler (handler_cancellation=True); the timeout is a
-        # guard so a handler can never hang the server's shutdown.
-        await asyncio.sleep(5)
-        raise ConnectionResetError("connection dropped by a scripted fault")
-
-    def _fault_response(self, origin: Origin, path: str, fault: Fault) -> web.Response:
-        status = fault.status if fault.status is not None else 500
-        body = fault.body
-        content_type: str
-        payload: bytes
-        if body is None:
-            if origin == "cdn":
-                payload, content_type = _reason(status).encode(), "text/plain"
-            else:
-                payload = json.dumps(self._error_body(path, status, _reason(status))).encode()
-                content_type = "application/json"
-        elif isinstance(body, bytes):
-            payload = body
-            try:
-                json.loads(body)
-                content_type = "application/json"
-            except ValueError:
-                content_type = "text/plain"
-        elif isinstance(body, str):
-            payload, content_type = body.encode(), "text/plain; charset=utf-8"
-        else:
-            payload, content_type = json.dumps(body).encode(), "application/json"
-        response = web.Response(status=status, body=payload)
-        response.headers[hdrs.CONTENT_TYPE] = content_type
-        response.headers.update(fault.headers)
-        return response
-
-    @staticmethod
-    def _error_body(
-        path: str,
-        status: int,
-        message: str,
-        param: str | None = None,
-        code: str | None = None,
-    ) -> dict[str, Any]:
-        if _is_native(path):
-            return google_error(status, message)
-        return openai_error(status, message, code, param=param)
-
-    def _error_response(
-        self,
-        origin: Origin,
-        path: str,
-        status: int,
-        message: str,
-        param: str | None,
-        code: str | None,
-    ) -> web.Response:
-        if origin == "cdn":
-            return web.Response(status=status, text=message)
-        return web.json_response(self._error_body(path, status, message, param, code), status=status)
-
-    def _check_auth(self, request: web.Request) -> None:
-        native = _is_native(request.path)
-        presented: list[str] = []
-        authorization = request.headers.get(hdrs.AUTHORIZATION)
-        if authorization is not None:
-            scheme, _, token = authorization.partition(" ")
-            if scheme.lower() == "bearer":
-                presented.append(token.strip())
-        if native:
-            presented.extend(request.headers.getall("x-goog-api-key", []))
-            presented.extend(request.query.getall("key", []))
-        if self.api_key in presented:
-            return
-        if not presented:
-            message = "Missing API key: send 'Authorization: Bearer <key>'."
-        else:
-            message = "Incorrect API key provided."
-        raise _ApiError(401, message, code="invalid_api_key")
+    _drop_connection = staticmethod(drop_connection)
 
     # ------------------------------------------------------------------ images (OpenAI shape)
 
     @staticmethod
     def _record_of(request: web.Request) -> RecordedRequest:
-        # The middleware and the handler run in the same task, hence the same context.
-        return _CURRENT_RECORD.get()
+        return current_record()
 
     async def _generations(self, request: web.Request) -> web.Response:
         record = self._record_of(request)
         if not isinstance(record.json, dict):
-            raise _bad(None, "The request body must be a JSON object.")
+            raise bad(None, "The request body must be a JSON object.")
         params = self._parse_params(record.json, multipart=False)
         size = self._output_size(params, None)
         return await self._answer_images(request, "generations", params, size, references=0)
@@ -917,22 +507,22 @@ class FakeMaxAPI:
     async def _edits(self, request: web.Request) -> web.Response:
         record = self._record_of(request)
         if request.content_type != "multipart/form-data":
-            raise _bad(
+            raise bad(
                 "image",
                 "The edits endpoint takes a multipart/form-data body with 'image[]' file parts.",
                 "missing_required_parameter",
             )
-        images = [f for f in record.files if _IMAGE_FIELD.match(f.field)]
+        images = [f for f in record.files if IMAGE_FIELD.match(f.field)]
         if not images:
-            raise _bad(
+            raise bad(
                 "image", "At least one image is required (field 'image[]').", "missing_required_parameter"
             )
         for upload in [*images, *(f for f in record.files if f.field == "mask")]:
             param = "mask" if upload.field == "mask" else "image"
             if not upload.filename:
-                raise _bad(param, f"The '{upload.field}' part must have a filename.")
+                raise bad(param, f"The '{upload.field}' part must have a filename.")
             if sniff_image_type(upload.data) is None:
-                raise _bad(
+                raise bad(
                     param,
                     f"Invalid image file '{upload.filename}': expected PNG, JPEG, WEBP or GIF.",
                     "invalid_image_format",
@@ -946,18 +536,18 @@ class FakeMaxAPI:
 
         model = fields.get("model")
         if model is None or model == "":
-            raise _bad("model", "Missing required parameter: 'model'.", "missing_required_parameter")
+            raise bad("model", "Missing required parameter: 'model'.", "missing_required_parameter")
         if not isinstance(model, str):
-            raise _bad("model", "'model' must be a string.")
+            raise bad("model", "'model' must be a string.")
         spec = lookup_model(model)
 
         prompt = fields.get("prompt")
         if prompt is None:
-            raise _bad("prompt", "Missing required parameter: 'prompt'.", "missing_required_parameter")
+            raise bad("prompt", "Missing required parameter: 'prompt'.", "missing_required_parameter")
         if not isinstance(prompt, str):
-            raise _bad("prompt", "'prompt' must be a string.")
+            raise bad("prompt", "'prompt' must be a string.")
         if not prompt.strip():
-            raise _bad("prompt", "'prompt' must not be empty.")
+            raise bad("prompt", "'prompt' must not be empty.")
 
         max_n = spec.max_n if spec is not None else _FALLBACK_MAX_N
         raw_n = opt("n")
@@ -966,16 +556,16 @@ class FakeMaxAPI:
             if multipart and isinstance(raw_n, str) and raw_n.strip().isdigit():
                 raw_n = int(raw_n.strip())
             if not _is_int(raw_n) or not 1 <= raw_n <= max_n:
-                raise _bad("n", f"'n' must be an integer between 1 and {max_n}.")
+                raise bad("n", f"'n' must be an integer between 1 and {max_n}.")
             n = int(raw_n)
 
         aspect_ratio = opt("aspect_ratio")
         if aspect_ratio is not None:
             if not isinstance(aspect_ratio, str):
-                raise _bad("aspect_ratio", "'aspect_ratio' must be a string such as '16:9'.")
+                raise bad("aspect_ratio", "'aspect_ratio' must be a string such as '16:9'.")
             if spec is not None and aspect_ratio not in spec.aspect_ratios:
                 allowed = ", ".join(spec.aspect_ratios)
-                raise _bad(
+                raise bad(
                     "aspect_ratio",
                     f"Invalid aspect_ratio '{aspect_ratio}' for {spec.id}; allowed: {allowed}.",
                 )
@@ -984,7 +574,7 @@ class FakeMaxAPI:
         if spec is not None and spec.accepts_resolution and resolution is not None:
             if resolution not in spec.resolutions:
                 allowed = ", ".join(spec.resolutions)
-                raise _bad(
+                raise bad(
                     "resolution",
                     f"Invalid resolution {resolution!r} for {spec.id}; allowed: {allowed}.",
                 )
@@ -993,17 +583,17 @@ class FakeMaxAPI:
 
         route_mode = opt("route_mode")
         if route_mode is not None and route_mode not in ROUTE_MODES:
-            raise _bad("route_mode", f"'route_mode' must be one of {', '.join(ROUTE_MODES)}.")
+            raise bad("route_mode", f"'route_mode' must be one of {', '.join(ROUTE_MODES)}.")
 
         response_format = opt("response_format")
         if response_format is None:
             response_format = "url"
         elif response_format not in ("url", "b64_json"):
-            raise _bad("response_format", "'response_format' must be 'url' or 'b64_json'.")
+            raise bad("response_format", "'response_format' must be 'url' or 'b64_json'.")
 
         asset_delivery = opt("asset_delivery")
         if asset_delivery is not None and asset_delivery != "mirror":
-            raise _bad("asset_delivery", "'asset_delivery' must be 'mirror' when given.")
+            raise bad("asset_delivery", "'asset_delivery' must be 'mirror' when given.")
 
         queued = opt("async")
         if queued is None:
@@ -1011,7 +601,7 @@ class FakeMaxAPI:
         elif multipart and isinstance(queued, str) and queued.lower() in ("true", "false"):
             queued = queued.lower() == "true"
         elif not isinstance(queued, bool):
-            raise _bad("async", "'async' must be a boolean.")
+            raise bad("async", "'async' must be a boolean.")
 
         return _ImageParams(
             model=model,
@@ -1205,7 +795,7 @@ class FakeMaxAPI:
     def _find_task(self, task_id: str, kind: str) -> _Task:
         task = self._tasks.get(task_id)
         if task is None or task.kind != kind:
-            raise _ApiError(404, f"No task found with id '{task_id}'.", code="task_not_found")
+            raise ApiError(404, f"No task found with id '{task_id}'.", code="task_not_found")
         return task
 
     async def _poll_generations(self, request: web.Request) -> web.Response:
@@ -1222,26 +812,26 @@ class FakeMaxAPI:
         tail = request.match_info["tail"]
         model, sep, action = tail.rpartition(":")
         if not sep or action != "generateContent" or not model:
-            raise _ApiError(404, f"Unknown method '{tail}'.")
+            raise ApiError(404, f"Unknown method '{tail}'.")
         model = model.removeprefix("models/")
         spec = lookup_model(model)
         record = self._record_of(request)
         body = record.json
         if not isinstance(body, dict):
-            raise _bad(None, "Invalid JSON payload: the body must be a JSON object.")
+            raise bad(None, "Invalid JSON payload: the body must be a JSON object.")
 
         route_mode = request.headers.get("X-MaxAPI-Route-Mode")
         if route_mode is not None and route_mode not in ROUTE_MODES:
-            raise _bad(None, f"X-MaxAPI-Route-Mode must be one of {', '.join(ROUTE_MODES)}.")
+            raise bad(None, f"X-MaxAPI-Route-Mode must be one of {', '.join(ROUTE_MODES)}.")
         async_header = request.headers.get("X-MaxAPI-Async", "false").strip().lower()
         if async_header not in ("true", "false", "1", "0"):
-            raise _bad(None, "X-MaxAPI-Async must be 'true' or 'false'.")
+            raise bad(None, "X-MaxAPI-Async must be 'true' or 'false'.")
         queued = async_header in ("true", "1")
 
         prompt, references = self._gemini_contents(body)
         config = _get(body, "generationConfig", "generation_config") or {}
         if not isinstance(config, dict):
-            raise _bad(None, "generationConfig must be an object.")
+            raise bad(None, "generationConfig must be an object.")
         modalities = _get(config, "responseModalities", "response_modalities")
         if modalities is None:
             want_text = want_image = True
@@ -1251,23 +841,23 @@ class FakeMaxAPI:
             upper = {m.upper() for m in modalities}
             want_text, want_image = "TEXT" in upper, "IMAGE" in upper
         else:
-            raise _bad(None, "responseModalities must be a list of 'TEXT' / 'IMAGE'.")
+            raise bad(None, "responseModalities must be a list of 'TEXT' / 'IMAGE'.")
         image_config = _get(config, "imageConfig", "image_config") or {}
         if not isinstance(image_config, dict):
-            raise _bad(None, "imageConfig must be an object.")
+            raise bad(None, "imageConfig must be an object.")
         aspect_ratio = _get(image_config, "aspectRatio", "aspect_ratio")
         image_size = _get(image_config, "imageSize", "image_size")
         if aspect_ratio is not None and (
             not isinstance(aspect_ratio, str) or (spec is not None and aspect_ratio not in spec.aspect_ratios)
         ):
-            raise _bad(None, f"Unsupported aspect ratio: {aspect_ratio!r}.")
+            raise bad(None, f"Unsupported aspect ratio: {aspect_ratio!r}.")
         if (
             spec is not None
             and spec.accepts_resolution
             and image_size is not None
             and image_size not in spec.resolutions
         ):
-            raise _bad(None, f"Unsupported image size: {image_size!r}.")
+            raise bad(None, f"Unsupported image size: {image_size!r}.")
 
         params = _ImageParams(
             model=model,
@@ -1312,16 +902,16 @@ class FakeMaxAPI:
     def _gemini_contents(body: Mapping[str, Any]) -> tuple[str, list[bytes]]:
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
-            raise _bad(None, "* GenerateContentRequest.contents: contents is not specified")
+            raise bad(None, "* GenerateContentRequest.contents: contents is not specified")
         texts: list[str] = []
         references: list[bytes] = []
         for content in contents:
             parts = content.get("parts") if isinstance(content, dict) else None
             if not isinstance(parts, list) or not parts:
-                raise _bad(None, "* GenerateContentRequest.contents.parts: must not be empty")
+                raise bad(None, "* GenerateContentRequest.contents.parts: must not be empty")
             for part in parts:
                 if not isinstance(part, dict):
-                    raise _bad(None, "Each part must be an object.")
+                    raise bad(None, "Each part must be an object.")
                 text = part.get("text")
                 inline = _get(part, "inlineData", "inline_data")
                 if isinstance(text, str):
@@ -1331,17 +921,17 @@ class FakeMaxAPI:
                     mime = _get(inline, "mimeType", "mime_type")
                     data = inline.get("data")
                     if not isinstance(mime, str) or not isinstance(data, str):
-                        raise _bad(None, "inlineData needs 'mimeType' and base64 'data'.")
+                        raise bad(None, "inlineData needs 'mimeType' and base64 'data'.")
                     try:
                         raw = base64.b64decode(data, validate=True)
                     except (binascii.Error, ValueError) as exc:
-                        raise _bad(None, "inlineData.data is not valid base64.") from exc
+                        raise bad(None, "inlineData.data is not valid base64.") from exc
                     if sniff_image_type(raw) is None:
-                        raise _bad(None, "inlineData.data is not a PNG, JPEG, WEBP or GIF image.")
+                        raise bad(None, "inlineData.data is not a PNG, JPEG, WEBP or GIF image.")
                     references.append(raw)
         prompt = "\n".join(t for t in texts if t.strip())
         if not prompt:
-            raise _bad(None, "The request must contain at least one non-empty text part.")
+            raise bad(None, "The request must contain at least one non-empty text part.")
         return prompt, references
 
     def _next_block(self) -> _Block | None:
@@ -1448,7 +1038,7 @@ class FakeMaxAPI:
         op_id = request.match_info["tail"].removeprefix("operations/")
         task = self._tasks.get(op_id)
         if task is None or task.kind != "operation":
-            raise _ApiError(404, f"Operation 'operations/{op_id}' not found.")
+            raise ApiError(404, f"Operation 'operations/{op_id}' not found.")
         return self._operation_response(task, *self._advance(task))
 
     # ------------------------------------------------------------------ CDN
