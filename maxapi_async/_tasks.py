@@ -41,6 +41,7 @@ from ._convert import converter, structure
 from ._errors import InvalidRequestError, MaxAPIError, ResponseError, TaskFailedError, TaskProtocolError
 from ._models import ImageData
 from ._protocol import EDITS_PATH, GENERATIONS_PATH, ImageCall, error_from_response
+from ._urls import is_api_path, on_origin, origin_of
 
 __all__ = [
     "OPERATIONS_PATH",
@@ -614,39 +615,22 @@ def default_poll_path(kind: TaskKind, task_id: str) -> str:
     return f"{_KIND_PATHS[kind]}/{quote(task_id, safe='')}"
 
 
-def _origin_of(url: URL) -> tuple[str, str, int | None]:
-    return (url.scheme.lower(), (url.host or "").lower(), url.port)
-
-
-_UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
-
-
 def poll_path(kind: TaskKind, task_id: str, *, poll_url: str | None, origin: URL | str) -> str:
     """What to GET to poll a task: its ``poll_url`` when safe, else the default path.
 
     ``poll_url`` is followed when it is a path on the API (``/v1/...``) or an
-    absolute URL on the API's origin (same scheme, host and port as
-    ``origin``, the client's base URL). Anything else (another host, a
+    absolute URL on the API's origin (``origin``, the client's base URL; the
+    comparison is :func:`~maxapi_async._urls.on_origin`'s, the one the transport
+    makes before it adds the key). Anything else (another host, a
     protocol-relative ``//host/...``, credentials in the URL, a relative path
     without its leading slash) falls back to the documented path: the poll
     carries the API key, so it never goes to another origin.
     """
-    if poll_url and not _UNSAFE.search(poll_url):
-        base = origin if isinstance(origin, URL) else URL(origin)
-        if poll_url.startswith("/") and not poll_url.startswith("//"):
+    if poll_url:
+        if is_api_path(poll_url):
             return poll_url
-        try:
-            url: URL | None = URL(poll_url)
-        except (ValueError, TypeError):
-            url = None
-        if (
-            url is not None
-            and url.absolute
-            and url.scheme in ("http", "https")
-            and url.user is None
-            and url.password is None
-            and _origin_of(url) == _origin_of(base)
-        ):
+        api = origin_of(origin)
+        if api is not None and on_origin(poll_url, api) is not None:
             return poll_url
     return default_poll_path(kind, task_id)
 

@@ -51,6 +51,7 @@ from ._errors import (
 from ._files import partial_path
 from ._protocol import RequestSpec, check_asset_type, encode_json, error_from_response, request_id_from
 from ._redact import REDACTED, Redactor
+from ._urls import is_api_path, on_origin, origin_of
 
 if TYPE_CHECKING:
     import aiohttp
@@ -209,10 +210,6 @@ def cancel_requested() -> bool:
     return bool(cancelling()) if cancelling is not None else False
 
 
-def _origin(url: URL) -> tuple[str, str, int | None]:
-    return (url.scheme, url.host or "", url.port)
-
-
 def _wire_error(exc: BaseException, where: str, redact: Redactor | None = None) -> APIConnectionError:
     """The library's error for an aiohttp failure; ``sent=False`` only when nothing left.
 
@@ -309,7 +306,7 @@ class Transport:
     ) -> None:
         self.base_url = base_url
         self._base = str(base_url).rstrip("/")
-        self._origin = _origin(base_url)
+        self._origin = origin_of(base_url)
         self._credentials = _Credentials(api_key)
         self._redact = Redactor(api_key)
         self._max_concurrency = max_concurrency
@@ -367,12 +364,18 @@ class Transport:
         return session
 
     def api_url(self, path: str) -> str:
-        """The absolute URL for ``path``; absolute URLs must be on the API's origin."""
-        if path.startswith(("http://", "https://")):
-            if _origin(URL(path)) != self._origin:
-                raise ConfigurationError("refusing to send credentials to another origin")
-            return path
-        return self._base + path
+        """The absolute URL for ``path``: a path on the API, or an absolute URL on its origin.
+
+        The origin is compared as :func:`~maxapi_async._urls.on_origin` compares it (the
+        poller asks the same function before it picks a ``poll_url``); anything else is
+        refused, since every API request carries the key.
+        """
+        if is_api_path(path):
+            return self._base + path
+        url = on_origin(path, self._origin) if self._origin is not None else None
+        if url is None:
+            raise ConfigurationError("refusing to send credentials to another origin")
+        return url
 
     def _full_timeout(self) -> aiohttp.ClientTimeout:
         """aiohttp's limits for the client's whole deadline (made once, after aiohttp is loaded)."""
