@@ -54,6 +54,7 @@ from ._transport import (
     Timeouts,
     Transport,
 )
+from ._urls import check_asset_url
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -830,7 +831,7 @@ class AsyncMaxAPI:
         claimed = mime_type_from_url(url)
         raw, _ = await self._retrying(
             "GET",
-            URL(url).path,
+            check_asset_url(url).path,
             lambda timeout: transport.download_bytes(url, timeout=timeout, claimed=claimed),
             _Deadline(self.timeouts.total),
             api=False,
@@ -842,7 +843,7 @@ class AsyncMaxAPI:
         claimed = mime_type_from_url(url)
         await self._retrying(
             "GET",
-            URL(url).path,
+            check_asset_url(url).path,
             lambda timeout: transport.download_to(url, path, timeout=timeout, claimed=claimed),
             _Deadline(self.timeouts.total),
             api=False,

@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import math
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,12 +47,13 @@ from ._errors import (
     APITimeoutError,
     ClientClosedError,
     ConfigurationError,
+    ResponseError,
     ResponseTooLargeError,
 )
 from ._files import partial_path
 from ._protocol import RequestSpec, check_asset_type, encode_json, error_from_response, request_id_from
 from ._redact import REDACTED, Redactor
-from ._urls import is_api_path, on_origin, origin_of
+from ._urls import MAX_ASSET_REDIRECTS, check_asset_url, is_api_path, on_origin, origin_of, redirect_target
 
 if TYPE_CHECKING:
     import aiohttp
@@ -80,6 +82,8 @@ _READ_CHUNK = 64 * 1024
 # An error answer is read this far at most: its message is in the first bytes, and a
 # 5xx with a huge body (a proxy's HTML page) stays a typed, retryable error.
 _ERROR_BODY_BYTES = 64 * 1024
+# The answers to a GET that send it elsewhere.
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Enough leading bytes to recognise PNG, JPEG, WebP and GIF.
 _SNIFF_BYTES = 16
 # The whole-call limit given to aiohttp exceeds the connect-phase limit by this
@@ -500,14 +504,40 @@ class Transport:
     async def _open_download(
         self, session: aiohttp.ClientSession, url: str, timeout: float | None
     ) -> aiohttp.ClientResponse:
+        """GET an asset, following at most :data:`MAX_ASSET_REDIRECTS` redirects, each to
+        ``http(s)`` (anything else is the answer's fault: :class:`ResponseError`, never
+        retried). ``timeout`` covers every hop.
+        """
         # No credentials on downloads, whatever the origin (assets live on the CDN), so
         # following the CDN's redirects cannot leak the key.
-        resp = await session.get(url, headers=self._download_headers, timeout=self._timeout(timeout))
-        if resp.status >= 300:
-            async with resp:
-                body = await _read_error_body(resp)
-            raise error_from_response(resp.status, resp.headers, body)
-        return resp
+        target = check_asset_url(url)
+        end = None if timeout is None else time.monotonic() + timeout
+        for _ in range(MAX_ASSET_REDIRECTS + 1):
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                raise asyncio.TimeoutError
+            resp = await session.get(
+                target,
+                headers=self._download_headers,
+                timeout=self._timeout(left),
+                allow_redirects=False,
+            )
+            if resp.status in _REDIRECTS:
+                resp.release()
+                target = redirect_target(
+                    resp.url, resp.headers.get("Location"), request_id=request_id_from(resp.headers)
+                )
+                continue
+            if resp.status >= 300:
+                async with resp:
+                    body = await _read_error_body(resp)
+                raise error_from_response(resp.status, resp.headers, body)
+            return resp
+        raise ResponseError(
+            f"the asset download redirected more than {MAX_ASSET_REDIRECTS} times; not followed further",
+            status=resp.status,
+            request_id=request_id_from(resp.headers),
+        )
 
     def _check_type(self, head: bytes, resp: aiohttp.ClientResponse, claimed: str | None) -> None:
         check_asset_type(

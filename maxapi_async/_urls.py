@@ -23,7 +23,15 @@ from yarl import URL
 
 from ._errors import ResponseError
 
-__all__ = ["MAX_ASSET_REDIRECTS", "Origin", "check_asset_url", "is_api_path", "on_origin", "origin_of"]
+__all__ = [
+    "MAX_ASSET_REDIRECTS",
+    "Origin",
+    "check_asset_url",
+    "is_api_path",
+    "on_origin",
+    "origin_of",
+    "redirect_target",
+]
 
 #: ``(scheme, host, port)``: lower-case scheme and host (IDNA-encoded), the port always set.
 Origin = tuple[str, str, int]
@@ -98,3 +106,19 @@ def check_asset_url(url: object, *, request_id: str | None = None) -> URL:
     raise ResponseError(
         f"the asset URL is {what}; only http and https assets are fetched", request_id=request_id
     )
+
+
+def redirect_target(current: URL, location: str | None, *, request_id: str | None = None) -> URL:
+    """Where an asset download's redirect points (``location`` read against ``current``),
+    when it is a URL to fetch (see :func:`check_asset_url`); else :class:`ResponseError`.
+    """
+    if not location:
+        raise ResponseError("the asset download redirects without a Location", request_id=request_id)
+    parsed = _parse(location)
+    try:
+        target = current.join(parsed) if parsed is not None else None
+    except (ValueError, TypeError):
+        target = None
+    if target is None:
+        raise ResponseError("the asset download redirects to an unreadable URL", request_id=request_id)
+    return check_asset_url(str(target), request_id=request_id)
