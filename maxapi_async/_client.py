@@ -153,16 +153,24 @@ def _read_image_answer(
     assets = _protocol.url_answer_assets(obj, call, fetcher)
     if assets is None:
         response = _protocol.parse_images_response(obj, request_id=request_id)
-        assets = _image_assets(response, _decode_items(response, request_id, images), call, fetcher)
+        assets = _image_assets(
+            response, _decode_items(response, request_id, images), call, fetcher, request_id
+        )
     return obj, assets
 
 
 def _image_assets(
-    response: ImagesResponse, decoded: list[bytes | None], call: ImageCall, fetcher: AsyncMaxAPI
+    response: ImagesResponse,
+    decoded: list[bytes | None],
+    call: ImageCall,
+    fetcher: AsyncMaxAPI,
+    request_id: str | None,
 ) -> list[ImageAsset]:
     return [
-        _protocol.make_asset(item, data, call=call, created=response.created, fetcher=fetcher)
-        for item, data in zip(response.data, decoded, strict=True)
+        _protocol.make_asset(
+            item, data, call=call, created=response.created, fetcher=fetcher, index=i, request_id=request_id
+        )
+        for i, (item, data) in enumerate(zip(response.data, decoded, strict=True))
     ]
 
 
@@ -206,7 +214,13 @@ def _parse_native_answer(
     _gemini.check_blocked(response, response_modalities=modalities, request_id=request_id, parts=parts)
     images = _gemini.decode_inline_images(response, request_id=request_id, decoded=decoded, parts=parts)
     assets = _gemini.make_native_assets(
-        response, images, call=call, fetcher=fetcher, received_at=received_at, parts=parts
+        response,
+        images,
+        call=call,
+        fetcher=fetcher,
+        received_at=received_at,
+        parts=parts,
+        request_id=request_id,
     )
     return response, assets
 
@@ -785,14 +799,22 @@ class AsyncMaxAPI:
     ) -> TaskHandle[ImageResult]:
         call = ref.image_call(_catalog.DEFAULT_MODEL)
 
-        async def finish(last: TaskSnapshot, last_request_id: str | None) -> ImageResult:
+        def read(last: TaskSnapshot, last_request_id: str | None) -> list[ImageAsset]:
             response = ImagesResponse(data=last.images, created=last.created or ref.created)
-            if sum(len(i.b64_json or "") for i in response.data) <= INLINE_IO_LIMIT:
-                decoded = _decode_items(response, last_request_id)
-            else:
-                decoded = await in_thread(_decode_items, response, last_request_id)
-            assets = _image_assets(response, decoded, call, self)
-            result = self._image_result(last.raw, assets, call, last_request_id, response.created, None)
+            decoded = _decode_items(response, last_request_id)
+            return _image_assets(response, decoded, call, self, last_request_id)
+
+        async def finish(last: TaskSnapshot, last_request_id: str | None) -> ImageResult:
+            try:
+                if sum(len(i.b64_json or "") for i in last.images) <= INLINE_IO_LIMIT:
+                    assets = read(last, last_request_id)
+                else:
+                    assets = await in_thread(read, last, last_request_id)
+            except ResponseError as exc:
+                _unreadable_task_result(exc, ref)
+                raise
+            created = last.created or ref.created
+            result = self._image_result(last.raw, assets, call, last_request_id, created, None)
             return attrs.evolve(result, model=last.model or call.model)
 
         return TaskHandle(self, ref, finish, first=snapshot, request_id=request_id)
@@ -807,7 +829,11 @@ class AsyncMaxAPI:
         call = ref.image_call(_catalog.DEFAULT_MODEL)
 
         async def finish(last: TaskSnapshot, last_request_id: str | None) -> GenerateContentResponse:
-            return await self._native_result(last.response, call, modalities, last_request_id)
+            try:
+                return await self._native_result(last.response, call, modalities, last_request_id)
+            except ResponseError as exc:
+                _unreadable_task_result(exc, ref)
+                raise
 
         return TaskHandle(self, ref, finish, first=snapshot, request_id=request_id)
 
@@ -928,5 +954,20 @@ def _unreadable_submission_answer(exc: ResponseError, spec: RequestSpec) -> None
         f"{spec.method} {spec.path}: the service accepted the call but its answer could not be "
         f"read, so the call may have been charged. It was not repeated; its Idempotency-Key is "
         f"{key}. Cause: {exc.message}"
+    )
+    exc.args = (exc.message,)
+
+
+def _unreadable_task_result(exc: ResponseError, ref: TaskRef) -> None:
+    """A task that succeeded but whose images cannot be read: done, maybe charged.
+
+    ``exc`` (re-raised by the caller) gains the submission's ``idempotency_key`` and a
+    message naming the task, so the paid task is never lost from sight.
+    """
+    key = ref.idempotency_key
+    exc.idempotency_key = key
+    exc.message = (
+        f"{ref.kind} task {ref.id} succeeded but its result could not be read, so it may have "
+        f"been charged; its Idempotency-Key is {key}. Cause: {exc.message}"
     )
     exc.args = (exc.message,)

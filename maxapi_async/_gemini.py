@@ -32,9 +32,8 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from ._convert import converter, slot_maker, structure
 from ._errors import BlockedError, ResponseError
-from ._images import image_size, sniff_mime_type
 from ._models import ASSET_TTL, ImageAsset, _AssetFetcher
-from ._protocol import ImageCall, decode_b64, url_asset
+from ._protocol import ImageCall, decode_b64, inline_asset, url_asset
 
 __all__ = [
     "ASYNC_HEADER",
@@ -808,17 +807,12 @@ def decode_inline_images(
         parts = response.image_parts
     done = decoded or {}
     images: list[bytes | None] = []
-    for i, part in enumerate(parts):
+    for part in parts:
         if part.inline_data is None:
             images.append(None)
             continue
         payload = part.inline_data.data
-        data = done.get(id(payload)) or decode_b64(payload, request_id=request_id)
-        if not data:
-            raise ResponseError(
-                f"inline image {i} of the generateContent answer is empty", request_id=request_id
-            )
-        images.append(data)
+        images.append(done.get(id(payload)) or decode_b64(payload, request_id=request_id))
     return images
 
 
@@ -834,10 +828,13 @@ def make_native_assets(
     fetcher: _AssetFetcher | None,
     received_at: _dt.datetime | None = None,
     parts: Sequence[Part] | None = None,
+    request_id: str | None = None,
 ) -> list[ImageAsset]:
     """One :class:`ImageAsset` per final image, from :func:`decode_inline_images`' output.
 
-    Inline images carry their bytes (type and size read from them); images by URL carry
+    Inline images carry their bytes, checked to be the image they claim (see
+    :func:`~maxapi_async._protocol.inline_asset`; :class:`AssetTypeError` otherwise), their
+    type and size read from them; images by URL carry
     the URL, the type from ``mimeType`` and the size from the model's table, and expire
     :data:`ASSET_TTL` after ``received_at``. A ``fileData`` part right after an inline
     image of the same type is that image's CDN copy (MaxAPI sends both): the two make one
@@ -867,16 +864,16 @@ def make_native_assets(
             ):
                 url = following.file_data.file_uri or None
                 i += 1
-            size = image_size(data) or call.expected_size()
             assets.append(
-                ImageAsset(
+                inline_asset(
+                    data,
+                    claimed=part.inline_data.mime_type,
+                    what=f"inline image {len(assets)} of the generateContent answer",
                     url=url,
-                    data=data,
-                    mime_type=sniff_mime_type(data) or part.inline_data.mime_type,
-                    width=size[0] if size else None,
-                    height=size[1] if size else None,
+                    expected_size=call.expected_size(),
                     expires_at=expires if url else None,
                     fetcher=fetcher,
+                    request_id=request_id,
                 )
             )
         elif part.file_data is not None:

@@ -13,6 +13,8 @@ import datetime as _dt
 import email.utils
 import json
 import math
+import re
+import sys
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
@@ -62,6 +64,7 @@ __all__ = [
     "error_from_response",
     "expiry",
     "fill_text",
+    "inline_asset",
     "make_asset",
     "parse_images_response",
     "parse_retry_after",
@@ -521,6 +524,9 @@ def build_edit_request(
 # --------------------------------------------------------------------------
 # Answers.
 
+# Enough leading bytes to recognise PNG, JPEG, WebP and GIF.
+_SNIFF_BYTES = 16
+
 
 def request_id_from(headers: Mapping[str, str]) -> str | None:
     """The request id the service sent back, from the first header that carries one."""
@@ -740,13 +746,78 @@ def parse_images_response(obj: Any, *, request_id: str | None = None) -> ImagesR
 
 
 def decode_b64(text: str, *, request_id: str | None = None) -> bytes:
-    """Decode base64 image data (a ``data:`` URL prefix is tolerated)."""
+    """Decode base64 image data, refusing anything that is not base64.
+
+    Standard base64 as sent; also tolerated: a ``data:`` URL prefix, line breaks, missing
+    padding and the URL-safe alphabet (proto JSON allows both). Any other character raises
+    :class:`ResponseError`: a decoder that skipped it would turn ``"@@@@"`` into an empty
+    "image".
+    """
     if text.startswith("data:"):
         text = text.partition(",")[2]
     try:
-        return binascii.a2b_base64(text)
+        return _strict_b64decode(text)
+    except (binascii.Error, ValueError):
+        pass
+    try:
+        return _strict_b64decode(_regular_b64(text))
     except (binascii.Error, ValueError) as exc:
         raise ResponseError(f"image data is not valid base64: {exc}", request_id=request_id) from None
+
+
+_B64_TEXT = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/", " \t\r\n")
+
+
+def _strict_b64decode(text: str) -> bytes:
+    """The bytes of standard, padded base64 ``text``; ``binascii.Error`` for anything else."""
+    if sys.version_info >= (3, 11):
+        return binascii.a2b_base64(text, strict_mode=True)
+    if not _B64_TEXT.fullmatch(text):  # a2b_base64 alone skips characters outside the alphabet
+        raise binascii.Error("only base64 characters are allowed")
+    return binascii.a2b_base64(text)
+
+
+def _regular_b64(text: str) -> str:
+    """``text`` without whitespace, in the standard alphabet, padded."""
+    text = text.translate(_URLSAFE_TO_STANDARD)
+    return text + "=" * (-len(text) % 4)
+
+
+def inline_asset(
+    data: bytes,
+    *,
+    claimed: str | None,
+    what: str,
+    url: str | None = None,
+    expected_size: tuple[int, int] | None = None,
+    expires_at: _dt.datetime | None = None,
+    revised_prompt: str | None = None,
+    fetcher: _AssetFetcher | None = None,
+    request_id: str | None = None,
+) -> ImageAsset:
+    """An image that came inside an answer (``b64_json``, ``inlineData``), checked like a download.
+
+    The one constructor of inline assets, for both APIs, synchronous answers and task
+    results alike. The bytes must be an image (see :func:`check_asset_type`; ``claimed``
+    is the type the answer named, if any), else :class:`AssetTypeError` naming ``what``.
+    The type and the size come from the image's header; the size falls back to
+    ``expected_size`` (the model's table) for a type whose header this client cannot read.
+    """
+    sniffed = check_asset_type(
+        data[:_SNIFF_BYTES], claimed=claimed, content_type=None, request_id=request_id, what=what
+    )
+    size = image_size(data) or expected_size
+    return ImageAsset(
+        url=url,
+        data=data,
+        mime_type=sniffed or _image_claim(claimed),
+        width=size[0] if size else None,
+        height=size[1] if size else None,
+        expires_at=expires_at,
+        revised_prompt=revised_prompt,
+        fetcher=fetcher,
+    )
 
 
 def make_asset(
@@ -756,19 +827,21 @@ def make_asset(
     call: ImageCall,
     created: int | None,
     fetcher: _AssetFetcher | None,
+    index: int = 0,
+    request_id: str | None = None,
 ) -> ImageAsset:
-    """An :class:`ImageAsset` from one answer item and its decoded bytes (if inline)."""
+    """An :class:`ImageAsset` from one answer item (the ``index``-th) and its decoded bytes (if inline)."""
     if data is None:
         return url_asset(item.url, None, item.revised_prompt, call.expected_size(), expiry(created), fetcher)
-    size = image_size(data) or call.expected_size()
-    return ImageAsset(
+    return inline_asset(
+        data,
+        claimed=None,
+        what=f"inline image {index} of the answer (b64_json)",
         url=item.url,
-        data=data,
-        mime_type=sniff_mime_type(data),
-        width=size[0] if size else None,
-        height=size[1] if size else None,
+        expected_size=call.expected_size(),
         revised_prompt=item.revised_prompt,
         fetcher=fetcher,
+        request_id=request_id,
     )
 
 
@@ -866,6 +939,7 @@ def check_asset_type(
     content_type: str | None,
     status: int | None = None,
     request_id: str | None = None,
+    what: str = "the downloaded asset",
 ) -> str | None:
     """Check a download's first bytes against the image type it claims; returns the sniffed type.
 
@@ -875,7 +949,7 @@ def check_asset_type(
     ``application/octet-stream`` claims nothing), or, for a type this client cannot
     sniff (``image/avif``...), bytes that are claimed to be exactly that. Anything
     else (an HTML error page served with 200, a JPEG behind a ``.png`` URL, an empty
-    body) raises :class:`AssetTypeError`.
+    body) raises :class:`AssetTypeError`, ``what`` naming the bytes in its message.
     """
     actual = sniff_mime_type(head)
     claims = {c for c in (_image_claim(claimed), _image_claim(content_type)) if c is not None}
@@ -886,7 +960,7 @@ def check_asset_type(
     said = " and ".join(sorted(claims)) or "an image"
     found = actual or f"not an image ({_describe_head(head)})"
     raise AssetTypeError(
-        f"the downloaded asset should be {said} but is {found}",
+        f"{what} should be {said} but is {found}",
         claimed=_image_claim(claimed) or _image_claim(content_type),
         actual=actual,
         status=status,

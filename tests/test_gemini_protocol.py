@@ -542,8 +542,9 @@ def test_decoded_list_must_match_the_image_parts() -> None:
 @pytest.mark.parametrize("data", ["!!!not base64!!!", ""])
 def test_undecodable_inline_image_is_a_response_error(data: str) -> None:
     response = parse_generate_content(answer(inline(data)))
-    with pytest.raises(ResponseError):
-        decode_inline_images(response, request_id="req_2")
+    call = ImageCall("generation", MODEL)
+    with pytest.raises(ResponseError):  # not base64, or no image: decoding or the asset refuses it
+        make_native_assets(response, decode_inline_images(response), call=call, fetcher=None)
 
 
 def test_with_images_fills_images_and_keeps_the_rest() -> None:
