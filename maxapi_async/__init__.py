@@ -59,6 +59,7 @@ from ._hooks import Hooks, PollEvent, RequestEvent, RetryEvent, TaskDoneEvent
 from ._models import ASSET_TTL, ImageAsset, ImageData, ImageResult, ImagesResponse
 from ._policy import PollPolicy, RetryPolicy
 from ._pricing import PRICES, PriceTable, RouteUsage, Usage
+from ._protocol import MAX_REFERENCE_BYTES_PER_REQUEST, MAX_REFERENCE_IMAGE_BYTES
 from ._resources import Images, Models, ReferenceInput, Tasks
 from ._tasks import TaskRef
 from ._transport import Timeouts
@@ -83,6 +84,8 @@ __all__ = [
     "DEFAULT_MAX_POLLS_PER_SECOND",
     "DEFAULT_MODEL",
     "DEFAULT_TASK_TIMEOUT",
+    "MAX_REFERENCE_BYTES_PER_REQUEST",
+    "MAX_REFERENCE_IMAGE_BYTES",
     "MODELS",
     "PRICES",
     "ROUTE_MODES",

@@ -44,6 +44,7 @@ from ._protocol import (
     ImageCall,
     OptionMemo,
     RequestSpec,
+    check_reference_size,
     fill_text,
     text_template,
 )
@@ -139,6 +140,7 @@ class _Normalizer:
     def __init__(self, loaded: Sequence[bytes] | None) -> None:
         self.dry = loaded is None
         self.inline_bytes = 0  # image bytes given inline, to be base64-encoded
+        self.image_bytes = 0  # image bytes of the request, base64 given as text included
         self.loaded = iter(loaded or ())
         self.found: list[tuple[str, object]] = []
 
@@ -185,8 +187,11 @@ class _Normalizer:
         if isinstance(item, (bytes, bytearray, memoryview)):
             return self.image(item, argument)
         if isinstance(item, Part):
+            if item.inline_data is not None:
+                self.count(item.inline_data.data, argument)
             return _part_to_wire(item)
         if isinstance(item, Blob):
+            self.count(item.data, argument)
             return {"inlineData": _blob_to_wire(item)}
         if isinstance(item, FileData):
             return {"fileData": _file_to_wire(item)}
@@ -208,7 +213,17 @@ class _Normalizer:
             "an ImageAsset or a Gemini part dict ({'text'}, {'inlineData'}, {'fileData'})",
         )
 
+    def count(self, data: str | bytes | bytearray | memoryview, argument: str) -> None:
+        """Hold one image (bytes, or base64 text) to the caps of one request."""
+        if isinstance(data, str):
+            size = len(data) * 3 // 4
+        else:
+            size = data.nbytes if isinstance(data, memoryview) else len(data)
+        self.image_bytes += size
+        check_reference_size(argument, size, total=self.image_bytes)
+
     def image(self, data: bytes | bytearray | memoryview, argument: str) -> dict[str, Any]:
+        self.count(data, argument)
         mime = sniff_mime_type(data)
         if mime is None:
             raise InvalidRequestError(
@@ -244,10 +259,12 @@ class _Normalizer:
         data = out.get("data")
         mime = out.get("mimeType")
         if isinstance(data, (bytes, bytearray, memoryview)):
+            self.count(data, argument)
             mime = mime or sniff_mime_type(data)
             self.inline_bytes += len(data)
             out["data"] = "" if self.dry else _b64(data)
         elif isinstance(data, str) and data:
+            self.count(data, argument)
             mime = mime or _sniff_b64(data)
         else:
             raise InvalidRequestError(f"{argument}.data", "must be base64 text or bytes")

@@ -47,6 +47,8 @@ __all__ = [
     "EDITS_PATH",
     "GENERATIONS_PATH",
     "IDEMPOTENCY_HEADER",
+    "MAX_REFERENCE_BYTES_PER_REQUEST",
+    "MAX_REFERENCE_IMAGE_BYTES",
     "RESPONSE_FORMATS",
     "TEXT_SLOT",
     "FormPart",
@@ -57,6 +59,7 @@ __all__ = [
     "build_edit_request",
     "build_generate_request",
     "check_asset_type",
+    "check_reference_size",
     "decode_answer",
     "decode_b64",
     "decode_json",
@@ -249,6 +252,35 @@ def _encode_into(obj: Any, pieces: list[str], depth: int) -> None:
         pieces.append("]")
     else:
         pieces.append(_encoder.encode(obj))
+
+
+#: The largest reference image sent (7 MiB): Gemini's limit for one image given inline.
+MAX_REFERENCE_IMAGE_BYTES = 7 * 1024 * 1024
+#: The most reference-image bytes one request carries (14 MiB): as base64 (4/3 as long) they
+#: stay within Gemini's 20 MB limit for a whole request, with room for the rest of it.
+MAX_REFERENCE_BYTES_PER_REQUEST = 14 * 1024 * 1024
+
+
+def check_reference_size(argument: str, size: int, *, total: int, name: str | None = None) -> None:
+    """Refuse a reference image above :data:`MAX_REFERENCE_IMAGE_BYTES`, or one that takes
+    the request's reference images (``total``, this one included) above
+    :data:`MAX_REFERENCE_BYTES_PER_REQUEST`: :class:`InvalidRequestError` naming ``argument``
+    (and the image's file ``name`` when it has one).
+    """
+    subject = f"{name!r} " if name else ""
+    if size > MAX_REFERENCE_IMAGE_BYTES:
+        raise InvalidRequestError(
+            argument,
+            f"{subject}is {size} bytes, above the limit of {MAX_REFERENCE_IMAGE_BYTES} bytes per "
+            "reference image (maxapi_async.MAX_REFERENCE_IMAGE_BYTES); scale it down or compress it",
+        )
+    if total > MAX_REFERENCE_BYTES_PER_REQUEST:
+        raise InvalidRequestError(
+            argument,
+            f"{subject}takes the request's reference images to {total} bytes, above the limit of "
+            f"{MAX_REFERENCE_BYTES_PER_REQUEST} bytes per request "
+            "(maxapi_async.MAX_REFERENCE_BYTES_PER_REQUEST); send fewer or smaller images",
+        )
 
 
 @attrs.frozen

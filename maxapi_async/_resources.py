@@ -11,14 +11,14 @@ import io
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, Union, overload
 
 from . import _catalog, _gemini_request, _protocol
 from ._client import check_call_timeout, new_idempotency_key
-from ._errors import APITimeoutError, InvalidRequestError
-from ._files import INLINE_IO_LIMIT, in_thread, read_file
+from ._errors import APITimeoutError, InvalidRequestError, MaxAPIError
+from ._files import INLINE_IO_LIMIT, FileTooLarge, NotARegularFile, in_thread, read_file
 from ._gemini import GenerateContentResponse
 from ._handles import TaskHandle
 from ._models import ImageAsset, ImageResult
@@ -37,38 +37,94 @@ TASK_KINDS: tuple[TaskKind, ...] = ("generation", "edit", "operation")
 ReferenceInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], ImageAsset]
 
 
-async def read_image_input(image: object, argument: str) -> tuple[bytes, str | None]:
-    """Bytes (and a file name when known) of a path, bytes, binary file or ImageAsset."""
+async def read_image_input(image: object, argument: str, *, total: int = 0) -> tuple[bytes, str | None]:
+    """Bytes (and a file name when known) of a path, bytes, binary file or ImageAsset.
+
+    Each is held to :func:`~maxapi_async._protocol.check_reference_size` (``total``: the
+    bytes of the request's reference images read before this one), before it is read
+    where its size can be known first (bytes, a file's size), and never read past one
+    byte over the cap. A path must name a regular file (a FIFO, a device or a directory
+    is refused unopened); files are read in a worker thread that a deadline abandons.
+    """
     if isinstance(image, ImageAsset):
-        return await image.read(), None
-    if isinstance(image, (bytes, bytearray, memoryview)):
+        data = await image.read()
+        name = None
+    elif isinstance(image, (bytes, bytearray, memoryview)):
+        size = image.nbytes if isinstance(image, memoryview) else len(image)
+        _protocol.check_reference_size(argument, size, total=total + size)
         return bytes(image), None
-    if isinstance(image, (str, os.PathLike)):
+    elif isinstance(image, (str, os.PathLike)):
         path = Path(os.fspath(image))
+        name = str(path)
         try:
-            return await read_file(path), path.name
+            data = await read_file(path, limit=_protocol.MAX_REFERENCE_IMAGE_BYTES)
+        except FileTooLarge as exc:
+            _protocol.check_reference_size(argument, exc.size, total=total + exc.size, name=name)
+            raise  # pragma: no cover - the size is above the cap, so the check raised
+        except NotARegularFile as exc:
+            raise InvalidRequestError(argument, f"{name!r} {exc}; pass an image file") from None
         except OSError as exc:
-            raise InvalidRequestError(argument, f"cannot read {str(path)!r}: {exc.strerror or exc}") from exc
-    if callable(getattr(image, "read", None)):
+            raise InvalidRequestError(argument, f"cannot read {name!r}: {exc.strerror or exc}") from exc
+        name = path.name
+    elif callable(getattr(image, "read", None)):
         if isinstance(image, io.TextIOBase):
             raise InvalidRequestError(argument, "is a text file; open it in binary mode ('rb')")
+        read = image.read  # type: ignore[attr-defined]
         try:
-            content = await in_thread(image.read)  # type: ignore[attr-defined]
+            # One byte past the cap at most: a pipe or a huge file is never read whole.
+            content = await in_thread(read, _protocol.MAX_REFERENCE_IMAGE_BYTES + 1, abandon_on_cancel=True)
         except OSError as exc:
             raise InvalidRequestError(argument, f"cannot read the file object: {exc}") from exc
         if not isinstance(content, (bytes, bytearray)):
             raise InvalidRequestError(argument, "the file object must be opened in binary mode ('rb')")
-        name = getattr(image, "name", None)
-        return bytes(content), Path(name).name if isinstance(name, str) else None
-    raise InvalidRequestError(
-        argument,
-        f"unsupported type {type(image).__name__}; pass a path, bytes, a binary file or an ImageAsset",
-    )
+        data = bytes(content)
+        given = getattr(image, "name", None)
+        name = Path(given).name if isinstance(given, str) else None
+    else:
+        raise InvalidRequestError(
+            argument,
+            f"unsupported type {type(image).__name__}; pass a path, bytes, a binary file or an ImageAsset",
+        )
+    _protocol.check_reference_size(argument, len(data), total=total + len(data), name=name)
+    return data, name
 
 
-async def _load_reference(image: object, index: int) -> ReferenceImage:
-    data, filename = await read_image_input(image, f"images[{index}]")
-    return _protocol.reference_image(data, index=index, filename=filename)
+async def _read_within(
+    client: AsyncMaxAPI, timeout: float | None, reading: Awaitable[R]
+) -> tuple[R, float | None]:
+    """Await ``reading`` (a call's local inputs: files, pipes, assets) within the call's
+    deadline; returns its result and what is left of the deadline for the request.
+
+    A read still running at the deadline is abandoned: :class:`APITimeoutError`, nothing sent.
+    """
+    total = timeout if timeout is not None else client.timeouts.total
+    if total is None:
+        return await reading, None
+    import anyio
+
+    started = time.monotonic()
+    try:
+        with anyio.fail_after(total):
+            result = await reading
+    except TimeoutError as exc:
+        if isinstance(exc, MaxAPIError):  # a download's own deadline: already said
+            raise
+        raise APITimeoutError(
+            f"reading the call's images took longer than its timeout of {total:g} s; nothing was sent",
+            sent=False,
+        ) from None
+    return result, total - (time.monotonic() - started)
+
+
+async def _load_references(images: Sequence[object]) -> list[ReferenceImage]:
+    """Each reference read and wrapped, the request's total held to the cap as they come."""
+    references: list[ReferenceImage] = []
+    total = 0
+    for index, image in enumerate(images):
+        data, filename = await read_image_input(image, f"images[{index}]", total=total)
+        total += len(data)
+        references.append(_protocol.reference_image(data, index=index, filename=filename))
+    return references
 
 
 class Images:
@@ -227,7 +283,7 @@ class Images:
             asset_delivery=asset_delivery,
             response_format=response_format,
         )
-        references = [await _load_reference(image, i) for i, image in enumerate(images)]
+        references, timeout = await _read_within(client, timeout, _load_references(images))
         queued = not wait or client.wait_by_polling
         spec = _protocol.build_edit_request(
             prompt,
@@ -374,7 +430,7 @@ class Models:
             if prompt:  # what normalize_contents makes of it, without the walk
                 wire = [{"role": "user", "parts": [{"text": contents}]}]
             else:
-                wire = await _wire_contents(model, contents, options)
+                wire, timeout = await _read_within(client, timeout, _wire_contents(model, contents, options))
             spec = _gemini_request.build_generate_content_request(model, wire, **options)
             if not prompt and _gemini_request.inline_data_size(wire) > INLINE_IO_LIMIT:
                 # Megabytes of base64 to encode as JSON: 20 ms for four 1.5 MB images.
@@ -399,7 +455,12 @@ async def _wire_contents(model: str, contents: object, options: dict[str, Any]) 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _gemini_request.build_generate_content_request(model, [{"parts": [{"text": "-"}]}], **options)
-    loaded = [(await read_image_input(item, argument))[0] for argument, item in loads]
+    loaded: list[bytes] = []
+    total = inline_bytes  # held to the request's cap as files come in (normalize_contents: exactly)
+    for argument, item in loads:
+        data = (await read_image_input(item, argument, total=total))[0]
+        total += len(data)
+        loaded.append(data)
     if sum(len(b) for b in loaded) + inline_bytes > INLINE_IO_LIMIT:
         return await in_thread(lambda: _gemini_request.normalize_contents(contents, loaded=loaded))
     return _gemini_request.normalize_contents(contents, loaded=loaded)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import os
 import time
@@ -200,6 +201,53 @@ def _import_aiohttp() -> None:
     """Bind the module-level name ``aiohttp`` (see the module docstring)."""
     global aiohttp
     import aiohttp
+
+
+# aiohttp's BytesPayload warns (ResourceWarning, "might lock the event loop") above 1 MiB of
+# bytes; _large_body sends such bodies without the warning.
+_LARGE_BODY = 1024 * 1024
+
+
+@functools.lru_cache(maxsize=1)
+def _large_body_class() -> type[aiohttp.payload.Payload]:
+    """A payload of bytes already in memory, written as they are (made once aiohttp is loaded)."""
+    from aiohttp import payload
+
+    class LargeBody(payload.Payload):
+        """aiohttp's ``BytesPayload`` without its size warning.
+
+        The warning is for a body written to a compressing writer on the loop; the client
+        never compresses a request, and writing bytes to the socket is one buffered call
+        (the encoding and base64 work, the slow part, already ran in a worker thread).
+        """
+
+        _value: bytes
+        _autoclose = True
+
+        def __init__(self, value: bytes, content_type: str) -> None:
+            super().__init__(value, content_type=content_type)
+            self._size = len(value)
+
+        def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+            return self._value.decode(encoding, errors)
+
+        async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+            return self._value
+
+        async def write(self, writer: Any) -> None:
+            await writer.write(self._value)
+
+        async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+            await writer.write(self._value if content_length is None else self._value[:content_length])
+
+    return LargeBody
+
+
+def _large_body(data: bytes, content_type: str) -> aiohttp.payload.Payload:
+    """``data`` (above :data:`_LARGE_BODY` bytes) as a payload aiohttp sends without a warning."""
+    body: Any = _large_body_class()
+    payload: aiohttp.payload.Payload = body(data, content_type)
+    return payload
 
 
 def cancel_requested() -> bool:
@@ -416,15 +464,20 @@ class Transport:
         data: Any = None
         if spec.json is not None:
             data = spec.body if spec.body is not None else encode_json(spec.json)
+            if len(data) > _LARGE_BODY:
+                data = _large_body(data, "application/json")
             headers = self._json_headers
         else:
             headers = self._form_headers
             if spec.form is not None:
                 form = aiohttp.FormData(quote_fields=False)
                 for part in spec.form:
+                    value: Any = part.value
+                    if isinstance(value, bytes) and len(value) > _LARGE_BODY:
+                        value = _large_body(value, part.content_type or "application/octet-stream")
                     form.add_field(
                         part.name,
-                        part.value,
+                        value,
                         filename=part.filename,
                         content_type=part.content_type,
                     )
