@@ -17,6 +17,8 @@ import ipaddress
 import logging
 import math
 import os
+import re
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from contextvars import ContextVar
@@ -93,7 +95,16 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+# The highest poll budget accepted (a budget, not infinity; the gate keeps a second of slots).
+_MAX_POLL_RATE = 1e6
+# What an API key or a User-Agent may hold: printable ASCII (a key: without spaces).
+_HEADER_TOKEN = re.compile(r"[\x21-\x7e]+")
+_HEADER_TEXT = re.compile(r"[\x20-\x7e]+")
+
+
 def _resolve_base_url(base_url: str | None, allow_insecure_http: bool) -> URL:
+    if base_url is not None and not isinstance(base_url, str):
+        raise ConfigurationError(f"base_url must be a string, got {type(base_url).__name__}")
     raw = base_url or os.environ.get("MAXAPI_BASE_URL") or DEFAULT_BASE_URL
     try:
         url = URL(raw.strip())
@@ -129,17 +140,19 @@ def _resolve_timeouts(timeout: float | Timeouts | None) -> Timeouts:
         return Timeouts()
     if isinstance(timeout, Timeouts):
         return timeout
-    if not _positive(timeout):
+    try:
+        seconds = _protocol.check_timeout("timeout", timeout)
+    except InvalidRequestError:
         raise ConfigurationError(
-            f"timeout must be a positive number of seconds or a Timeouts, got {timeout!r}"
-        )
-    return Timeouts().with_total(float(timeout))
+            f"timeout must be a positive number of seconds (inf: no limit) or a Timeouts, got {timeout!r}"
+        ) from None
+    return Timeouts().with_total(None if seconds is None or math.isinf(seconds) else seconds)
 
 
-def check_call_timeout(timeout: float | None) -> None:
-    """A per-call ``timeout`` must be a positive number of seconds (or ``None``)."""
-    if timeout is not None and not _positive(timeout):
-        raise InvalidRequestError("timeout", f"must be a positive number of seconds, got {timeout!r}")
+def check_call_timeout(timeout: object) -> float | None:
+    """A per-call ``timeout``: ``None`` (the client's), a positive number of seconds, or
+    ``math.inf`` (no limit); anything else raises :class:`InvalidRequestError`."""
+    return _protocol.check_timeout("timeout", timeout)
 
 
 def _read_image_answer(
@@ -248,7 +261,7 @@ class _Deadline:
     __slots__ = ("_end",)
 
     def __init__(self, seconds: float | None) -> None:
-        self._end = None if seconds is None else time.monotonic() + seconds
+        self._end = None if seconds is None or seconds == math.inf else time.monotonic() + seconds
 
     def remaining(self) -> float | None:
         if self._end is None:
@@ -337,21 +350,39 @@ class AsyncMaxAPI:
         from ._resources import Images, Models, Tasks
 
         key = api_key if api_key is not None else os.environ.get("MAXAPI_KEY")
+        if key is not None and not isinstance(key, str):
+            raise ConfigurationError(f"api_key must be a string, got {type(key).__name__}")
         if not key or not key.strip():
             raise ConfigurationError(
                 "no API key: pass api_key=... to AsyncMaxAPI or set the MAXAPI_KEY environment variable"
+            )
+        if not _HEADER_TOKEN.fullmatch(key.strip()):
+            # Never echoed: the message must not carry the key, even a mistyped one.
+            raise ConfigurationError(
+                "api_key holds characters an HTTP header cannot carry (spaces, controls, non-ASCII)"
             )
         if route_mode is not None and route_mode not in _catalog.ROUTE_MODES:
             raise InvalidRequestError(
                 "route_mode", f"unknown value {route_mode!r}", allowed=_catalog.ROUTE_MODES
             )
+        for name, option, kind in (
+            ("retry_policy", retry_policy, RetryPolicy),
+            ("poll_policy", poll_policy, PollPolicy),
+            ("hooks", hooks, Hooks),
+            ("prices", prices, PriceTable),
+        ):
+            if option is not None and not isinstance(option, kind):
+                raise ConfigurationError(f"{name} must be a {kind.__name__}, got {type(option).__name__}")
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ConfigurationError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
-        if not _positive(max_polls_per_second):
+        if not _positive(max_polls_per_second) or not max_polls_per_second <= _MAX_POLL_RATE:
             raise ConfigurationError(
-                f"max_polls_per_second must be a positive number, got {max_polls_per_second!r}"
+                f"max_polls_per_second must be a positive number up to {_MAX_POLL_RATE:g}, "
+                f"got {max_polls_per_second!r}"
             )
-        if task_timeout is not None and not (_positive(task_timeout) and math.isfinite(task_timeout)):
+        if task_timeout is not None and not (
+            _positive(task_timeout) and task_timeout <= sys.float_info.max  # not inf, nor an int beyond
+        ):
             raise ConfigurationError(
                 "task_timeout must be a positive number of seconds, or None for no limit, "
                 f"got {task_timeout!r}"
@@ -362,6 +393,10 @@ class AsyncMaxAPI:
         ):
             if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
                 raise ConfigurationError(f"{name} must be a positive number of bytes, got {cap!r}")
+        if user_agent is not None and (
+            not isinstance(user_agent, str) or not _HEADER_TEXT.fullmatch(user_agent)
+        ):
+            raise ConfigurationError(f"user_agent must be printable ASCII text, got {user_agent!r}")
         if http_session is not None:
             import aiohttp  # already loaded by whoever made the session
 

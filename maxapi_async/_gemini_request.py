@@ -44,7 +44,9 @@ from ._protocol import (
     ImageCall,
     OptionMemo,
     RequestSpec,
+    check_json,
     check_reference_size,
+    check_text,
     fill_text,
     text_template,
 )
@@ -183,7 +185,7 @@ class _Normalizer:
 
     def part(self, item: object, argument: str) -> dict[str, Any]:
         if isinstance(item, str):
-            return {"text": item}
+            return {"text": check_text(argument, item)}
         if isinstance(item, (bytes, bytearray, memoryview)):
             return self.image(item, argument)
         if isinstance(item, Part):
@@ -250,6 +252,7 @@ class _Normalizer:
             if not isinstance(file.get("fileUri"), str) or not file["fileUri"]:
                 raise InvalidRequestError(f"{argument}.fileData", "needs a 'fileUri' string")
             out["fileData"] = file
+        check_json(argument, out)  # named from the caller's contents, not the body's
         return out
 
     def inline_dict(self, value: object, argument: str) -> dict[str, Any]:
@@ -342,7 +345,7 @@ def generate_content_path(model: str) -> str:
 def _check_model(model: object) -> str:
     if not isinstance(model, str) or not model.removeprefix("models/").strip():
         raise InvalidRequestError("model", "must be a non-empty model id", allowed=tuple(_catalog.MODELS))
-    return model.removeprefix("models/")
+    return check_text("model", model.removeprefix("models/"))
 
 
 def _check_contents(contents: object) -> list[dict[str, Any]]:
@@ -379,6 +382,7 @@ def _check_image_config(
     if ratio is not None:
         if not isinstance(ratio, str):
             raise InvalidRequestError(ratio_arg, f"must be a string like '16:9', got {ratio!r}")
+        check_text(ratio_arg, ratio)
         if spec is not None and ratio not in spec.aspect_ratios:
             raise InvalidRequestError(
                 ratio_arg, f"{ratio!r} is not supported by {spec.id}", allowed=spec.aspect_ratios
@@ -386,6 +390,7 @@ def _check_image_config(
     if size is not None:
         if not isinstance(size, str):
             raise InvalidRequestError(size_arg, f"must be a string like '2K', got {size!r}")
+        check_text(size_arg, size)
         if spec is not None and not spec.accepts_resolution:
             warnings.warn(
                 f"image_size={size!r} is ignored by {spec.id}: its output size is fixed per aspect ratio",
@@ -485,10 +490,22 @@ def build_generate_content_request(
         body["generationConfig"] = known.config
     if safety_settings is not None:
         body["safetySettings"] = _safety_settings(safety_settings)
+    for field, argument in _BODY_ARGUMENTS:
+        if field in body:
+            check_json(argument, body[field])  # what JSON cannot carry, named before sending
     call = known.edit if _has_image_input(wire_contents) else known.generation
     return RequestSpec(
         "POST", known.path, call, json=body, headers=_headers(route_mode, queued, idempotency_key)
     )
+
+
+# The body's keys and the arguments they come from.
+_BODY_ARGUMENTS = (
+    ("contents", "contents"),
+    ("systemInstruction", "system_instruction"),
+    ("generationConfig", "generation_config"),
+    ("safetySettings", "safety_settings"),
+)
 
 
 def known_prompt_request(
@@ -511,6 +528,7 @@ def known_prompt_request(
     known = _KNOWN_OPTIONS.get(_options_key(model, aspect_ratio, image_size, response_modalities, route_mode))
     if known is None or type(prompt) is not str:
         return None
+    check_text("contents", prompt)
     body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": prompt}]}]}
     if known.config:
         body["generationConfig"] = known.config

@@ -34,6 +34,7 @@ from ._errors import (
 )
 from ._hooks import PollEvent, TaskDoneEvent
 from ._policy import TokenBucket
+from ._protocol import check_timeout
 from ._tasks import TaskKind, TaskMachine, TaskRef, TaskSnapshot, TaskState, task_failed_error
 from ._transport import cancel_requested
 
@@ -205,11 +206,13 @@ class TaskHandle(Generic[R]):
         """The task's result, polling as needed.
 
         ``timeout`` bounds this wait (default: the client's ``task_timeout``, 30
-        minutes unless the client says otherwise). Raises :class:`TaskFailedError`
+        minutes unless the client says otherwise; ``math.inf``: no limit; ``nan``,
+        zero or less is an :class:`InvalidRequestError`). Raises :class:`TaskFailedError`
         when the service reports a failure, :class:`TaskTimeoutError` (carrying
         this handle) when the limit passes first, and the typed API error of a
         poll that cannot succeed (an unknown task id is :class:`NotFoundError`).
         """
+        timeout = check_timeout("timeout", timeout)
         if self._outcome is not None:
             return self._outcome[0]
         if self._error is not None:
@@ -218,6 +221,8 @@ class TaskHandle(Generic[R]):
         if poller is None or poller.done():
             poller = self._poller = self._client._start_poller(self._run())
         limit = timeout if timeout is not None else self._client.task_timeout
+        if limit == math.inf:
+            limit = None
         self._waiters += 1
         try:
             if limit is None:

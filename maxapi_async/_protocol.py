@@ -59,7 +59,10 @@ __all__ = [
     "build_edit_request",
     "build_generate_request",
     "check_asset_type",
+    "check_json",
     "check_reference_size",
+    "check_text",
+    "check_timeout",
     "decode_answer",
     "decode_b64",
     "decode_json",
@@ -296,10 +299,82 @@ class ReferenceImage:
 # Argument checks: each raises InvalidRequestError naming the argument.
 
 
+def check_timeout(argument: str, value: object) -> float | None:
+    """A per-call ``timeout`` in seconds: ``None`` (the client's), a positive number, or
+    ``math.inf`` for no limit at all (also what a number too large for a float means).
+
+    Anything else (``nan``, zero or less, a non-number) raises :class:`InvalidRequestError`.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRequestError(
+            argument, f"must be a positive number of seconds (inf: no limit), got {type(value).__name__}"
+        )
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int beyond any float: longer than anyone waits
+        seconds = math.inf if value > 0 else -math.inf
+    if not seconds > 0:  # also nan
+        raise InvalidRequestError(
+            argument, f"must be a positive number of seconds (inf: no limit), got {value!r}"
+        )
+    return seconds
+
+
+def check_text(argument: str, value: str) -> str:
+    """``value`` when it can be sent (UTF-8 holds it); else :class:`InvalidRequestError`.
+
+    A lone surrogate (``"\ud800"``, what ``surrogateescape`` leaves of undecodable bytes)
+    has no UTF-8 form: it is refused here, naming the argument, not by the encoder later.
+    ``isascii()`` answers at once for the usual text.
+    """
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidRequestError(
+                argument,
+                f"holds {value[exc.start]!r} at position {exc.start}, a lone surrogate "
+                "that UTF-8 cannot carry; fix the text's decoding",
+            ) from None
+    return value
+
+
+def check_json(argument: str, value: object, *, depth: int = 32) -> None:
+    """Refuse what a JSON body cannot carry, at its path under ``argument``.
+
+    Strings (keys too) must be UTF-8-encodable (:func:`check_text`), numbers finite, and
+    containers plain dicts with string keys, lists or tuples, nested at most ``depth`` deep.
+    """
+    if isinstance(value, str):
+        check_text(argument, value)
+    elif value is None or isinstance(value, (bool, int)):
+        return
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidRequestError(argument, f"{value!r} has no JSON form")
+    elif isinstance(value, Mapping):
+        if depth <= 0:
+            raise InvalidRequestError(argument, "is nested too deep")
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidRequestError(argument, f"keys must be strings, got {key!r}")
+            check_text(argument, key)
+            check_json(f"{argument}.{key}", item, depth=depth - 1)
+    elif isinstance(value, (list, tuple)):
+        if depth <= 0:
+            raise InvalidRequestError(argument, "is nested too deep")
+        for i, item in enumerate(value):
+            check_json(f"{argument}[{i}]", item, depth=depth - 1)
+    else:
+        raise InvalidRequestError(argument, f"a {type(value).__name__} has no JSON form")
+
+
 def _check_prompt(prompt: object) -> str:
     if not isinstance(prompt, str) or not prompt.strip():
         raise InvalidRequestError("prompt", "must be a non-empty string")
-    return prompt
+    return check_text("prompt", prompt)
 
 
 def _check_choice(argument: str, value: object, allowed: Sequence[str]) -> None:
@@ -310,7 +385,7 @@ def _check_choice(argument: str, value: object, allowed: Sequence[str]) -> None:
 def _check_model(model: object) -> ModelSpec | None:
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequestError("model", "must be a non-empty model id", allowed=tuple(_catalog.MODELS))
-    return _catalog.lookup_model(model)
+    return _catalog.lookup_model(check_text("model", model))
 
 
 def _check_n(n: object, spec: ModelSpec | None) -> int:
@@ -324,6 +399,7 @@ def _check_size_options(spec: ModelSpec | None, model: str, aspect_ratio: object
     if aspect_ratio is not None:
         if not isinstance(aspect_ratio, str):
             raise InvalidRequestError("aspect_ratio", f"must be a string like '16:9', got {aspect_ratio!r}")
+        check_text("aspect_ratio", aspect_ratio)
         if spec is not None and aspect_ratio not in spec.aspect_ratios:
             raise InvalidRequestError(
                 "aspect_ratio",
@@ -333,6 +409,7 @@ def _check_size_options(spec: ModelSpec | None, model: str, aspect_ratio: object
     if resolution is not None:
         if not isinstance(resolution, str):
             raise InvalidRequestError("resolution", f"must be a string like '1K', got {resolution!r}")
+        check_text("resolution", resolution)
         if spec is not None and not spec.accepts_resolution:
             warnings.warn(
                 f"resolution={resolution!r} is ignored by {spec.id}: its output size is fixed "
@@ -512,8 +589,19 @@ def reference_image(data: bytes, *, index: int, filename: str | None = None) -> 
             allowed=IMAGE_TYPES,
         )
     ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}[mime]
-    name = filename or f"image-{index}.{ext}"
+    name = _part_filename(filename) or f"image-{index}.{ext}"
     return ReferenceImage(data=data, filename=name, mime_type=mime)
+
+
+# What a multipart header cannot hold: line breaks and other controls, lone surrogates.
+_UNSENDABLE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _part_filename(filename: str | None) -> str | None:
+    """A file name as it can go in a part's header: unsendable characters become ``_``."""
+    if not filename:
+        return None
+    return _UNSENDABLE_IN_HEADER.sub("_", filename)
 
 
 def build_edit_request(

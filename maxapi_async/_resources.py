@@ -8,6 +8,7 @@ client, which sends it and reads the answer.
 from __future__ import annotations
 
 import io
+import math
 import os
 import time
 import warnings
@@ -23,7 +24,7 @@ from ._gemini import GenerateContentResponse
 from ._handles import TaskHandle
 from ._models import ImageAsset, ImageResult
 from ._protocol import ReferenceImage
-from ._tasks import TaskKind, TaskRef
+from ._tasks import TaskKind, TaskRef, default_poll_path
 
 if TYPE_CHECKING:
     from ._client import AsyncMaxAPI
@@ -65,6 +66,8 @@ async def read_image_input(image: object, argument: str, *, total: int = 0) -> t
             raise InvalidRequestError(argument, f"{name!r} {exc}; pass an image file") from None
         except OSError as exc:
             raise InvalidRequestError(argument, f"cannot read {name!r}: {exc.strerror or exc}") from exc
+        except ValueError as exc:  # a NUL, or a lone surrogate the file system cannot name
+            raise InvalidRequestError(argument, f"{name!r} is not a usable path: {exc}") from None
         name = path.name
     elif callable(getattr(image, "read", None)):
         if isinstance(image, io.TextIOBase):
@@ -98,8 +101,8 @@ async def _read_within(
     A read still running at the deadline is abandoned: :class:`APITimeoutError`, nothing sent.
     """
     total = timeout if timeout is not None else client.timeouts.total
-    if total is None:
-        return await reading, None
+    if total is None or total == math.inf:
+        return await reading, total
     import anyio
 
     started = time.monotonic()
@@ -192,7 +195,7 @@ class Images:
         gives the same :class:`ImageResult`. ``timeout`` bounds the whole call
         (for ``wait=False``, the submission only).
         """
-        check_call_timeout(timeout)
+        timeout = check_call_timeout(timeout)
         client = self._client
         queued = not wait or client.wait_by_polling
         spec = _protocol.build_generate_request(
@@ -269,7 +272,7 @@ class Images:
         (PNG, JPEG, WebP or GIF; anything else is refused before sending).
         Other arguments, ``wait`` included, as in :meth:`generate`.
         """
-        check_call_timeout(timeout)
+        timeout = check_call_timeout(timeout)
         client = self._client
         effective_route = route_mode if route_mode is not None else client.route_mode
         _protocol.check_edit_arguments(
@@ -320,7 +323,9 @@ async def _wait_within(
     """``wait=True`` on a queued call: the call's deadline covers submission and polling."""
     total = timeout if timeout is not None else client.timeouts.total
     if total is None:
-        return await handle.wait()
+        return await handle.wait()  # the client's task_timeout
+    if total == math.inf:
+        return await handle.wait(timeout=math.inf)
     remaining = total - (time.monotonic() - started)
     if remaining <= 0:
         raise APITimeoutError(f"{handle.kind} task {handle.id}: the call's deadline passed")
@@ -396,7 +401,7 @@ class Models:
         ``wait=False`` sends ``X-MaxAPI-Async: true`` and returns a handle on
         the operation, polled at ``/v1beta/operations/{id}``.
         """
-        check_call_timeout(timeout)
+        timeout = check_call_timeout(timeout)
         client = self._client
         route = route_mode if route_mode is not None else client.route_mode
         queued = not wait or client.wait_by_polling
@@ -501,6 +506,10 @@ class Tasks:
             raise InvalidRequestError(
                 "kind", f"unknown value {kind!r}", allowed=("generation", "edit", "operation")
             )
+        for argument, value in (("model", model), ("aspect_ratio", aspect_ratio), ("resolution", resolution)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidRequestError(argument, f"must be a string or None, got {type(value).__name__}")
+        default_poll_path(kind, task_id)  # an id that cannot be sent is refused now, not at the first poll
         ref = TaskRef(id=task_id, kind=kind, model=model, aspect_ratio=aspect_ratio, resolution=resolution)
         return self._handle(ref)
 

@@ -40,7 +40,7 @@ from yarl import URL
 from ._convert import converter, structure
 from ._errors import InvalidRequestError, MaxAPIError, ResponseError, TaskFailedError, TaskProtocolError
 from ._models import ImageData
-from ._protocol import EDITS_PATH, GENERATIONS_PATH, ImageCall, error_from_response
+from ._protocol import EDITS_PATH, GENERATIONS_PATH, ImageCall, check_text, error_from_response
 from ._urls import is_api_path, on_origin, origin_of
 
 __all__ = [
@@ -213,11 +213,20 @@ def _first(obj: Mapping[str, Any], *keys: str) -> Any:
     return None
 
 
+def _sendable(text: str) -> bool:
+    """Whether ``text`` has a UTF-8 form (JSON's ``"\\ud800"`` escape gives one that has not)."""
+    try:
+        check_text("task_id", text)
+    except InvalidRequestError:
+        return False
+    return True
+
+
 def _task_id(value: Any, obj: Any, request_id: str | None, what: str) -> str:
     if isinstance(value, str):
         text = value.strip()
-        if text in ("", ".", ".."):
-            raise _fail(f"the {what} id {value!r} is not a task id", obj, request_id)
+        if text in ("", ".", "..") or not _sendable(text):
+            raise _fail(f"the {what} id {value!r:.60} is not a task id", obj, request_id)
         return text
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**30:
         return str(value)
@@ -612,7 +621,7 @@ def default_poll_path(kind: TaskKind, task_id: str) -> str:
         task_id = _operation_id(task_id)
     if not task_id or task_id in (".", ".."):
         raise InvalidRequestError("task_id", f"{task_id!r} is not a task id")
-    return f"{_KIND_PATHS[kind]}/{quote(task_id, safe='')}"
+    return f"{_KIND_PATHS[kind]}/{quote(check_text('task_id', task_id), safe='')}"
 
 
 def poll_path(kind: TaskKind, task_id: str, *, poll_url: str | None, origin: URL | str) -> str:
@@ -803,4 +812,11 @@ class TaskRef:
             raise InvalidRequestError("data", str(exc)) from None
         if not ref.id.strip():
             raise InvalidRequestError("data", "the task reference has an empty 'id'")
+        check_text("data", ref.id)
+        if ref.submitted_at is not None and not math.isfinite(ref.submitted_at):
+            raise InvalidRequestError(
+                "data", f"'submitted_at' must be a finite time, got {ref.submitted_at!r}"
+            )
+        if ref.n < 1:
+            raise InvalidRequestError("data", f"'n' must be at least 1, got {ref.n!r}")
         return ref

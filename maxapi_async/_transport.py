@@ -96,14 +96,25 @@ _DEADLINE_MARGIN = 0.1
 _FULL_DEADLINE_SLACK = 0.001
 
 
+def _no_limit_if_infinite(value: Any) -> Any:
+    """``inf``, or an int beyond any float, means no limit: ``None``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        try:
+            if math.isinf(value):
+                return None
+        except OverflowError:
+            return None
+    return value
+
+
 def _limit(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
+        or not value > 0  # also nan
+        or not math.isfinite(float(value))  # finite: _no_limit_if_infinite ran first
     ):
         raise ConfigurationError(
             f"Timeouts.{attribute.name} must be None or a positive number, got {value!r}"
@@ -112,7 +123,7 @@ def _limit(instance: object, attribute: attrs.Attribute[Any], value: object) -> 
 
 @attrs.frozen
 class Timeouts:
-    """Deadlines in seconds (``None`` means no limit).
+    """Deadlines in seconds (``None``, or ``math.inf``, means no limit).
 
     * ``total`` (default 180): the whole call, retries and their waits
       included, and any wait for a free connection when ``max_concurrency``
@@ -126,9 +137,9 @@ class Timeouts:
     never left, so it was neither carried out nor charged.
     """
 
-    total: float | None = attrs.field(default=180.0, validator=_limit)
-    connect: float | None = attrs.field(default=10.0, validator=_limit)
-    read: float | None = attrs.field(default=150.0, validator=_limit)
+    total: float | None = attrs.field(default=180.0, converter=_no_limit_if_infinite, validator=_limit)
+    connect: float | None = attrs.field(default=10.0, converter=_no_limit_if_infinite, validator=_limit)
+    read: float | None = attrs.field(default=150.0, converter=_no_limit_if_infinite, validator=_limit)
 
     def with_total(self, total: float | None) -> Timeouts:
         """A copy with another whole-call deadline.
