@@ -21,7 +21,7 @@
     ├── ResponseError                a 2xx answer that is not what the endpoint returns
     │   ├── TaskProtocolError        poll answers that contradict each other
     │   ├── ResponseTooLargeError    an answer or download above the client's size cap
-    │   └── AssetTypeError           a downloaded asset is not the image type it claims
+    │   └── AssetTypeError           an asset (downloaded or inline) is not the image it claims
     └── APIConnectionError           the connection failed or broke (``sent`` says when)
         └── APITimeoutError          a deadline passed (also the builtin TimeoutError)
             └── TaskTimeoutError     stopped waiting for a task; ``handle`` resumes it
@@ -242,10 +242,11 @@ class ResponseTooLargeError(ResponseError):
 
 
 class AssetTypeError(ResponseError):
-    """A downloaded asset's bytes are not the image type it claims, or no image at all.
+    """An asset's bytes (downloaded, or inline in an answer) are not the image type it
+    claims, or no image at all.
 
-    ``claimed`` is the type the asset's URL or the ``Content-Type`` header named
-    (``None`` when neither named one), ``actual`` the type sniffed from the
+    ``claimed`` is the type the asset's URL, the ``Content-Type`` header or the
+    answer's ``mimeType`` named (``None`` when none named one), ``actual`` the type sniffed from the
     bytes (``None`` when they are not a PNG, JPEG, WebP or GIF image). Nothing
     is saved: a download to disk is removed, not left half checked.
     """
