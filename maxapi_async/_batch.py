@@ -48,7 +48,7 @@ from ._files import key_filename
 from ._gemini import GenerateContentResponse
 from ._handles import TaskHandle
 from ._models import ImageAsset, ImageResult, _extension
-from ._pricing import PriceTable
+from ._pricing import NANO, PriceTable, nano_credits
 from ._transport import cancel_requested
 
 if TYPE_CHECKING:
@@ -184,7 +184,9 @@ class Outcome:
     ``"cancelled"`` (stopped while running; a submitted task resumes from the
     journal) or ``"restored"`` (finished in an earlier run: ``images`` come
     from the journal, ``result`` is ``None``).
-    ``cost`` is the estimated credits charged (0 for failures). ``error`` is
+    ``cost`` is the estimated credits charged: 0 for an item failed or not
+    submitted, ``None`` for one whose model has no price (the client's
+    ``prices=`` can give it one). ``error`` is
     the exception for a failed item (``None`` otherwise): an item whose wait
     passed the client's ``task_timeout`` has :class:`TaskTimeoutError` (its
     task runs on; a rerun with the journal waits for it again), and items
@@ -197,7 +199,7 @@ class Outcome:
     status: str
     result: Result | None = None
     error: BaseException | None = None
-    cost: float = 0.0
+    cost: float | None = 0.0
     images: list[ImageAsset] = attrs.field(factory=list)
     task_id: str | None = None
     files: list[Path] = attrs.field(factory=list)
@@ -228,7 +230,9 @@ class BatchSummary:
 
     ``remaining`` lists the keys not finished: skipped by the budget or
     ``fail_fast``, and failed ones (a rerun with the same journal retries only
-    what did not finish).
+    what did not finish). ``credits`` are this run's estimated credits, added
+    exactly; ``unpriced`` counts the items done in this run whose model has no
+    price, whose credits are therefore not in ``credits``.
     """
 
     total: int
@@ -239,6 +243,7 @@ class BatchSummary:
     credits: float
     remaining: list[str]
     stopped_by_budget: bool
+    unpriced: int = 0
 
 
 # -- the journal ------------------------------------------------------------------
@@ -372,14 +377,19 @@ class Batch:
         self._client = client
         self.items: list[BatchItem] = list(items)
         _check_batch_arguments(self.items, concurrency, max_pending, budget, shard)
+        self.prices = prices if prices is not None else client.prices
+        # Credits are counted in whole nano-credits, exactly; BatchSummary shows them as floats.
+        self._estimates: dict[tuple[str, str | None, int], int | None] = {}
+        self.budget = budget
+        self._budget = nano_credits(budget) if budget is not None else None
+        if budget is not None:
+            self._check_priced()
         if shard is not None:
             self.items = [i for i in self.items if _shard_of(i.key, shard[1]) == shard[0]]
         self.concurrency = concurrency
         self.max_pending = max_pending
-        self.budget = budget
         self.fail_fast = fail_fast
         self.download_to = Path(download_to) if download_to is not None else None
-        self.prices = prices if prices is not None else client.prices
         self._journal = _Journal(journal, shard) if journal is not None else None
         self._progress = progress
         # Only each item's status is kept: holding every Outcome (its result, raw answer and
@@ -388,9 +398,9 @@ class Batch:
         self._queue: asyncio.Queue[Outcome | None] = asyncio.Queue()
         self._runner: asyncio.Task[None] | None = None
         self._counts = {"submitted": 0, "running": 0, "done": 0, "failed": 0, "skipped": 0}
-        self._credits = 0.0
-        self._estimates: dict[tuple[str, str | None, int], float] = {}
-        self._committed = 0.0  # estimated spend of finished and in-flight items
+        self._credits = 0
+        self._unpriced = 0  # items done whose model has no price: not in _credits
+        self._committed = 0  # estimated spend of finished and in-flight items
         self._stopped_by_budget = False
         self._failed_fast = False
         # The service's "come back later" (Retry-After on a failed submission): submissions wait
@@ -466,7 +476,8 @@ class Batch:
                         self._finish(Outcome(item.key, "skipped", reason="budget"))
                         continue
                     await pending_slots.acquire()
-                    self._committed += estimate
+                    if estimate is not None:
+                        self._committed += estimate
                     tg.start_soon(self._one, item, entry, estimate, submit_slots, pending_slots, tg)
         finally:
             reason = "fail_fast" if self._failed_fast else "cancelled"
@@ -480,23 +491,37 @@ class Batch:
                 self._close_report()
             self._queue.put_nowait(None)
 
-    def _estimate(self, item: BatchItem) -> float:
+    def _estimate(self, item: BatchItem) -> int | None:
+        """The item's estimated nano-credits; ``None`` when its model has no price."""
         route = item.route_mode if item.route_mode is not None else self._client.route_mode
         key = (item.model, route, item.n)
-        cost = self._estimates.get(key)
-        if cost is None:  # one price lookup per (model, route, n), not one per item
-            estimate = self.prices.estimate(item.model, route, item.n)
-            cost = self._estimates[key] = estimate if estimate is not None else 0.0
-        return cost
+        try:  # one price lookup per (model, route, n), not one per item
+            return self._estimates[key]
+        except KeyError:
+            price = self.prices.per_call(item.model, route)
+            cost = self._estimates[key] = None if price is None else nano_credits(price) * max(1, item.n)
+            return cost
 
-    def _within_budget(self, estimate: float) -> bool:
+    def _check_priced(self) -> None:
+        """A budget needs every item's price: an item without one is refused, never counted as free."""
+        for i, item in enumerate(self.items):
+            if self._estimate(item) is None:
+                raise InvalidRequestError(
+                    f"items[{i}].model",
+                    f"no price is known for {item.model!r}, so budget= cannot be kept; give the client "
+                    f"its price per call: AsyncMaxAPI(prices=maxapi_async.PRICES.with_prices("
+                    f"{{({item.model!r}, ROUTE_MODE): CREDITS}})), or prices=PriceTable({{...}})",
+                )
+
+    def _within_budget(self, estimate: int | None) -> bool:
         """Whether a new submission fits; the first one that does not stops all later ones.
 
         (Resumed tasks were paid for already and never count against the budget.)
         """
-        if self.budget is None:
+        if self._budget is None:
             return True
-        if self._stopped_by_budget or self._committed + estimate > self.budget + 1e-9:
+        # (An unpriced item never gets here with a budget: _check_priced refused the batch.)
+        if self._stopped_by_budget or estimate is None or self._committed + estimate > self._budget:
             self._stopped_by_budget = True
             return False
         return True
@@ -505,7 +530,7 @@ class Batch:
         self,
         item: BatchItem,
         entry: _Entry | None,
-        estimate: float,
+        estimate: int | None,
         submit_slots: anyio.CapacityLimiter,
         pending_slots: anyio.Semaphore,
         tg: anyio.abc.TaskGroup,
@@ -523,9 +548,14 @@ class Batch:
             finally:
                 self._count(running=-1)
             files = await self._save(item.key, _images_of(result))
-            cost = result.cost if result.cost is not None else estimate
-            self._credits += cost
-            self._committed += cost - estimate
+            cost = result.cost if result.cost is not None else _as_float(estimate)
+            if cost is None:
+                self._unpriced += 1
+            else:
+                self._credits += nano_credits(cost)
+                self._committed += nano_credits(cost)
+            if estimate is not None:
+                self._committed -= estimate
             if self._journal is not None:
                 self._journal.write({"event": "done", "key": item.key, "task_id": handle.id, "cost": cost,
                                      "images": [_asset_record(a) for a in result.images],
@@ -537,7 +567,8 @@ class Batch:
             self._finish(Outcome(item.key, "cancelled", task_id=handle.id if handle else None))
             raise
         except MaxAPIError as exc:
-            if not isinstance(exc, TaskTimeoutError):  # that task runs on, and may yet be charged
+            # (A timed-out task runs on, and may yet be charged: its estimate stays committed.)
+            if estimate is not None and not isinstance(exc, TaskTimeoutError):
                 self._committed -= estimate  # failed calls are not charged
             self._record({"event": "failed", "key": item.key, "error": type(exc).__name__,
                           "message": str(exc), "task_id": handle.id if handle else None})  # fmt: skip
@@ -658,7 +689,7 @@ class Batch:
         return Outcome(
             item.key,
             "restored",
-            cost=float(cost) if isinstance(cost, (int, float)) else 0.0,
+            cost=float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
             images=images,
             task_id=record.get("task_id"),
             files=files,
@@ -686,7 +717,7 @@ class Batch:
             self._report(
                 BatchProgress(
                     len(self.items), c["submitted"], c["running"], c["done"], c["failed"], c["skipped"],
-                    round(self._credits, 9),
+                    self._credits / NANO,
                 )
             )  # fmt: skip
 
@@ -708,13 +739,18 @@ class Batch:
             restored=statuses.count("restored"),
             failed=statuses.count("failed"),
             skipped=statuses.count("skipped") + statuses.count("cancelled"),
-            credits=round(self._credits, 9),
+            credits=self._credits / NANO,
             remaining=remaining,
             stopped_by_budget=self._stopped_by_budget,
+            unpriced=self._unpriced,
         )
 
 
 _BUCKETS = {"done": "done", "restored": "done", "failed": "failed"}
+
+
+def _as_float(nanos: int | None) -> float | None:
+    return None if nanos is None else nanos / NANO
 
 
 async def _save_one(asset: ImageAsset, target: Path) -> None:

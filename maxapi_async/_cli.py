@@ -577,9 +577,13 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
     seconds = time.perf_counter() - started
     order = {item.key: i for i, item in enumerate(items)}
     outcomes.sort(key=lambda o: order.get(o.key, len(order)))
+    credits = f"{summary.credits:.3f} credits estimated"
+    if summary.unpriced:
+        plural = "s" if summary.unpriced != 1 else ""
+        credits += f" (not counting {summary.unpriced} item{plural} of models without a price)"
     text = (
         f"{summary.done} done, {summary.restored} from the journal, {summary.failed} failed, "
-        f"{summary.skipped} skipped; {summary.credits:.3f} credits estimated; {seconds:.1f} s"
+        f"{summary.skipped} skipped; {credits}; {seconds:.1f} s"
     )
     if summary.stopped_by_budget:
         text += f"; stopped by the budget of {args.budget:g} credits"
@@ -595,6 +599,7 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
                 "credits": summary.credits,
                 "remaining": summary.remaining,
                 "stopped_by_budget": summary.stopped_by_budget,
+                "unpriced": summary.unpriced,
                 "seconds": round(seconds, 3),
             },
             "outcomes": [_outcome_json(o) for o in outcomes],

@@ -487,7 +487,8 @@ class AsyncMaxAPI:
         * ``max_pending`` (1000): tasks submitted and not yet finished at once
           (each polls within the client's ``max_polls_per_second``);
         * ``budget``: estimated credits never to pass: an item whose estimate
-          would cross it is not submitted, and the batch stops there;
+          would cross it is not submitted, and the batch stops there (every
+          item's model needs a price, see ``prices``: else ``InvalidRequestError``);
         * ``journal``: a ``.jsonl`` file or a folder, for crash-safe resumption;
         * ``fail_fast``: the first failure stops the batch (default: never);
         * ``progress``: a callback taking :class:`BatchProgress`, or ``True``

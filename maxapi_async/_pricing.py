@@ -5,6 +5,11 @@ MaxAPI's published table; override them with :meth:`PriceTable.with_prices`.
 Estimates err high where the price is not published: ``mix`` and "the key's
 configured order" (``route_mode=None``) are priced at the model's dearest
 route, and ``n`` images are priced as ``n`` calls. Failed calls cost nothing.
+
+Credits are added as whole nano-credits (:func:`nano_credits`), so twelve calls
+at 0.04 make 0.48, not ``0.4799999999999999``; the public fields stay ``float``,
+each the float nearest to the exact sum. A model without a price has no
+estimate (``None``), never 0: the ledger counts its calls in ``unpriced_calls``.
 """
 
 from __future__ import annotations
@@ -16,6 +21,19 @@ import attrs
 from ._catalog import lookup_model
 
 __all__ = ["PRICES", "PriceTable", "RouteUsage", "Usage"]
+
+
+#: Nano-credits per credit: sums of credits are exact in these integer units.
+NANO = 1_000_000_000
+
+
+def nano_credits(credits: float) -> int:
+    """Credits as a whole number of nano-credits: 0.024 is exactly 24_000_000.
+
+    Exact for any amount written with at most nine decimals and below a million
+    credits (the float's error is then far below half a nano-credit).
+    """
+    return round(credits * NANO)
 
 
 @attrs.frozen
@@ -50,7 +68,9 @@ class PriceTable:
     def estimate(self, model: str, route_mode: str | None, n: int = 1) -> float | None:
         """Estimated credits for a call producing ``n`` images (``None``: unknown model)."""
         price = self.per_call(model, route_mode)
-        return None if price is None else price * max(1, n)
+        if price is None or n <= 1:
+            return price
+        return nano_credits(price) * n / NANO  # 3 x 0.024 is 0.072, not 0.07200000000000001
 
     def with_prices(self, prices: Mapping[tuple[str, str], float]) -> PriceTable:
         """A copy with some prices replaced or added."""
@@ -68,33 +88,48 @@ PRICES = PriceTable(
 
 @attrs.define
 class RouteUsage:
-    """Calls, images and estimated credits for one route (``"default"``: the key's order)."""
+    """Calls, images and estimated credits for one route (``"default"``: the key's order).
+
+    ``credits`` sums the calls with a known price; ``unpriced_calls`` counts the
+    calls of models without one, whose credits are unknown and not in ``credits``.
+    """
 
     calls: int = 0
     images: int = 0
     credits: float = 0.0
+    unpriced_calls: int = 0
 
 
 @attrs.define
 class Usage:
-    """The client's running ledger of successful calls (failed calls cost nothing)."""
+    """The client's running ledger of successful calls (failed calls cost nothing).
+
+    ``credits`` sums the estimates of the calls with a known price, added
+    exactly; ``unpriced_calls`` counts the calls of models without a price (give
+    the client one with ``prices=``), whose credits are not in ``credits``.
+    """
 
     calls: int = 0
     images: int = 0
     credits: float = 0.0
     failed_calls: int = 0
     by_route: dict[str, RouteUsage] = attrs.field(factory=dict)
+    unpriced_calls: int = 0
 
     def record(self, route_mode: str | None, images: int, credits: float | None) -> None:
-        """Count one successful call."""
+        """Count one successful call; ``credits=None``: its model has no price."""
         key = route_mode or "default"
         route = self.by_route.get(key)
         if route is None:
             route = self.by_route[key] = RouteUsage()
-        cost = credits or 0.0
         self.calls += 1
         self.images += images
-        self.credits += cost
         route.calls += 1
         route.images += images
-        route.credits += cost
+        if credits is None:
+            self.unpriced_calls += 1
+            route.unpriced_calls += 1
+        else:  # in nano-credits (inlined: this runs on every call); int / int is the nearest float
+            nanos = round(credits * NANO)
+            self.credits = (round(self.credits * NANO) + nanos) / NANO
+            route.credits = (round(route.credits * NANO) + nanos) / NANO

@@ -142,6 +142,60 @@ async def test_every_result_carries_its_cost_and_the_ledger_adds_up(client: Asyn
     assert result.cost == pytest.approx(0.024)
 
 
+UNPRICED = "google/gemini-3-pro-image-preview"  # in the catalogue, without a published price
+
+
+@pytest.mark.parametrize("model", [UNPRICED, "acme/unknown-image-model"])
+async def test_a_budget_refuses_an_item_without_a_price_before_any_request(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, model: str
+) -> None:
+    items = [*generations(2), *generations(200, model=model)[2:]]  # 198 of a model without a price
+    with pytest.raises(maxapi_async.InvalidRequestError) as info:
+        client.batch(items, budget=0.10)
+    assert info.value.argument == "items[2].model"
+    assert model in str(info.value)
+    assert "prices=" in str(info.value)
+    assert fake_maxapi.requests == []
+
+
+async def test_a_budget_refuses_an_unpriced_item_of_another_shard_too(client: AsyncMaxAPI) -> None:
+    items = [*generations(20), GenerateRequest("x", key="dear", model=UNPRICED)]
+    for index in (0, 1):  # every shard sees the same batch, and refuses it alike
+        with pytest.raises(maxapi_async.InvalidRequestError, match=UNPRICED):
+            client.batch(items, budget=5, shard=(index, 2))
+
+
+async def test_an_unpriced_item_costs_none_never_zero(client: AsyncMaxAPI, tmp_path: Path) -> None:
+    journal = tmp_path / "run.jsonl"
+    items = [*generations(2, model=UNPRICED), GenerateRequest("y", key="priced", route_mode="official")]
+    batch = client.batch(items, journal=journal)
+    outcomes = await batch
+    assert [o.status for o in outcomes] == ["done"] * 3
+    assert [o.cost for o in outcomes] == [None, None, 0.04]
+    assert outcomes[0].result is not None
+    assert outcomes[0].result.cost is None
+    assert batch.summary is not None
+    assert (batch.summary.credits, batch.summary.unpriced) == (0.04, 2)
+    usage = client.usage
+    assert (usage.calls, usage.unpriced_calls, usage.credits) == (3, 2, 0.04)
+    assert usage.by_route["default"].unpriced_calls == 2
+    restored = await client.batch(items, journal=journal)
+    assert [o.cost for o in restored] == [None, None, 0.04]
+
+
+async def test_credits_are_added_exactly(client: AsyncMaxAPI) -> None:
+    seen: list[BatchProgress] = []
+    batch = client.batch(generations(20, route_mode="official-cheap"), progress=seen.append, budget=0.48)
+    await batch
+    assert batch.summary is not None
+    assert batch.summary.done == 20  # 20 x 0.024 is the budget, not a hair above it
+    assert repr(batch.summary.credits) == repr(seen[-1].credits) == "0.48"
+    assert repr(client.usage.credits) == repr(client.usage.by_route["official-cheap"].credits) == "0.48"
+    result = await client.images.generate("x", route_mode="official-cheap", n=3)
+    assert repr(result.cost) == "0.072"
+    assert repr(client.usage.credits) == "0.552"
+
+
 async def test_journal_rerun_skips_finished_items(
     client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
 ) -> None:

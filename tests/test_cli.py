@@ -417,6 +417,35 @@ def test_batch_stopped_by_the_budget_exits_1(
     assert summary["done"] == 1
 
 
+UNPRICED = "google/gemini-3-pro-image-preview"
+
+
+def test_batch_with_a_budget_refuses_a_model_without_a_price(
+    fake: FakeMaxAPI, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("one\ntwo\n")
+    code, _, err = run(capsys, "batch", str(prompts), "--budget", "5", "--model", UNPRICED)
+    assert code == 2
+    (error,) = [line for line in err.splitlines() if line.startswith("maxapi-async: error:")]
+    assert UNPRICED in error
+    assert "prices=" in error
+    assert fake.requests == []
+
+
+def test_batch_without_a_budget_says_what_its_credits_leave_out(
+    fake: FakeMaxAPI, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("one\ntwo\n")
+    doc = run_json(capsys, "batch", str(prompts), "--model", UNPRICED)
+    assert (doc["summary"]["credits"], doc["summary"]["unpriced"]) == (0.0, 2)
+    assert [o["cost"] for o in doc["outcomes"]] == [None, None]
+    code, _, err = run(capsys, "batch", str(prompts), "--model", UNPRICED, "--route-mode", "official")
+    assert code == 0, err
+    assert "0.000 credits estimated (not counting 2 items of models without a price)" in err
+
+
 def test_batch_reads_stdin(
     fake: FakeMaxAPI, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
