@@ -23,6 +23,18 @@ submission whose answer never arrived under the same ``Idempotency-Key`` (so a
 service that honours the key returns the first task), and submits only items
 never sent. ``shard=(i, n)`` runs the items whose key hashes to ``i`` of ``n``,
 so processes or machines sharing one journal folder split a batch.
+
+A journal file has one writer: the batch running with it holds an OS advisory
+lock on it (POSIX ``flock``; not on Windows), and a second batch on the same
+file, in any process, gets :class:`JournalLockedError` before any request.
+A last line cut short by a crash is set aside into ``<file>.torn``, with a
+warning, and the journal goes on from a clean line.
+
+"Nothing is paid twice" rests on one thing outside this client: at a crash, at
+most one submission per item may be in flight with its answer unrecorded, and
+the rerun repeats it under the same ``Idempotency-Key``. Only a service that
+honours that key returns the task it already made; one that ignores it makes
+(and charges) a second task for that submission.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ import json
 import os
 import sys
 import time
+import warnings
 import zlib
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -43,13 +56,24 @@ import attrs
 
 from ._catalog import DEFAULT_MODEL
 from ._client import IDEMPOTENCY_KEY, new_idempotency_key
-from ._errors import APIError, ClientClosedError, InvalidRequestError, MaxAPIError, TaskTimeoutError
+from ._errors import (
+    APIError,
+    ClientClosedError,
+    InvalidRequestError,
+    JournalLockedError,
+    MaxAPIError,
+    MaxAPIWarning,
+    TaskTimeoutError,
+)
 from ._files import key_filename
 from ._gemini import GenerateContentResponse
 from ._handles import TaskHandle
 from ._models import ImageAsset, ImageResult, _extension
 from ._pricing import NANO, PriceTable, nano_credits
 from ._transport import cancel_requested
+
+if sys.platform != "win32":
+    import fcntl
 
 if TYPE_CHECKING:
     from ._client import AsyncMaxAPI
@@ -258,30 +282,58 @@ class _Entry:
 
 
 class _Journal:
-    """Append-only JSON lines; every line is flushed to the OS before it is relied on."""
+    """Append-only JSON lines; every line is flushed to the OS before it is relied on.
+
+    A journal file has one writer. :meth:`open` takes an OS advisory lock on it
+    (``flock`` on ``<file>.lock`` beside it, which holds the owner's pid), so a
+    second batch on the same file, in this process or another, meets
+    :class:`JournalLockedError` before it sends anything; :meth:`close` lets go.
+    Shards each lock their own file of the folder. Windows has no ``flock``:
+    there the file is not locked, and running two batches on it is the caller's
+    mistake to avoid.
+
+    A crash can cut the last line short. :meth:`open` sets such a line aside,
+    with one warning: it moves to ``<file>.torn`` and the journal ends on a
+    complete line again, so the next record is not glued to it and lost.
+    """
 
     def __init__(self, location: str | os.PathLike[str], shard: tuple[int, int] | None) -> None:
         path = Path(location)
+        self._folder: Path | None = None
         if path.is_dir() or os.fspath(location).endswith(os.sep):
             path.mkdir(parents=True, exist_ok=True)
             name = f"journal-{shard[0]}of{shard[1]}.jsonl" if shard else "journal.jsonl"
-            self.files = sorted(path.glob("*.jsonl"))
+            self._folder = path
             self.path = path / name
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.files = [path] if path.exists() else []
             self.path = path
         self._fh: IO[str] | None = None
+        self._lock = _JournalLock(self.path)
 
-    def load(self) -> dict[str, _Entry]:
+    def open(self) -> dict[str, _Entry]:
+        """Lock this batch's file, set aside a torn last line, and read every file."""
+        self._lock.acquire()
+        try:
+            _set_aside_torn_tail(self.path)
+            return self._load()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _load(self) -> dict[str, _Entry]:
+        if self._folder is not None:  # the other shards' files too: what they finished is done
+            files = sorted(self._folder.glob("*.jsonl"))
+        else:
+            files = [self.path] if self.path.exists() else []
         entries: dict[str, _Entry] = {}
-        for file in self.files:
+        for file in files:
             with open(file, encoding="utf-8") as fh:
                 for line in fh:
                     try:
                         record = json.loads(line)
                     except ValueError:
-                        continue  # a line torn by a crash
+                        continue  # torn: another shard's line being written, or an old crash's
                     if not isinstance(record, dict) or not isinstance(record.get("key"), str):
                         continue
                     entry = entries.setdefault(record["key"], _Entry())
@@ -304,9 +356,126 @@ class _Journal:
         self._fh.flush()  # in the OS's hands: survives the process being killed
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        """Close the file and let go of the lock (idempotent)."""
+        try:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+        finally:
+            self._lock.release()
+
+
+class _JournalLock:
+    """An exclusive OS advisory lock on ``<journal>.lock``, a file holding the owner's pid.
+
+    The lock file is removed on release, while still locked; so a process that
+    locked the removed file in the meantime sees that the path names another
+    file now, and starts again on that one.
+    """
+
+    def __init__(self, journal: Path) -> None:
+        self.journal = journal
+        self.path = journal.with_name(journal.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        if sys.platform == "win32":  # no flock: not locked there (see _Journal)
+            return
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _read_pid(fd)
+                os.close(fd)
+                raise JournalLockedError(os.fspath(self.journal), pid) from None
+            except BaseException:
+                os.close(fd)
+                raise
+            if _same_file(fd, self.path):
+                break
+            os.close(fd)  # released and removed by its holder while we waited: not ours to keep
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+
+def _read_pid(fd: int) -> int | None:
+    """The pid a lock file holds; ``None`` when its holder has not written it yet."""
+    text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    return int(text) if text.isdigit() else None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _set_aside_torn_tail(path: Path) -> None:
+    """End a journal on a complete line: a last line cut short moves to ``<path>.torn``.
+
+    Only the lock's holder may call this: a file another process is appending to
+    may end mid-line because its next line is being written at this moment.
+    """
+    try:
+        fh = open(path, "r+b")  # noqa: SIM115 - closed by the with block below
+    except FileNotFoundError:
+        return
+    with fh:
+        end = fh.seek(0, os.SEEK_END)
+        start = _last_line_start(fh, end)
+        if start == end:  # empty, or ending on a newline
+            return
+        fh.seek(start)
+        tail = fh.read()
+        if _is_record(tail):  # a whole record that lost only its newline
+            fh.write(b"\n")
+            return
+        torn = path.with_name(path.name + ".torn")
+        with open(torn, "ab") as side:
+            side.write(tail + b"\n")
+            side.flush()
+            os.fsync(side.fileno())  # kept safe before it leaves the journal
+        fh.truncate(start)
+    warnings.warn(
+        f"journal {path}: its last line was cut short ({len(tail)} bytes, a crash while writing it); "
+        f"it is kept in {torn} and the journal goes on from the line before it",
+        MaxAPIWarning,
+        stacklevel=2,
+    )
+
+
+def _last_line_start(fh: IO[bytes], end: int) -> int:
+    """Where the last line of a file of ``end`` bytes starts (``end``: it ends with a newline)."""
+    position = end
+    while position > 0:
+        begin = max(0, position - 65536)
+        fh.seek(begin)
+        newline = fh.read(position - begin).rfind(b"\n")
+        if newline >= 0:
+            return begin + newline + 1
+        position = begin
+    return 0
+
+
+def _is_record(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:  # also a UnicodeDecodeError
+        return False
 
 
 def _asset_record(asset: ImageAsset) -> dict[str, Any]:
@@ -454,7 +623,11 @@ class Batch:
         return self._runner
 
     async def _run(self) -> None:
-        entries = self._journal.load() if self._journal is not None else {}
+        try:  # locked, before any request: a second batch on this journal stops here
+            entries = self._journal.open() if self._journal is not None else {}
+        except BaseException:
+            self._queue.put_nowait(None)  # the iteration ends and re-raises this
+            raise
         self._setup_progress()
         try:
             async with anyio.create_task_group() as tg:
@@ -480,16 +653,18 @@ class Batch:
                         self._committed += estimate
                     tg.start_soon(self._one, item, entry, estimate, submit_slots, pending_slots, tg)
         finally:
-            reason = "fail_fast" if self._failed_fast else "cancelled"
-            for item in self.items:
-                if item.key not in self._statuses:
-                    self._finish(Outcome(item.key, "skipped", reason=reason))
-            if self._journal is not None:
-                self._journal.close()
-            self.summary = self._summarize()
-            if self._close_report is not None:
-                self._close_report()
-            self._queue.put_nowait(None)
+            try:
+                reason = "fail_fast" if self._failed_fast else "cancelled"
+                for item in self.items:
+                    if item.key not in self._statuses:
+                        self._finish(Outcome(item.key, "skipped", reason=reason))
+                self.summary = self._summarize()
+                if self._close_report is not None:
+                    self._close_report()
+            finally:  # even when a progress callback raised: let go of the journal, end the iteration
+                if self._journal is not None:
+                    self._journal.close()
+                self._queue.put_nowait(None)
 
     def _estimate(self, item: BatchItem) -> int | None:
         """The item's estimated nano-credits; ``None`` when its model has no price."""

@@ -490,6 +490,7 @@ class AsyncMaxAPI:
           would cross it is not submitted, and the batch stops there (every
           item's model needs a price, see ``prices``: else ``InvalidRequestError``);
         * ``journal``: a ``.jsonl`` file or a folder, for crash-safe resumption;
+          one batch at a time writes it (else ``JournalLockedError``);
         * ``fail_fast``: the first failure stops the batch (default: never);
         * ``progress``: a callback taking :class:`BatchProgress`, or ``True``
           for a tqdm bar on a terminal (``pip install 'maxapi-async[progress]'``);

@@ -6,6 +6,7 @@
     ├── ConfigurationError           no API key, a bad base URL, bad client options
     ├── ClientClosedError            the client was used after aclose(), or it cut a call short
     ├── RunningLoopError             the blocking MaxAPI was called inside a running loop
+    ├── JournalLockedError           another batch holds the journal (``pid`` names it)
     ├── InvalidRequestError          bad input caught before any request (also ValueError)
     ├── APIError                     the service answered with a non-2xx status
     │   ├── BadRequestError          400, 422: the service rejected the request
@@ -47,6 +48,7 @@ Nothing in this module performs I/O; the messages never contain the API key.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,6 +66,7 @@ __all__ = [
     "ConflictError",
     "InsufficientCreditsError",
     "InvalidRequestError",
+    "JournalLockedError",
     "MaxAPIError",
     "MaxAPIWarning",
     "NotFoundError",
@@ -101,6 +104,29 @@ class RunningLoopError(MaxAPIError, RuntimeError):
     Blocking there would freeze the loop: use :class:`AsyncMaxAPI` with ``await``
     instead (Jupyter cells accept top-level ``await``).
     """
+
+
+class JournalLockedError(MaxAPIError):
+    """A batch journal is in use by another batch, in this process or another one.
+
+    A journal has one writer: the batch that runs with it holds an OS advisory
+    lock on it until it ends. A second batch on the same file stops here, before
+    any request, so no item is submitted (and paid for) twice. ``path`` is the
+    journal file and ``pid`` the process holding it (``None`` when unknown).
+    """
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        self.path = path
+        self.pid = pid
+        if pid is None:
+            holder = "another batch"
+        elif pid == os.getpid():
+            holder = f"another batch in this process (pid {pid})"
+        else:
+            holder = f"another batch, in process {pid}"
+        super().__init__(
+            f"journal {path} is in use by {holder}: wait for it to end, or give this batch its own journal"
+        )
 
 
 class InvalidRequestError(MaxAPIError, ValueError):

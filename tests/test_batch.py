@@ -43,6 +43,33 @@ def generations(count: int, **options: object) -> list[GenerateRequest]:
     return [GenerateRequest(f"cube {i}", key=f"k{i:02}", **options) for i in range(count)]  # type: ignore[arg-type]
 
 
+def hold_the_next_submission(fake: FakeMaxAPI) -> anyio.Event:
+    """The fake leaves the next submission unanswered (a slow service); the event: it arrived."""
+    arrived = anyio.Event()
+
+    def source(origin: str, method: str, path: str) -> Fault | None:
+        if method != "POST" or arrived.is_set():
+            return None
+        arrived.set()
+        return Fault(delay=60)  # cancelled with its connection when the client goes away
+
+    fake.fault_source = source
+    return arrived
+
+
+def posts(fake: FakeMaxAPI) -> int:
+    return sum(r.method == "POST" for r in fake.requests)
+
+
+def submissions_by_prompt(fake: FakeMaxAPI) -> dict[str, set[str | None]]:
+    """The Idempotency-Keys each prompt was submitted under: one key is one submission."""
+    keys: dict[str, set[str | None]] = {}
+    for request in fake.requests:
+        if request.method == "POST" and isinstance(request.json, dict):
+            keys.setdefault(request.json["prompt"], set()).add(request.header("Idempotency-Key"))
+    return keys
+
+
 def journal_events(path: Path) -> list[dict[str, object]]:
     events = []
     for file in sorted(path.glob("*.jsonl")) if path.is_dir() else [path]:
@@ -252,6 +279,102 @@ async def test_failed_items_are_tried_again_on_rerun(
     second = await client.batch(generations(1), journal=journal)
     assert second[0].status == "done"
     assert fake_maxapi.created_tasks == 2
+
+
+TORN = b'{"event":"submit","key":"k02","idempotency_key":"3f9a'  # a crash cut this line
+
+
+async def test_a_torn_last_line_is_set_aside_and_the_journal_goes_on_clean(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    journal = tmp_path / "run.jsonl"
+    await client.batch(generations(2), journal=journal)
+    with journal.open("ab") as fh:
+        fh.write(TORN)
+    with pytest.warns(maxapi_async.MaxAPIWarning, match="cut short") as warned:
+        outcomes = await client.batch(generations(3), journal=journal)
+    assert len(warned) == 1
+    assert str(journal) + ".torn" in str(warned[0].message)
+    assert [o.status for o in outcomes] == ["restored", "restored", "done"]
+    assert (tmp_path / "run.jsonl.torn").read_bytes() == TORN + b"\n"
+    events = journal_events(journal)  # every line whole: the new records were not glued on
+    assert [e["event"] for e in events if e["key"] == "k02"] == ["submit", "task", "done"]
+    again = await client.batch(generations(3), journal=journal)  # set aside once: no warning now
+    assert [o.status for o in again] == ["restored"] * 3
+    assert fake_maxapi.created_tasks == 3
+
+
+async def test_a_whole_last_record_that_lost_its_newline_is_kept(client: AsyncMaxAPI, tmp_path: Path) -> None:
+    journal = tmp_path / "run.jsonl"
+    await client.batch(generations(1), journal=journal)
+    journal.write_bytes(journal.read_bytes().rstrip(b"\n"))  # cut just before the newline
+    outcomes = await client.batch(generations(2), journal=journal)
+    assert [o.status for o in outcomes] == ["restored", "done"]
+    assert len(journal_events(journal)) == 6
+    assert not (tmp_path / "run.jsonl.torn").exists()
+
+
+async def test_a_journal_in_use_refuses_a_second_batch_at_once(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    journal = tmp_path / "run.jsonl"
+    arrived = hold_the_next_submission(fake_maxapi)
+    first = client.batch(generations(3), journal=journal, concurrency=1)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first.gather)
+        with anyio.fail_after(5):
+            await arrived.wait()
+        with pytest.raises(maxapi_async.JournalLockedError) as info:
+            await client.batch(generations(3), journal=journal)
+        assert (info.value.path, info.value.pid) == (str(journal), os.getpid())
+        assert str(journal) in str(info.value)
+        assert "in this process" in str(info.value)
+        assert posts(fake_maxapi) == 1  # the first batch's only
+        tg.cancel_scope.cancel()
+    await first.aclose()
+    # Let go when the batch stopped: the next batch runs, and resumes the held submission.
+    fake_maxapi.fault_source = None
+    assert not (tmp_path / "run.jsonl.lock").exists()
+    outcomes = await client.batch(generations(3), journal=journal)
+    assert all(o.ok for o in outcomes)
+    assert {p: len(k) for p, k in submissions_by_prompt(fake_maxapi).items()} == {
+        "cube 0": 1, "cube 1": 1, "cube 2": 1
+    }  # fmt: skip
+
+
+async def test_a_batch_that_crashes_lets_go_of_its_journal(client: AsyncMaxAPI, tmp_path: Path) -> None:
+    journal = tmp_path / "run.jsonl"
+
+    def broken_progress(progress: BatchProgress) -> None:
+        raise RuntimeError("the caller's callback broke")
+
+    with anyio.fail_after(5), pytest.raises(RuntimeError, match="callback broke"):
+        await client.batch(generations(2), journal=journal, progress=broken_progress)
+    assert not (tmp_path / "run.jsonl.lock").exists()
+    outcomes = await client.batch(generations(2), journal=journal)
+    assert all(o.ok for o in outcomes)
+
+
+async def test_each_shard_locks_its_own_file(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    folder = tmp_path / "journal"
+    folder.mkdir()
+    items = generations(12)
+    arrived = hold_the_next_submission(fake_maxapi)
+    first = client.batch(items, journal=folder, shard=(0, 2), concurrency=1)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(first.gather)
+        with anyio.fail_after(5):
+            await arrived.wait()
+        other = await client.batch(items, journal=folder, shard=(1, 2))  # another file: runs
+        assert other  # shard 1 has items of its own, all done
+        assert all(o.ok for o in other)
+        with pytest.raises(maxapi_async.JournalLockedError, match=r"journal-0of2\.jsonl"):
+            await client.batch(items, journal=folder, shard=(0, 2))
+        tg.cancel_scope.cancel()
+    await first.aclose()
+    assert sorted(p.name for p in folder.iterdir()) == ["journal-0of2.jsonl", "journal-1of2.jsonl"]
 
 
 async def test_downloads_are_named_after_keys_and_skipped_when_present(
@@ -495,3 +618,67 @@ async def test_two_processes_split_a_batch_through_one_journal_folder(
     again = await _run_worker(fake_maxapi, str(folder), "20", "0", "2")
     assert "done" not in {line.split()[1] for line in again.splitlines() if line.startswith("item-")}
     assert fake_maxapi.created_tasks == 20
+
+
+async def test_a_torn_journal_then_sigkill_then_rerun_submits_each_item_once(
+    fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    journal = tmp_path / "run.jsonl"
+    await _run_worker(fake_maxapi, str(journal), "2")
+    with journal.open("ab") as fh:  # the crash that ended a run cut its last line short
+        fh.write(b'{"event":"submit","key":"item-002","idempotency_key":"9c1d')
+    # The next run submits item-002 and dies before the answer arrives.
+    arrived = hold_the_next_submission(fake_maxapi)
+    process = await anyio.open_process(
+        [sys.executable, str(WORKER), str(journal), "3"], env=_env(fake_maxapi), stderr=None
+    )
+    try:
+        with anyio.fail_after(30):
+            await arrived.wait()
+        process.send_signal(signal.SIGKILL)
+    finally:
+        await process.wait()
+        await process.aclose()
+    fake_maxapi.fault_source = None
+    output = await _run_worker(fake_maxapi, str(journal), "3")
+    summary = json.loads(output.split("SUMMARY ", 1)[1])
+    assert (summary["done"], summary["restored"]) == (1, 2)
+    # item-002 was sent twice, under one Idempotency-Key: one submission, one task.
+    assert {p: len(k) for p, k in submissions_by_prompt(fake_maxapi).items()} == {
+        "cube 0": 1, "cube 1": 1, "cube 2": 1
+    }  # fmt: skip
+    assert fake_maxapi.created_tasks == 3
+
+
+async def test_a_journal_in_use_by_another_process_is_refused_at_once(
+    fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    journal = tmp_path / "run.jsonl"
+    arrived = hold_the_next_submission(fake_maxapi)
+    holder = await anyio.open_process([sys.executable, str(WORKER), str(journal), "1"], env=_env(fake_maxapi))
+    try:
+        with anyio.fail_after(30):
+            await arrived.wait()
+        with anyio.fail_after(30):
+            second = await anyio.run_process(
+                [sys.executable, str(WORKER), str(journal), "3"], env=_env(fake_maxapi), check=False
+            )
+        assert second.returncode == 1
+        error = second.stderr.decode().strip().splitlines()[-1]
+        assert error.startswith("maxapi_async._errors.JournalLockedError: journal ")
+        assert f"in process {holder.pid}" in error
+        async with AsyncMaxAPI(fake_maxapi.api_key, base_url=fake_maxapi.base_url) as client:
+            with pytest.raises(maxapi_async.JournalLockedError) as info:
+                await client.batch(generations(3), journal=journal)
+        assert info.value.pid == holder.pid
+        assert posts(fake_maxapi) == 1  # the holder's, held: nothing from the others
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        await holder.wait()
+        await holder.aclose()
+    # A killed holder's lock is gone with it (its lock file stays, and locks nothing).
+    fake_maxapi.fault_source = None
+    assert (tmp_path / "run.jsonl.lock").read_text() == f"{holder.pid}\n"
+    output = await _run_worker(fake_maxapi, str(journal), "3")
+    assert "SUMMARY" in output
+    assert not (tmp_path / "run.jsonl.lock").exists()

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from importlib.metadata import entry_points
@@ -26,7 +27,7 @@ from anyio.from_thread import start_blocking_portal
 import maxapi_async
 from maxapi_async import _cli
 from maxapi_async._cli import main
-from maxapi_async.testing import FakeMaxAPI, make_png, openai_error
+from maxapi_async.testing import FakeMaxAPI, Fault, make_png, openai_error
 
 FAST_POLLS = maxapi_async.PollPolicy(earliest=0.0, latest=0.05, spacing=0.01, initial=0.01, jitter=0.0)
 
@@ -444,6 +445,39 @@ def test_batch_without_a_budget_says_what_its_credits_leave_out(
     code, _, err = run(capsys, "batch", str(prompts), "--model", UNPRICED, "--route-mode", "official")
     assert code == 0, err
     assert "0.000 credits estimated (not counting 2 items of models without a price)" in err
+
+
+def test_batch_on_a_journal_in_use_fails_at_once_with_one_line(
+    fake: FakeMaxAPI, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    prompts, journal = tmp_path / "p.txt", tmp_path / "run.jsonl"
+    prompts.write_text("one\n")
+    arrived = threading.Event()
+
+    def hold_the_first_submission(origin: str, method: str, path: str) -> Fault | None:
+        if method != "POST" or arrived.is_set():
+            return None
+        arrived.set()
+        return Fault(delay=60)  # cancelled with its connection when the holder dies
+
+    fake.fault_source = hold_the_first_submission
+    argv = ["batch", str(prompts), "--journal", str(journal)]
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "maxapi_async", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert arrived.wait(30)
+        code, out, err = run(capsys, *argv)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 1
+    assert out == ""
+    assert [line for line in err.splitlines() if "error" in line] == [
+        f"maxapi-async: error: journal {journal} is in use by another batch, in process {holder.pid}: "
+        "wait for it to end, or give this batch its own journal"
+    ]
+    assert sum(r.method == "POST" for r in fake.requests) == 1  # the holder's, and no other
 
 
 def test_batch_reads_stdin(

@@ -48,6 +48,7 @@ EXPECTED = {
     "ImagesResponse",
     "InsufficientCreditsError",
     "InvalidRequestError",
+    "JournalLockedError",
     "MaxAPI",
     "MaxAPIError",
     "MaxAPIWarning",
