@@ -40,7 +40,10 @@ honours that key returns the task it already made; one that ignores it makes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as _dt
+import errno
+import io
 import json
 import os
 import sys
@@ -60,6 +63,7 @@ from ._errors import (
     APIError,
     ClientClosedError,
     InvalidRequestError,
+    JournalError,
     JournalLockedError,
     MaxAPIError,
     MaxAPIWarning,
@@ -301,22 +305,36 @@ class _Journal:
         path = Path(location)
         self._folder: Path | None = None
         if path.is_dir() or os.fspath(location).endswith(os.sep):
-            path.mkdir(parents=True, exist_ok=True)
             name = f"journal-{shard[0]}of{shard[1]}.jsonl" if shard else "journal.jsonl"
             self._folder = path
             self.path = path / name
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
             self.path = path
-        self._fh: IO[str] | None = None
+        self._fh: io.RawIOBase | None = None
         self._lock = _JournalLock(self.path)
+        with self._os_errors("cannot create its folder"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def _os_errors(self, doing: str) -> Generator[None, None, None]:
+        """An OS error on the journal's files becomes a :class:`JournalError` naming the file."""
+        try:
+            yield
+        except OSError as exc:
+            raise JournalError(
+                os.fspath(self.path), f"journal {self.path}: {doing}: {exc.strerror or exc}"
+            ) from exc
 
     def open(self) -> dict[str, _Entry]:
         """Lock this batch's file, set aside a torn last line, and read every file."""
-        self._lock.acquire()
+        with self._os_errors("cannot lock it"):
+            self._lock.acquire()
         try:
-            _set_aside_torn_tail(self.path)
-            return self._load()
+            with self._os_errors("cannot read it"):
+                if self.path.exists() and not self.path.is_file():
+                    raise IsADirectoryError(errno.EISDIR, "not a regular file")
+                _set_aside_torn_tail(self.path)
+                return self._load()
         except BaseException:
             self._lock.release()
             raise
@@ -350,10 +368,18 @@ class _Journal:
         return entries
 
     def write(self, record: dict[str, Any]) -> None:
-        if self._fh is None:
-            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        self._fh.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
-        self._fh.flush()  # in the OS's hands: survives the process being killed
+        task = record.get("task_id") or (record.get("task") or {}).get("id")
+        what = f"cannot record {record.get('event')} of item {record.get('key')!r}" + (
+            f" (its task {task} runs on at the service: resume it with client.tasks.get({task!r}))"
+            if task
+            else ""
+        )
+        line = memoryview((json.dumps(record, separators=(",", ":"), default=str) + "\n").encode())
+        with self._os_errors(what):
+            if self._fh is None:  # unbuffered: each line goes straight to the OS, nothing waits in memory
+                self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+            while line:  # in the OS's hands when this returns: survives the process being killed
+                line = line[self._fh.write(line) or 0 :]
 
     def close(self) -> None:
         """Close the file and let go of the lock (idempotent)."""
@@ -572,6 +598,7 @@ class Batch:
         self._committed = 0  # estimated spend of finished and in-flight items
         self._stopped_by_budget = False
         self._failed_fast = False
+        self._journal_failed: JournalError | None = None  # the batch stops and raises it
         # The service's "come back later" (Retry-After on a failed submission): submissions wait
         # until _resume_at, for at most the client's task_timeout in all; a longer one stops them.
         self._resume_at = 0.0
@@ -652,6 +679,8 @@ class Batch:
                     if estimate is not None:
                         self._committed += estimate
                     tg.start_soon(self._one, item, entry, estimate, submit_slots, pending_slots, tg)
+            if self._journal_failed is not None:
+                raise self._journal_failed
         finally:
             try:
                 reason = "fail_fast" if self._failed_fast else "cancelled"
@@ -662,9 +691,11 @@ class Batch:
                 if self._close_report is not None:
                     self._close_report()
             finally:  # even when a progress callback raised: let go of the journal, end the iteration
-                if self._journal is not None:
-                    self._journal.close()
-                self._queue.put_nowait(None)
+                try:
+                    if self._journal is not None:
+                        self._journal.close()
+                finally:
+                    self._queue.put_nowait(None)
 
     def _estimate(self, item: BatchItem) -> int | None:
         """The item's estimated nano-credits; ``None`` when its model has no price."""
@@ -742,12 +773,23 @@ class Batch:
             self._finish(Outcome(item.key, "cancelled", task_id=handle.id if handle else None))
             raise
         except MaxAPIError as exc:
-            # (A timed-out task runs on, and may yet be charged: its estimate stays committed.)
-            if estimate is not None and not isinstance(exc, TaskTimeoutError):
-                self._committed -= estimate  # failed calls are not charged
-            self._record({"event": "failed", "key": item.key, "error": type(exc).__name__,
-                          "message": str(exc), "task_id": handle.id if handle else None})  # fmt: skip
-            self._finish(Outcome(item.key, "failed", error=exc, task_id=handle.id if handle else None))
+            task_id = handle.id if handle else None
+            try:
+                if isinstance(exc, JournalError):
+                    raise
+                # (A timed-out task runs on, and may yet be charged: its estimate stays committed.)
+                if estimate is not None and not isinstance(exc, TaskTimeoutError):
+                    self._committed -= estimate  # failed calls are not charged
+                self._record({"event": "failed", "key": item.key, "error": type(exc).__name__,
+                              "message": str(exc), "task_id": task_id})  # fmt: skip
+            except JournalError as journal_error:
+                # Without its journal the batch could not resume without paying twice: it
+                # stops, and raises this (which names the item's task when there is one).
+                self._journal_failed = self._journal_failed or journal_error
+                self._finish(Outcome(item.key, "failed", error=journal_error, task_id=task_id))
+                tg.cancel_scope.cancel()
+                return
+            self._finish(Outcome(item.key, "failed", error=exc, task_id=task_id))
             if self.fail_fast:
                 self._failed_fast = True
                 tg.cancel_scope.cancel()

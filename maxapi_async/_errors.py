@@ -6,7 +6,8 @@
     ├── ConfigurationError           no API key, a bad base URL, bad client options
     ├── ClientClosedError            the client was used after aclose(), or it cut a call short
     ├── RunningLoopError             the blocking MaxAPI was called inside a running loop
-    ├── JournalLockedError           another batch holds the journal (``pid`` names it)
+    ├── JournalError                 a batch journal cannot be read or written (``path``)
+    │   └── JournalLockedError       another batch holds the journal (``pid`` names it)
     ├── InvalidRequestError          bad input caught before any request (also ValueError)
     ├── APIError                     the service answered with a non-2xx status
     │   ├── BadRequestError          400, 422: the service rejected the request
@@ -66,6 +67,7 @@ __all__ = [
     "ConflictError",
     "InsufficientCreditsError",
     "InvalidRequestError",
+    "JournalError",
     "JournalLockedError",
     "MaxAPIError",
     "MaxAPIWarning",
@@ -106,7 +108,21 @@ class RunningLoopError(MaxAPIError, RuntimeError):
     """
 
 
-class JournalLockedError(MaxAPIError):
+class JournalError(MaxAPIError):
+    """A batch journal cannot be read or written: ``path`` names the file, ``__cause__`` the OS error.
+
+    Raised when the batch opens its journal (before any request), or when a record
+    cannot be written while it runs; the batch then stops, since it could no longer
+    resume without paying twice. The message names the item, and its task when one
+    was already submitted, so that task is never lost.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class JournalLockedError(JournalError):
     """A batch journal is in use by another batch, in this process or another one.
 
     A journal has one writer: the batch that runs with it holds an OS advisory
@@ -116,17 +132,15 @@ class JournalLockedError(MaxAPIError):
     """
 
     def __init__(self, path: str, pid: int | None) -> None:
-        self.path = path
-        self.pid = pid
         if pid is None:
             holder = "another batch"
         elif pid == os.getpid():
             holder = f"another batch in this process (pid {pid})"
         else:
             holder = f"another batch, in process {pid}"
-        super().__init__(
-            f"journal {path} is in use by {holder}: wait for it to end, or give this batch its own journal"
-        )
+        advice = "wait for it to end, or give this batch its own journal"
+        super().__init__(path, f"journal {path} is in use by {holder}: {advice}")
+        self.pid = pid
 
 
 class InvalidRequestError(MaxAPIError, ValueError):

@@ -682,3 +682,97 @@ async def test_a_journal_in_use_by_another_process_is_refused_at_once(
     output = await _run_worker(fake_maxapi, str(journal), "3")
     assert "SUMMARY" in output
     assert not (tmp_path / "run.jsonl.lock").exists()
+
+
+# -- a journal the OS will not let us use ------------------------------------------------------
+
+
+async def test_a_journal_that_cannot_be_made_is_a_typed_error_before_any_request(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(maxapi_async.JournalError, match="cannot create its folder") as caught:
+        client.batch(generations(2), journal=tmp_path / "a-file" / "run.jsonl")
+    assert caught.value.path == str(tmp_path / "a-file" / "run.jsonl")
+    assert isinstance(caught.value.__cause__, OSError)
+    assert posts(fake_maxapi) == 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs are POSIX")
+async def test_a_journal_that_is_not_a_regular_file_is_refused_before_any_request(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "run.jsonl"
+    os.mkfifo(fifo)  # reading it would block forever
+    with anyio.fail_after(5), pytest.raises(maxapi_async.JournalError, match="not a regular file"):
+        await client.batch(generations(2), journal=fifo)
+    assert posts(fake_maxapi) == 0
+    assert not (tmp_path / "run.jsonl.lock").exists()
+
+
+# The file size limit makes every write past 16 bytes fail with EFBIG (SIGXFSZ ignored): the
+# lock file's pid fits, no journal record does. The batch must stop before it submits.
+_FULL_DISK_BATCH = """
+import asyncio, resource, signal, sys
+import maxapi_async
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))
+
+async def main():
+    async with maxapi_async.AsyncMaxAPI() as client:
+        try:
+            await client.batch([maxapi_async.GenerateRequest("cube", key="k0")], journal=sys.argv[1])
+        except maxapi_async.JournalError as exc:
+            print(type(exc).__name__, exc, type(exc.__cause__).__name__)
+
+asyncio.run(main())
+"""
+
+# A submission went out and its task record cannot be written: the error names the task.
+_FULL_DISK_AFTER_SUBMIT = """
+import os, resource, signal, sys
+from maxapi_async import JournalError
+from maxapi_async._batch import _Journal
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+journal = _Journal(sys.argv[1], None)
+journal.open()
+journal.write({"event": "submit", "key": "k0", "idempotency_key": "abc"})
+size = os.path.getsize(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+try:
+    journal.write({"event": "task", "key": "k0", "task": {"id": "task_123", "kind": "generation"}})
+except JournalError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+async def test_a_journal_write_that_fails_stops_the_batch_before_it_pays(
+    fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    journal = tmp_path / "run.jsonl"
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [sys.executable, "-c", _FULL_DISK_BATCH, str(journal)], env=_env(fake_maxapi), check=False
+        )
+    output = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 0, output
+    assert output.startswith("JournalError journal "), output
+    assert "cannot record submit of item 'k0'" in output
+    assert output.rstrip().endswith("OSError"), output
+    assert posts(fake_maxapi) == 0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+async def test_a_task_record_that_cannot_be_written_names_the_task(tmp_path: Path) -> None:
+    journal = tmp_path / "run.jsonl"
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [sys.executable, "-c", _FULL_DISK_AFTER_SUBMIT, str(journal)], check=False
+        )
+    output = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 0, output
+    assert "cannot record task of item 'k0'" in output
+    assert "client.tasks.get('task_123')" in output

@@ -48,6 +48,7 @@ EXPECTED = {
     "ImagesResponse",
     "InsufficientCreditsError",
     "InvalidRequestError",
+    "JournalError",
     "JournalLockedError",
     "MaxAPI",
     "MaxAPIError",
