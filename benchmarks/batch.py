@@ -1,7 +1,7 @@
 """A 10,000-item ``client.batch`` against a service whose tasks finish at once: throughput, CPU, memory.
 
 What is measured
-    ``--items`` queued generations (default 10,000) run through one ``client.batch(...)``
+    ``--items`` queued generations (default 10,000) run through one ``Batch(client, ...)``
     against a fake service in another process (``benchmarks/_servers.py batch``). The service
     accepts every submission (``"async": true``) as task ``t<n>`` and answers every poll of it
     "succeeded" with the image ``https://cdn.example/t<n>.png``. Nothing waits on the service, so
@@ -10,7 +10,7 @@ What is measured
 
         AsyncMaxAPI(api_key="bench", base_url=<server>, max_concurrency=100,
                     max_polls_per_second=1e6, poll_policy=<see below>)
-        client.batch([GenerateRequest(f"p{i}", key=f"k{i}") for i in range(N)],
+        Batch(client, [GenerateRequest(f"p{i}", key=f"k{i}") for i in range(N)],
                      concurrency=100, max_pending=2000)
 
     and every outcome is checked: ``ok``, its task id, and the image URL the service gave that
@@ -25,7 +25,7 @@ What is measured
     N / CPU seconds (what one core can do when the service is instant); the peak RSS of the
     client process (``ru_maxrss``; the process's lifetime peak, imports and warm-up included)
     and its RSS just before the batch; polls per item and the service's CPU per item (from its
-    ``GET /_stats``). The clock runs from ``client.batch(...)`` (which checks the items) to the
+    ``GET /_stats``). The clock runs from ``Batch(client, ...)`` (which checks the items) to the
     last outcome; building the list of ``GenerateRequest`` is the caller's and is left out.
 
 Variants (each run is a fresh child process, with a fresh server)
@@ -255,11 +255,11 @@ def check_journal(path: Path, items: int) -> tuple[int, int, str]:
 
 
 async def _measure(variant: Variant, args: argparse.Namespace) -> RunResult:
-    from maxapi_async import AsyncMaxAPI, GenerateRequest
+    from maxapi_async import AsyncMaxAPI, Batch, GenerateRequest
 
     def warmup_batch(client: AsyncMaxAPI) -> Batch:
         items = [GenerateRequest(f"p{i}", key=f"w{i}") for i in range(args.warmup)]
-        return client.batch(items, concurrency=args.concurrency, max_pending=args.max_pending)
+        return Batch(client, items, concurrency=args.concurrency, max_pending=args.max_pending)
 
     result = RunResult("ok", items=args.items, cpus=sorted(os.sched_getaffinity(0)))
     async with AsyncMaxAPI(
@@ -283,8 +283,8 @@ async def _measure(variant: Variant, args: argparse.Namespace) -> RunResult:
             items = [GenerateRequest(f"p{i}", key=f"k{i}") for i in range(args.items)]
             cpu_start = time.process_time()
             wall_start = time.perf_counter()
-            batch = client.batch(
-                items, concurrency=args.concurrency, max_pending=args.max_pending, journal=journal
+            batch = Batch(
+                client, items, concurrency=args.concurrency, max_pending=args.max_pending, journal=journal
             )
             good, problem = await _consume(batch, args.items)
             result.wall_s = time.perf_counter() - wall_start

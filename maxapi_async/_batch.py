@@ -1,6 +1,6 @@
 """Batches: many image calls, bounded, visible, resumable, within a budget.
 
-``client.batch(items, ...)`` runs requests (each with a caller-chosen ``key``)
+``Batch(client, items, ...)`` runs requests (each with a caller-chosen ``key``)
 as queued tasks. Submissions run at most ``concurrency`` at a time and at most
 ``max_pending`` tasks wait at once; one item's failure never stops the others
 unless ``fail_fast=True``. When the service refuses a submission with a
@@ -52,13 +52,13 @@ import warnings
 import zlib
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any, TypedDict
 
 import anyio
 import attrs
 
-from ._catalog import DEFAULT_MODEL
-from ._client import IDEMPOTENCY_KEY, new_idempotency_key
+from ._client import AsyncMaxAPI, core_of
+from ._core import Core, new_idempotency_key
 from ._errors import (
     APIError,
     ClientClosedError,
@@ -73,18 +73,18 @@ from ._files import key_filename
 from ._gemini import GenerateContentResponse
 from ._handles import TaskHandle
 from ._models import ImageAsset, ImageResult, _extension
+from ._options import ContentOptions, ImageOptions, options_of
 from ._pricing import NANO, PriceTable, nano_credits
+from ._resources import edit_images, generate_content, generate_images
 from ._transport import cancel_requested
 
 if sys.platform != "win32":
     import fcntl
 
-if TYPE_CHECKING:
-    from ._client import AsyncMaxAPI
-
 __all__ = [
     "Batch",
     "BatchItem",
+    "BatchOptionsDict",
     "BatchProgress",
     "BatchSummary",
     "ContentRequest",
@@ -107,43 +107,46 @@ def _describe_image(image: object) -> object:
 
 
 @attrs.frozen(kw_only=True)
-class GenerateRequest:
-    """One ``images.generate`` call in a batch; the options mean what they mean there."""
+class GenerateRequest(ImageOptions):
+    """One ``images.generate`` call in a batch: its prompt, its ``key`` and the call's options
+    (those of :class:`~maxapi_async._options.ImageOptions`; they mean what they mean there)."""
 
     prompt: str = attrs.field(kw_only=False)
     key: str
-    model: str = DEFAULT_MODEL
-    aspect_ratio: str | None = None
-    resolution: str | None = None
-    n: int = 1
-    route_mode: str | None = None
-    asset_delivery: str | None = None
-    response_format: str | None = None
 
-    async def _submit(self, client: AsyncMaxAPI) -> TaskHandle[Any]:
-        return await client.images.generate(self.prompt, **_image_options(self), wait=False)
+    async def _submit(self, core: Core, idempotency_key: str) -> TaskHandle[Any]:
+        options = options_of(ImageOptions, self)
+        return _handle(
+            await generate_images(
+                core, self.prompt, options, wait=False, timeout=None, idempotency_key=idempotency_key
+            )
+        )
 
     def _describe(self) -> dict[str, Any]:
         return {"type": "generate", **attrs.asdict(self)}
 
 
 @attrs.frozen(kw_only=True)
-class EditRequest:
+class EditRequest(ImageOptions):
     """One ``images.edit`` call in a batch (references: paths, bytes, files or ImageAssets)."""
 
     prompt: str = attrs.field(kw_only=False)
     images: Sequence[Any] = attrs.field(kw_only=False)
     key: str
-    model: str = DEFAULT_MODEL
-    aspect_ratio: str | None = None
-    resolution: str | None = None
-    n: int = 1
-    route_mode: str | None = None
-    asset_delivery: str | None = None
-    response_format: str | None = None
 
-    async def _submit(self, client: AsyncMaxAPI) -> TaskHandle[Any]:
-        return await client.images.edit(self.prompt, self.images, **_image_options(self), wait=False)
+    async def _submit(self, core: Core, idempotency_key: str) -> TaskHandle[Any]:
+        options = options_of(ImageOptions, self)
+        return _handle(
+            await edit_images(
+                core,
+                self.prompt,
+                self.images,
+                options,
+                wait=False,
+                timeout=None,
+                idempotency_key=idempotency_key,
+            )
+        )
 
     def _describe(self) -> dict[str, Any]:
         described = attrs.asdict(self, recurse=False)
@@ -151,53 +154,31 @@ class EditRequest:
         return {"type": "edit", **described}
 
 
-def _image_options(item: GenerateRequest | EditRequest) -> dict[str, Any]:
-    """The options both image requests pass through to ``images.generate`` / ``images.edit``."""
-    return {
-        "model": item.model,
-        "aspect_ratio": item.aspect_ratio,
-        "resolution": item.resolution,
-        "n": item.n,
-        "route_mode": item.route_mode,
-        "asset_delivery": item.asset_delivery,
-        "response_format": item.response_format,
-    }
-
-
 @attrs.frozen(kw_only=True)
-class ContentRequest:
-    """One ``models.generate_content`` call in a batch."""
+class ContentRequest(ContentOptions):
+    """One ``models.generate_content`` call in a batch: its contents, its ``key`` and the
+    call's options (those of :class:`~maxapi_async._options.ContentOptions`)."""
 
     contents: Any = attrs.field(kw_only=False)
     key: str
-    model: str = DEFAULT_MODEL
-    aspect_ratio: str | None = None
-    image_size: str | None = None
-    response_modalities: Sequence[str] | None = None
-    route_mode: str | None = None
-    n: int = 1
 
-    async def _submit(self, client: AsyncMaxAPI) -> TaskHandle[Any]:
-        return await client.models.generate_content(
-            model=self.model,
-            contents=self.contents,
-            aspect_ratio=self.aspect_ratio,
-            image_size=self.image_size,
-            response_modalities=self.response_modalities,
-            route_mode=self.route_mode,
-            wait=False,
+    async def _submit(self, core: Core, idempotency_key: str) -> TaskHandle[Any]:
+        options = options_of(ContentOptions, self)
+        return _handle(
+            await generate_content(
+                core, self.contents, options, wait=False, timeout=None, idempotency_key=idempotency_key
+            )
         )
 
     def _describe(self) -> dict[str, Any]:
-        contents = self.contents if isinstance(self.contents, str) else "<contents>"
-        return {
-            "type": "generate_content",
-            "key": self.key,
-            "model": self.model,
-            "contents": contents,
-            "aspect_ratio": self.aspect_ratio,
-            "route_mode": self.route_mode,
-        }
+        described = attrs.asdict(self, recurse=False)
+        described["contents"] = self.contents if isinstance(self.contents, str) else "<contents>"
+        return {"type": "generate_content", **described}
+
+
+def _handle(submitted: object) -> TaskHandle[Any]:
+    assert isinstance(submitted, TaskHandle)  # wait=False
+    return submitted
 
 
 BatchItem = GenerateRequest | EditRequest | ContentRequest
@@ -546,10 +527,44 @@ def _tqdm_progress(total: int) -> tuple[Callable[[BatchProgress], None], Callabl
 # -- the batch ---------------------------------------------------------------------
 
 
-class Batch:
-    """A batch run: ``async for outcome in batch`` (as completed) or ``await batch`` (in order).
+class BatchOptionsDict(TypedDict, total=False):
+    """:class:`Batch`'s options as keyword arguments (``MaxAPI.batch`` passes them on)."""
 
-    Made by :meth:`AsyncMaxAPI.batch`; it starts on first iteration or await.
+    concurrency: int
+    max_pending: int
+    budget: float | None
+    journal: str | os.PathLike[str] | None
+    fail_fast: bool
+    progress: Callable[[BatchProgress], Any] | bool | None
+    download_to: str | os.PathLike[str] | None
+    shard: tuple[int, int] | None
+    prices: PriceTable | None
+
+
+class Batch:
+    """A batch run: ``async for outcome in Batch(client, items)`` (outcomes as completed) or
+    ``await Batch(client, items)`` (all of them, in the order of the items).
+
+    It starts on first iteration or await. Its options:
+
+    * ``concurrency`` (16): submissions in flight at once (all paused while the
+      service's ``Retry-After`` lasts, up to ``task_timeout`` in all; a longer
+      one stops submitting, and each item not submitted fails saying when to rerun);
+    * ``max_pending`` (1000): tasks submitted and not yet finished at once
+      (each polls within the client's ``max_polls_per_second``);
+    * ``budget``: estimated credits never to pass: an item whose estimate
+      would cross it is not submitted, and the batch stops there (every
+      item's model needs a price, see ``prices``: else ``InvalidRequestError``);
+    * ``journal``: a ``.jsonl`` file or a folder, for crash-safe resumption;
+      one batch at a time writes it (else ``JournalLockedError``);
+    * ``fail_fast``: the first failure stops the batch (default: never);
+    * ``progress``: a callback taking :class:`BatchProgress`, or ``True``
+      for a tqdm bar on a terminal (``pip install 'maxapi-async[progress]'``);
+    * ``download_to``: save every image into this folder, named after the
+      item's key, skipping files already there;
+    * ``shard``: ``(index, count)``, to split one batch across processes;
+    * ``prices``: the :class:`PriceTable` of the estimates (default: the client's).
+
     ``summary`` is set when it ends; ``await batch.aclose()`` stops it early
     (tasks already submitted run on at the service and resume from the journal).
     """
@@ -570,6 +585,7 @@ class Batch:
         prices: PriceTable | None = None,
     ) -> None:
         self._client = client
+        self._core = core_of(client)
         self.items: list[BatchItem] = list(items)
         _check_batch_arguments(self.items, concurrency, max_pending, budget, shard)
         self.prices = prices if prices is not None else client.prices
@@ -620,7 +636,7 @@ class Batch:
             if outcome is None:
                 break
             yield outcome
-        if runner.cancelled() and self._client._closing and not cancel_requested():
+        if runner.cancelled() and self._core.closing and not cancel_requested():
             # client.aclose() stopped the runner under a consumer that nobody cancelled.
             raise ClientClosedError(
                 "the client was closed while the batch ran; its submitted tasks run on at the "
@@ -646,7 +662,7 @@ class Batch:
 
     def _start(self) -> asyncio.Task[None]:
         if self._runner is None:
-            self._runner = self._client._start_poller(self._run())
+            self._runner = self._core.start_poller(self._run())
         return self._runner
 
     async def _run(self) -> None:
@@ -700,12 +716,13 @@ class Batch:
     def _estimate(self, item: BatchItem) -> int | None:
         """The item's estimated nano-credits; ``None`` when its model has no price."""
         route = item.route_mode if item.route_mode is not None else self._client.route_mode
-        key = (item.model, route, item.n)
+        n = item.n if isinstance(item, ImageOptions) else 1
+        key = (item.model, route, n)
         try:  # one price lookup per (model, route, n), not one per item
             return self._estimates[key]
         except KeyError:
             price = self.prices.per_call(item.model, route)
-            cost = self._estimates[key] = None if price is None else nano_credits(price) * max(1, item.n)
+            cost = self._estimates[key] = None if price is None else nano_credits(price) * max(1, n)
             return cost
 
     def _check_priced(self) -> None:
@@ -861,11 +878,7 @@ class Batch:
         if journal is not None:
             journal.write({"event": "submit", "key": item.key, "idempotency_key": key,
                            "request": item._describe(), "t": time.time()})  # fmt: skip
-        token = IDEMPOTENCY_KEY.set(key)
-        try:
-            handle = await item._submit(self._client)
-        finally:
-            IDEMPOTENCY_KEY.reset(token)
+        handle = await item._submit(self._core, key)
         if journal is not None:
             journal.write({"event": "task", "key": item.key, "task": handle.to_dict()})
         self._count(submitted=+1)

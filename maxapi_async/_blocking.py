@@ -30,21 +30,18 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from . import _catalog
-from ._batch import BatchItem, BatchProgress, Outcome
-from ._client import DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_POLLS_PER_SECOND, DEFAULT_TASK_TIMEOUT, AsyncMaxAPI
+from ._batch import Batch, BatchItem, BatchOptionsDict, Outcome
+from ._client import AsyncMaxAPI, ClientOptionsDict
 from ._errors import ClientClosedError, RunningLoopError
 from ._gemini import GenerateContentResponse
 from ._handles import TaskHandle, TaskStatus
-from ._hooks import Hooks
 from ._models import ImageAsset, ImageResult, _extension
-from ._policy import PollPolicy, RetryPolicy
+from ._options import ContentOptionsDict, ImageOptionsDict
 from ._resources import ReferenceInput
 from ._tasks import TaskKind, TaskRef
-from ._transport import Timeouts
 
 if TYPE_CHECKING:
-    import aiohttp
+    from typing_extensions import Unpack
 
 __all__ = ["BlockingTaskHandle", "MaxAPI", "RunningLoopError"]
 
@@ -186,68 +183,28 @@ class BlockingImages:
         self,
         prompt: str,
         *,
-        model: str = ...,
-        aspect_ratio: str | None = ...,
-        resolution: str | None = ...,
-        n: int = ...,
-        route_mode: str | None = ...,
-        asset_delivery: str | None = ...,
-        response_format: str | None = ...,
         wait: Literal[True] = ...,
         timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict],
     ) -> ImageResult: ...
-
     @overload
     def generate(
         self,
         prompt: str,
         *,
-        model: str = ...,
-        aspect_ratio: str | None = ...,
-        resolution: str | None = ...,
-        n: int = ...,
-        route_mode: str | None = ...,
-        asset_delivery: str | None = ...,
-        response_format: str | None = ...,
         wait: Literal[False],
         timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict],
     ) -> BlockingTaskHandle[ImageResult]: ...
-
     def generate(
-        self,
-        prompt: str,
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        aspect_ratio: str | None = None,
-        resolution: str | None = None,
-        n: int = 1,
-        route_mode: str | None = None,
-        asset_delivery: str | None = None,
-        response_format: str | None = None,
-        wait: bool = True,
-        timeout: float | None = None,
-    ) -> ImageResult | BlockingTaskHandle[ImageResult]:
+        self, prompt: str, *, wait: bool = True, timeout: float | None = None,
+        **options: Unpack[ImageOptionsDict],
+    ) -> ImageResult | BlockingTaskHandle[ImageResult]:  # fmt: skip
         """:meth:`Images.generate <maxapi_async.Images.generate>`, blocking."""
-        options: dict[str, Any] = {
-            "model": model,
-            "aspect_ratio": aspect_ratio,
-            "resolution": resolution,
-            "n": n,
-            "route_mode": route_mode,
-            "asset_delivery": asset_delivery,
-            "response_format": response_format,
-            "timeout": timeout,
-        }
-        images = self._runner.client.images
+        api, what = self._runner.client.images, "images.generate()"
         if wait:
-            return self._runner.run(
-                functools.partial(images.generate, prompt, wait=True, **options), "images.generate()"
-            )
-
-        async def submit() -> TaskHandle[ImageResult]:
-            return await images.generate(prompt, wait=False, **options)
-
-        handle = self._runner.run(submit, "images.generate()")
+            return self._runner.run(lambda: api.generate(prompt, timeout=timeout, **options), what)
+        handle = self._runner.run(lambda: api.generate(prompt, wait=False, timeout=timeout, **options), what)
         return BlockingTaskHandle(self._owner, handle)
 
     @overload
@@ -256,70 +213,31 @@ class BlockingImages:
         prompt: str,
         images: Sequence[ReferenceInput],
         *,
-        model: str = ...,
-        aspect_ratio: str | None = ...,
-        resolution: str | None = ...,
-        n: int = ...,
-        route_mode: str | None = ...,
-        asset_delivery: str | None = ...,
-        response_format: str | None = ...,
         wait: Literal[True] = ...,
         timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict],
     ) -> ImageResult: ...
-
     @overload
     def edit(
         self,
         prompt: str,
         images: Sequence[ReferenceInput],
         *,
-        model: str = ...,
-        aspect_ratio: str | None = ...,
-        resolution: str | None = ...,
-        n: int = ...,
-        route_mode: str | None = ...,
-        asset_delivery: str | None = ...,
-        response_format: str | None = ...,
         wait: Literal[False],
         timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict],
     ) -> BlockingTaskHandle[ImageResult]: ...
-
     def edit(
-        self,
-        prompt: str,
-        images: Sequence[ReferenceInput],
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        aspect_ratio: str | None = None,
-        resolution: str | None = None,
-        n: int = 1,
-        route_mode: str | None = None,
-        asset_delivery: str | None = None,
-        response_format: str | None = None,
-        wait: bool = True,
-        timeout: float | None = None,
-    ) -> ImageResult | BlockingTaskHandle[ImageResult]:
+        self, prompt: str, images: Sequence[ReferenceInput], *, wait: bool = True,
+        timeout: float | None = None, **options: Unpack[ImageOptionsDict],
+    ) -> ImageResult | BlockingTaskHandle[ImageResult]:  # fmt: skip
         """:meth:`Images.edit <maxapi_async.Images.edit>`, blocking; references may be its assets."""
-        options: dict[str, Any] = {
-            "model": model,
-            "aspect_ratio": aspect_ratio,
-            "resolution": resolution,
-            "n": n,
-            "route_mode": route_mode,
-            "asset_delivery": asset_delivery,
-            "response_format": response_format,
-            "timeout": timeout,
-        }
-        api = self._runner.client.images
+        api, what = self._runner.client.images, "images.edit()"
         if wait:
-            return self._runner.run(
-                functools.partial(api.edit, prompt, images, wait=True, **options), "images.edit()"
-            )
-
-        async def submit() -> TaskHandle[ImageResult]:
-            return await api.edit(prompt, images, wait=False, **options)
-
-        handle = self._runner.run(submit, "images.edit()")
+            return self._runner.run(lambda: api.edit(prompt, images, timeout=timeout, **options), what)
+        handle = self._runner.run(
+            lambda: api.edit(prompt, images, wait=False, timeout=timeout, **options), what
+        )
         return BlockingTaskHandle(self._owner, handle)
 
 
@@ -334,74 +252,33 @@ class BlockingModels:
     def generate_content(
         self,
         *,
-        model: str = ...,
         contents: object,
-        aspect_ratio: str | None = ...,
-        image_size: str | None = ...,
-        response_modalities: Sequence[str] | None = ...,
-        route_mode: str | None = ...,
-        system_instruction: str | Mapping[str, Any] | None = ...,
-        generation_config: Mapping[str, Any] | None = ...,
-        safety_settings: Sequence[Mapping[str, Any]] | None = ...,
         wait: Literal[True] = ...,
         timeout: float | None = ...,
+        **options: Unpack[ContentOptionsDict],
     ) -> GenerateContentResponse: ...
-
     @overload
     def generate_content(
         self,
         *,
-        model: str = ...,
         contents: object,
-        aspect_ratio: str | None = ...,
-        image_size: str | None = ...,
-        response_modalities: Sequence[str] | None = ...,
-        route_mode: str | None = ...,
-        system_instruction: str | Mapping[str, Any] | None = ...,
-        generation_config: Mapping[str, Any] | None = ...,
-        safety_settings: Sequence[Mapping[str, Any]] | None = ...,
         wait: Literal[False],
         timeout: float | None = ...,
+        **options: Unpack[ContentOptionsDict],
     ) -> BlockingTaskHandle[GenerateContentResponse]: ...
-
     def generate_content(
-        self,
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        contents: object,
-        aspect_ratio: str | None = None,
-        image_size: str | None = None,
-        response_modalities: Sequence[str] | None = None,
-        route_mode: str | None = None,
-        system_instruction: str | Mapping[str, Any] | None = None,
-        generation_config: Mapping[str, Any] | None = None,
-        safety_settings: Sequence[Mapping[str, Any]] | None = None,
-        wait: bool = True,
-        timeout: float | None = None,
-    ) -> GenerateContentResponse | BlockingTaskHandle[GenerateContentResponse]:
+        self, *, contents: object, wait: bool = True, timeout: float | None = None,
+        **options: Unpack[ContentOptionsDict],
+    ) -> GenerateContentResponse | BlockingTaskHandle[GenerateContentResponse]:  # fmt: skip
         """:meth:`Models.generate_content <maxapi_async.Models.generate_content>`, blocking."""
-        options: dict[str, Any] = {
-            "model": model,
-            "contents": contents,
-            "aspect_ratio": aspect_ratio,
-            "image_size": image_size,
-            "response_modalities": response_modalities,
-            "route_mode": route_mode,
-            "system_instruction": system_instruction,
-            "generation_config": generation_config,
-            "safety_settings": safety_settings,
-            "timeout": timeout,
-        }
-        api = self._runner.client.models
+        api, what = self._runner.client.models, "models.generate_content()"
         if wait:
             return self._runner.run(
-                functools.partial(api.generate_content, wait=True, **options), "models.generate_content()"
+                lambda: api.generate_content(contents=contents, timeout=timeout, **options), what
             )
-
-        async def submit() -> TaskHandle[GenerateContentResponse]:
-            return await api.generate_content(wait=False, **options)
-
-        handle = self._runner.run(submit, "models.generate_content()")
+        handle = self._runner.run(
+            lambda: api.generate_content(contents=contents, wait=False, timeout=timeout, **options), what
+        )
         return BlockingTaskHandle(self._owner, handle)
 
 
@@ -454,42 +331,9 @@ class MaxAPI:
     (An ``http_session`` would have to belong to the client's own loop: leave it out.)
     """
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        *,
-        base_url: str | None = None,
-        route_mode: str | None = None,
-        timeout: float | Timeouts | None = None,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        http_session: aiohttp.ClientSession | None = None,
-        retry_policy: RetryPolicy | None = None,
-        poll_policy: PollPolicy | None = None,
-        max_polls_per_second: float = DEFAULT_MAX_POLLS_PER_SECOND,
-        task_timeout: float | None = DEFAULT_TASK_TIMEOUT,
-        wait_by_polling: bool = False,
-        hooks: Hooks | None = None,
-        allow_insecure_http: bool = False,
-        user_agent: str | None = None,
-    ) -> None:
+    def __init__(self, api_key: str | None = None, **options: Unpack[ClientOptionsDict]) -> None:
         _refuse_running_loop("MaxAPI")
-        make = functools.partial(
-            AsyncMaxAPI,
-            api_key,
-            base_url=base_url,
-            route_mode=route_mode,
-            timeout=timeout,
-            max_concurrency=max_concurrency,
-            http_session=http_session,
-            retry_policy=retry_policy,
-            poll_policy=poll_policy,
-            max_polls_per_second=max_polls_per_second,
-            task_timeout=task_timeout,
-            wait_by_polling=wait_by_polling,
-            hooks=hooks,
-            allow_insecure_http=allow_insecure_http,
-            user_agent=user_agent,
-        )
+        make = functools.partial(AsyncMaxAPI, api_key, **options)
         self._runner = _Runner(make)
         self._finalizer = weakref.finalize(self, _close_quietly, self._runner)
         self.images = BlockingImages(self)
@@ -516,38 +360,15 @@ class MaxAPI:
         self._runner.close()
         self._finalizer.detach()
 
-    def batch(
-        self,
-        items: Iterable[BatchItem],
-        *,
-        concurrency: int = 16,
-        max_pending: int = 1000,
-        budget: float | None = None,
-        journal: str | os.PathLike[str] | None = None,
-        fail_fast: bool = False,
-        progress: Callable[[BatchProgress], Any] | bool | None = None,
-        download_to: str | os.PathLike[str] | None = None,
-        shard: tuple[int, int] | None = None,
-    ) -> list[Outcome]:
-        """:meth:`AsyncMaxAPI.batch` run to its end: the outcomes, in the order of the items.
-
-        A ``progress`` callback is called in the client's loop thread.
+    def batch(self, items: Iterable[BatchItem], **options: Unpack[BatchOptionsDict]) -> list[Outcome]:
+        """A :class:`~maxapi_async.Batch` of ``items`` run to its end: the outcomes, in the order
+        of the items. The options are the batch's; a ``progress`` callback is called in the
+        client's loop thread.
         """
         listed = list(items)
 
         async def run() -> list[Outcome]:
-            batch = self._runner.client.batch(
-                listed,
-                concurrency=concurrency,
-                max_pending=max_pending,
-                budget=budget,
-                journal=journal,
-                fail_fast=fail_fast,
-                progress=progress,
-                download_to=download_to,
-                shard=shard,
-            )
-            return await batch.gather()
+            return await Batch(self._runner.client, listed, **options).gather()
 
         return self._runner.run(run, "MaxAPI.batch()")
 

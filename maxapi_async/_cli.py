@@ -41,7 +41,7 @@ from typing import IO, Any, TextIO, TypeVar
 import attrs
 
 from . import _catalog
-from ._batch import BatchItem, ContentRequest, EditRequest, GenerateRequest, Outcome
+from ._batch import Batch, BatchItem, ContentRequest, EditRequest, GenerateRequest, Outcome
 from ._client import AsyncMaxAPI
 from ._errors import (
     APIError,
@@ -57,12 +57,16 @@ from ._gemini import GenerateContentResponse
 from ._handles import TaskHandle
 from ._images import image_size
 from ._models import ImageAsset, ImageResult, _extension
+from ._options import ContentOptions, ImageOptions
 from ._pricing import PRICES
 from ._version import __version__
 
 __all__ = ["main"]
 
 PROG = "maxapi-async"
+# What a batch file's JSON line may set: the options of its call.
+_GENERATE_FIELDS = {a.name for a in attrs.fields(ImageOptions)}
+_CONTENT_FIELDS = {a.name for a in attrs.fields(ContentOptions)}
 TASK_KINDS = ("generation", "edit", "operation")
 Result = ImageResult | GenerateContentResponse
 T = TypeVar("T")
@@ -357,15 +361,8 @@ def _submitted(handle: TaskHandle[Any], out: Output) -> int:
 
 
 def _image_options(args: argparse.Namespace) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "model": args.model,
-        "aspect_ratio": args.aspect_ratio,
-        "resolution": args.resolution,
-        "n": args.n,
-        "route_mode": args.route_mode,
-        "response_format": args.response_format,
-    }
-    return options
+    """The image options given on the command line (an option not given: its default)."""
+    return {name: value for name in _GENERATE_FIELDS if (value := getattr(args, name, None)) is not None}
 
 
 async def cmd_generate(args: argparse.Namespace, out: Output) -> int:
@@ -424,17 +421,6 @@ async def cmd_task_status(args: argparse.Namespace, out: Output) -> int:
 
 
 # -- batch --------------------------------------------------------------------------------
-
-_GENERATE_FIELDS = {
-    "model",
-    "aspect_ratio",
-    "resolution",
-    "n",
-    "route_mode",
-    "asset_delivery",
-    "response_format",
-}
-_CONTENT_FIELDS = {"model", "aspect_ratio", "image_size", "response_modalities", "route_mode"}
 
 
 def _read_lines(source: str) -> tuple[list[str], Path]:
@@ -538,12 +524,7 @@ def _outcome_json(outcome: Outcome) -> dict[str, Any]:
 
 async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
     lines, base = _read_lines(args.file)
-    defaults = {
-        "model": args.model,
-        "aspect_ratio": args.aspect_ratio,
-        "resolution": args.resolution,
-        "route_mode": args.route_mode,
-    }
+    defaults = _image_options(args)
     name = "stdin" if args.file == "-" else args.file
     items = parse_batch_file(lines, base=base, defaults=defaults, name=name)
     started = time.perf_counter()
@@ -556,7 +537,8 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
                 p.done + p.failed + p.skipped, running=p.running, failed=p.failed, credits=f"{p.credits:.3f}"
             )
 
-        batch = client.batch(
+        batch = Batch(
+            client,
             items,
             concurrency=args.concurrency,
             budget=args.budget,
@@ -744,17 +726,15 @@ def _add_globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 
 def _add_image_options(parser: argparse.ArgumentParser, *, single: bool) -> None:
-    parser.add_argument("--model", default=_catalog.DEFAULT_MODEL, help="default: %(default)s")
-    parser.add_argument("-a", "--aspect-ratio", metavar="W:H", help="e.g. 16:9 (see: maxapi-async sizes)")
-    parser.add_argument("--resolution", metavar="TIER", help="1K, 2K or 4K, on models that have tiers")
-    parser.add_argument(
-        "--route-mode", choices=_catalog.ROUTE_MODES, help="default: the key's configured order"
-    )
+    """A flag per image option (its help and choices from :class:`ImageOptions`); ``single``:
+    the flags of one call (how to wait, where to save)."""
+    for field in attrs.fields(ImageOptions):
+        flag = dict(field.metadata["cli"])
+        shorts = flag.pop("flags", ())
+        if field.default is not None:
+            flag["help"] += f" (default: {field.default})"
+        parser.add_argument(*shorts, "--" + field.name.replace("_", "-"), dest=field.name, **flag)
     if single:
-        parser.add_argument("-n", type=_positive_int, default=1, help="images to make (1-10, default 1)")
-        parser.add_argument(
-            "--response-format", choices=("url", "b64_json"), help="url (default) or b64_json (bytes inline)"
-        )
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument("--queued", action="store_true", help="submit as a queued task and poll it")
         mode.add_argument(

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from ._batch import GenerateRequest
+from ._batch import Batch, GenerateRequest
 from ._client import AsyncMaxAPI
 from ._models import ImageAsset
 from ._policy import PollPolicy
@@ -145,7 +145,7 @@ async def run_demo(out: Path = DEFAULT_OUT, *, echo: Callable[[str], Any] = prin
             GenerateRequest(f"a glass cube, variation {i}", key=f"batch-{i}", aspect_ratio="1:1")
             for i in range(4)
         ]
-        async for outcome in client.batch(items, concurrency=4, download_to=out):
+        async for outcome in Batch(client, items, concurrency=4, download_to=out):
             if outcome.ok and outcome.files:
                 asset = outcome.images[0]
                 saved.append(DemoImage("batch", "1:1", asset.width, asset.height, outcome.files[0]))

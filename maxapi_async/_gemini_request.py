@@ -6,10 +6,7 @@ it). The client builds a request in this order::
     loads = pending_loads(contents)                   # checks everything else, no I/O yet
     data = [<read path / file / asset URL> for _, item in loads]     # the client's I/O
     wire = normalize_contents(contents, loaded=data)  # base64: in a thread when big
-    spec = build_generate_content_request(model, wire, aspect_ratio=..., ...)
-
-or, for the usual call (a string prompt, options checked before),
-``known_prompt_request(model, prompt, ...)``.
+    spec = build_generate_content_request(wire, ContentOptions(aspect_ratio=..., ...))
 """
 
 from __future__ import annotations
@@ -18,44 +15,20 @@ import binascii
 import functools
 import os
 import urllib.parse
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
-import attrs
-
-from . import _catalog
-from ._errors import InvalidRequestError, MaxAPIWarning
-from ._gemini import (
-    ASYNC_HEADER,
-    RESPONSE_MODALITIES,
-    ROUTE_MODE_HEADER,
-    Blob,
-    Content,
-    FileData,
-    Part,
-    _camel,
-)
+from ._errors import InvalidRequestError
+from ._gemini import ASYNC_HEADER, ROUTE_MODE_HEADER, Blob, Content, FileData, Part
 from ._images import IMAGE_TYPES, sniff_mime_type
 from ._models import ImageAsset
-from ._protocol import (
-    IDEMPOTENCY_HEADER,
-    TEXT_SLOT,
-    ImageCall,
-    OptionMemo,
-    RequestSpec,
-    check_json,
-    check_reference_size,
-    check_text,
-    fill_text,
-    text_template,
-)
+from ._options import ContentOptions, camel_keys, check_content_options, warn_caller
+from ._protocol import RequestSpec, check_json, check_reference_size, check_text
 
 __all__ = [
     "build_generate_content_request",
     "generate_content_path",
     "inline_data_size",
-    "known_prompt_request",
     "needs_loading",
     "normalize_contents",
     "pending_loads",
@@ -82,16 +55,6 @@ def needs_loading(item: object) -> bool:
     return callable(getattr(item, "read", None))
 
 
-def _camel_key(key: object, argument: str) -> str:
-    if not isinstance(key, str):
-        raise InvalidRequestError(argument, f"keys must be strings, got {key!r}")
-    return _camel(key) if "_" in key else key
-
-
-def _camel_keys(mapping: Mapping[Any, Any], argument: str) -> dict[str, Any]:
-    return {_camel_key(k, argument): v for k, v in mapping.items()}
-
-
 def _b64(data: bytes | bytearray | memoryview) -> str:
     return binascii.b2a_base64(data, newline=False).decode("ascii")
 
@@ -104,7 +67,7 @@ def _sniff_b64(text: str) -> str | None:
 
 
 def _part_to_wire(part: Part) -> dict[str, Any]:
-    out = _camel_keys(part.extra, "contents")
+    out = camel_keys(part.extra, "contents")
     if part.text is not None:
         out["text"] = part.text
     if part.inline_data is not None:
@@ -117,7 +80,7 @@ def _part_to_wire(part: Part) -> dict[str, Any]:
 
 
 def _blob_to_wire(blob: Blob) -> dict[str, Any]:
-    out = _camel_keys(blob.extra, "contents")
+    out = camel_keys(blob.extra, "contents")
     if blob.mime_type is not None:
         out["mimeType"] = blob.mime_type
     out["data"] = blob.data
@@ -125,7 +88,7 @@ def _blob_to_wire(blob: Blob) -> dict[str, Any]:
 
 
 def _file_to_wire(file: FileData) -> dict[str, Any]:
-    out = _camel_keys(file.extra, "contents")
+    out = camel_keys(file.extra, "contents")
     if file.mime_type is not None:
         out["mimeType"] = file.mime_type
     out["fileUri"] = file.file_uri
@@ -166,12 +129,12 @@ class _Normalizer:
 
     def content(self, item: Content | Mapping[Any, Any], argument: str) -> dict[str, Any]:
         if isinstance(item, Content):
-            out = _camel_keys(item.extra, argument)
+            out = camel_keys(item.extra, argument)
             if item.role is not None:
                 out["role"] = item.role
             parts: object = item.parts
         else:
-            out = _camel_keys(item, argument)
+            out = camel_keys(item, argument)
             parts = out.pop("parts")
             role = out.get("role")
             if role is None:
@@ -235,7 +198,7 @@ class _Normalizer:
         return {"inlineData": {"mimeType": mime, "data": "" if self.dry else _b64(data)}}
 
     def part_dict(self, item: Mapping[Any, Any], argument: str) -> dict[str, Any]:
-        out = _camel_keys(item, argument)
+        out = camel_keys(item, argument)
         if not out:
             raise InvalidRequestError(argument, "is an empty part")
         if "parts" in out:
@@ -248,7 +211,7 @@ class _Normalizer:
             file = out["fileData"]
             if not isinstance(file, Mapping):
                 raise InvalidRequestError(f"{argument}.fileData", "must be an object with 'fileUri'")
-            file = _camel_keys(file, argument)
+            file = camel_keys(file, argument)
             if not isinstance(file.get("fileUri"), str) or not file["fileUri"]:
                 raise InvalidRequestError(f"{argument}.fileData", "needs a 'fileUri' string")
             out["fileData"] = file
@@ -258,7 +221,7 @@ class _Normalizer:
     def inline_dict(self, value: object, argument: str) -> dict[str, Any]:
         if not isinstance(value, Mapping):
             raise InvalidRequestError(argument, "must be an object with 'mimeType' and 'data'")
-        out = _camel_keys(value, argument)
+        out = camel_keys(value, argument)
         data = out.get("data")
         mime = out.get("mimeType")
         if isinstance(data, (bytes, bytearray, memoryview)):
@@ -342,12 +305,6 @@ def generate_content_path(model: str) -> str:
     return f"/v1beta/models/{urllib.parse.quote(model, safe='/')}:generateContent"
 
 
-def _check_model(model: object) -> str:
-    if not isinstance(model, str) or not model.removeprefix("models/").strip():
-        raise InvalidRequestError("model", "must be a non-empty model id", allowed=tuple(_catalog.MODELS))
-    return check_text("model", model.removeprefix("models/"))
-
-
 def _check_contents(contents: object) -> list[dict[str, Any]]:
     if not isinstance(contents, (list, tuple)) or not contents:
         raise InvalidRequestError("contents", "must be a non-empty list (see normalize_contents)")
@@ -359,63 +316,6 @@ def _check_contents(contents: object) -> list[dict[str, Any]]:
         ):
             raise InvalidRequestError(f"contents[{i}]", "must be a {'role', 'parts'} dict with parts")
     return list(contents)
-
-
-def _check_modalities(value: object, argument: str) -> list[str]:
-    if isinstance(value, str) or not isinstance(value, Sequence) or not value:
-        raise InvalidRequestError(
-            argument, f"must be a non-empty list, got {value!r}", allowed=RESPONSE_MODALITIES
-        )
-    out: list[str] = []
-    for item in value:
-        word = item.upper() if isinstance(item, str) else item
-        if word not in RESPONSE_MODALITIES:
-            raise InvalidRequestError(argument, f"unknown modality {item!r}", allowed=RESPONSE_MODALITIES)
-        if word not in out:
-            out.append(word)
-    return out
-
-
-def _check_image_config(
-    spec: _catalog.ModelSpec | None, ratio: object, size: object, ratio_arg: str, size_arg: str
-) -> None:
-    if ratio is not None:
-        if not isinstance(ratio, str):
-            raise InvalidRequestError(ratio_arg, f"must be a string like '16:9', got {ratio!r}")
-        check_text(ratio_arg, ratio)
-        if spec is not None and ratio not in spec.aspect_ratios:
-            raise InvalidRequestError(
-                ratio_arg, f"{ratio!r} is not supported by {spec.id}", allowed=spec.aspect_ratios
-            )
-    if size is not None:
-        if not isinstance(size, str):
-            raise InvalidRequestError(size_arg, f"must be a string like '2K', got {size!r}")
-        check_text(size_arg, size)
-        if spec is not None and not spec.accepts_resolution:
-            warnings.warn(
-                f"image_size={size!r} is ignored by {spec.id}: its output size is fixed per aspect ratio",
-                MaxAPIWarning,
-                stacklevel=5,  # the caller of the client method that builds the request
-            )
-        elif spec is not None and size not in spec.resolutions:
-            raise InvalidRequestError(
-                size_arg, f"{size!r} is not offered by {spec.id}", allowed=spec.resolutions
-            )
-
-
-def _generation_config(value: object) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise InvalidRequestError("generation_config", f"must be a dict, got {type(value).__name__}")
-    config = _camel_keys(value, "generation_config")
-    for key in ("imageConfig", "thinkingConfig"):
-        nested = config.get(key)
-        if nested is not None:
-            if not isinstance(nested, Mapping):
-                raise InvalidRequestError("generation_config", f"{key} must be a dict")
-            config[key] = _camel_keys(nested, "generation_config")
-    return config
 
 
 def _system_instruction(value: object) -> dict[str, Any]:
@@ -433,7 +333,7 @@ def _safety_settings(value: object) -> list[dict[str, Any]]:
     for i, item in enumerate(value):
         if not isinstance(item, Mapping):
             raise InvalidRequestError(f"safety_settings[{i}]", "must be a {'category', 'threshold'} dict")
-        out.append(_camel_keys(item, f"safety_settings[{i}]"))
+        out.append(camel_keys(item, f"safety_settings[{i}]"))
     return out
 
 
@@ -446,189 +346,49 @@ def _has_image_input(contents: list[dict[str, Any]]) -> bool:
 
 
 def build_generate_content_request(
-    model: str,
-    contents: Sequence[dict[str, Any]],
-    *,
-    aspect_ratio: str | None = None,
-    image_size: str | None = None,
-    response_modalities: Sequence[str] | None = None,
-    route_mode: str | None = None,
-    queued: bool = False,
-    system_instruction: str | Mapping[str, Any] | Content | None = None,
-    generation_config: Mapping[str, Any] | None = None,
-    safety_settings: Sequence[Mapping[str, Any]] | None = None,
-    idempotency_key: str | None = None,
+    contents: Sequence[dict[str, Any]], options: ContentOptions, *, queued: bool = False
 ) -> RequestSpec:
     """The ``POST /v1beta/models/{model}:generateContent`` request, checked.
 
-    ``contents`` comes from :func:`normalize_contents`. ``model`` keeps its slash
+    ``contents`` comes from :func:`normalize_contents`. The model keeps its slash
     (``google/gemini-2.5-flash-image``); a ``models/`` prefix is dropped. The body is
     camelCase and carries only what the caller set: no ``generationConfig`` at all by
-    default, so the model answers with its default modalities (text and image).
-    ``generation_config`` is a base (its top-level, ``imageConfig`` and
-    ``thinkingConfig`` keys may be snake_case) that the explicit arguments override.
-    ``route_mode`` goes in ``X-MaxAPI-Route-Mode``; ``queued`` sets ``X-MaxAPI-Async: true``;
-    ``idempotency_key`` goes in ``Idempotency-Key``.
+    default, so the model answers with its default modalities (text and image). The
+    options' ``generation_config`` is a base that the other options override;
+    ``route_mode`` goes in ``X-MaxAPI-Route-Mode``; ``queued`` sets ``X-MaxAPI-Async: true``.
 
     Aspect ratio and image size are checked against the model's table (unknown models pass
     through); an ``image_size`` for a model without a size selector warns and is sent.
     """
-    plain = system_instruction is None and generation_config is None and safety_settings is None
-    key = _options_key(model, aspect_ratio, image_size, response_modalities, route_mode) if plain else None
-    known = _KNOWN_OPTIONS.get(key)
-    if known is None:
-        known = _checked_options(
-            model, aspect_ratio, image_size, response_modalities, route_mode, generation_config
-        )
-        if image_size is None or known.spec is None or known.spec.accepts_resolution:  # else: warn each time
-            _KNOWN_OPTIONS.remember(key, known)
+    checked = check_content_options(options)
+    warn_caller(checked.warning)
     wire_contents = _check_contents(contents)
     body: dict[str, Any] = {"contents": wire_contents}
-    if system_instruction is not None:
-        body["systemInstruction"] = _system_instruction(system_instruction)
-    if known.config:
-        body["generationConfig"] = known.config
-    if safety_settings is not None:
-        body["safetySettings"] = _safety_settings(safety_settings)
+    if options.system_instruction is not None:
+        body["systemInstruction"] = _system_instruction(options.system_instruction)
+    if checked.config:
+        body["generationConfig"] = checked.config
+    if options.safety_settings is not None:
+        body["safetySettings"] = _safety_settings(options.safety_settings)
     for field, argument in _BODY_ARGUMENTS:
         if field in body:
             check_json(argument, body[field])  # what JSON cannot carry, named before sending
-    call = known.edit if _has_image_input(wire_contents) else known.generation
-    return RequestSpec(
-        "POST", known.path, call, json=body, headers=_headers(route_mode, queued, idempotency_key)
-    )
+    headers: dict[str, str] = {}
+    if options.route_mode is not None:
+        headers[ROUTE_MODE_HEADER] = options.route_mode
+    if queued:
+        headers[ASYNC_HEADER] = "true"
+    call = checked.edit if _has_image_input(wire_contents) else checked.generation
+    return RequestSpec("POST", generate_content_path(checked.model), call, json=body, headers=headers)
 
 
-# The body's keys and the arguments they come from.
+# The body's keys and the options they come from.
 _BODY_ARGUMENTS = (
     ("contents", "contents"),
     ("systemInstruction", "system_instruction"),
     ("generationConfig", "generation_config"),
     ("safetySettings", "safety_settings"),
 )
-
-
-def known_prompt_request(
-    model: str,
-    prompt: str,
-    *,
-    aspect_ratio: str | None = None,
-    image_size: str | None = None,
-    response_modalities: Sequence[str] | None = None,
-    route_mode: str | None = None,
-    queued: bool = False,
-    idempotency_key: str | None = None,
-) -> RequestSpec | None:
-    """:func:`build_generate_content_request` for one text prompt, when its options passed before.
-
-    The usual call: the same request (``contents`` is the user's one text part), its body
-    already encoded, since around the prompt it is the same for every call with these
-    options. ``None`` for options not checked yet: build the request the general way.
-    """
-    known = _KNOWN_OPTIONS.get(_options_key(model, aspect_ratio, image_size, response_modalities, route_mode))
-    if known is None or type(prompt) is not str:
-        return None
-    check_text("contents", prompt)
-    body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": prompt}]}]}
-    if known.config:
-        body["generationConfig"] = known.config
-    return RequestSpec(
-        "POST",
-        known.path,
-        known.generation,
-        json=body,
-        headers=_headers(route_mode, queued, idempotency_key),
-        body=fill_text(known.prompt_body, prompt),
-    )
-
-
-def _headers(route_mode: str | None, queued: bool, idempotency_key: str | None) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    if route_mode is not None:
-        headers[ROUTE_MODE_HEADER] = route_mode
-    if queued:
-        headers[ASYNC_HEADER] = "true"
-    if idempotency_key is not None:
-        headers[IDEMPOTENCY_HEADER] = idempotency_key
-    return headers
-
-
-@attrs.frozen
-class _Checked:
-    """What the checks make of a request's options (all but the contents)."""
-
-    spec: _catalog.ModelSpec | None  # the model's table row
-    path: str
-    config: dict[str, Any]  # the generationConfig to send, never changed
-    generation: ImageCall  # the call made without image input
-    edit: ImageCall  # and with it
-    prompt_body: tuple[bytes, bytes] | None  # the body around a text prompt (text_template)
-
-
-# Option sets without a generation_config, system_instruction or safety_settings; the config
-# dict is sent as it is, never changed, so calls share it.
-_KNOWN_OPTIONS: OptionMemo[_Checked] = OptionMemo()
-
-
-def _options_key(
-    model: object, aspect_ratio: object, image_size: object, modalities: object, route_mode: object
-) -> tuple[object, ...] | None:
-    words: tuple[str, ...] | None = None
-    if modalities is not None:
-        if not isinstance(modalities, (list, tuple)) or not all(type(m) is str for m in modalities):
-            return None
-        words = tuple(modalities)
-    return (model, aspect_ratio, image_size, words, route_mode)
-
-
-def _checked_options(
-    model: str,
-    aspect_ratio: str | None,
-    image_size: str | None,
-    response_modalities: Sequence[str] | None,
-    route_mode: str | None,
-    generation_config: Mapping[str, Any] | None,
-) -> _Checked:
-    """Check the options of a request (raising :class:`InvalidRequestError`) and build its config."""
-    model_id = _check_model(model)
-    spec = _catalog.lookup_model(model_id)
-    if route_mode is not None and route_mode not in _catalog.ROUTE_MODES:
-        raise InvalidRequestError("route_mode", f"unknown value {route_mode!r}", allowed=_catalog.ROUTE_MODES)
-    config = _generation_config(generation_config)
-
-    if response_modalities is not None:
-        config["responseModalities"] = _check_modalities(response_modalities, "response_modalities")
-    elif "responseModalities" in config:
-        config["responseModalities"] = _check_modalities(config["responseModalities"], "generation_config")
-
-    image_config = dict(config.get("imageConfig") or {})
-    if aspect_ratio is not None:
-        image_config["aspectRatio"] = aspect_ratio
-    if image_size is not None:
-        image_config["imageSize"] = image_size
-    ratio, size = image_config.get("aspectRatio"), image_config.get("imageSize")
-    _check_image_config(
-        spec,
-        ratio,
-        size,
-        "aspect_ratio" if aspect_ratio is not None else "generation_config",
-        "image_size" if image_size is not None else "generation_config",
-    )
-    if image_config:
-        config["imageConfig"] = image_config
-    ratio = ratio if isinstance(ratio, str) else None
-    size = size if isinstance(size, str) else None
-    prompt_body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": TEXT_SLOT}]}]}
-    if config:
-        prompt_body["generationConfig"] = config
-    return _Checked(
-        spec,
-        generate_content_path(model_id),
-        config,
-        ImageCall("generation", model_id, ratio, size, route_mode),
-        ImageCall("edit", model_id, ratio, size, route_mode),
-        text_template(prompt_body),
-    )
 
 
 def requested_modalities(spec: RequestSpec) -> list[str] | None:

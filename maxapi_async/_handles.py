@@ -1,10 +1,10 @@
 """Task handles: an awaitable view of one queued task, and the poll loop behind it.
 
 A :class:`TaskHandle` wraps the pure :class:`~maxapi_async._tasks.TaskMachine`
-and asks two pure policies what to do: :class:`~maxapi_async._policy.PollPolicy`
-for the delay before each poll, and a client-wide
-:class:`~maxapi_async._policy.TokenBucket` for the poll rate all handles share.
-The loop itself only sleeps, polls and feeds the machine.
+and asks the pure :class:`~maxapi_async._policy.PollPolicy` for the delay before
+each poll; the client's core polls within the poll budget all handles share
+(:meth:`Core.poll <maxapi_async._core.Core.poll>`). The loop itself only sleeps,
+polls and feeds the machine.
 
 One poll loop runs per handle, however many coroutines await it; it starts on
 the first ``await`` and stops when the task ends, when the last waiter leaves
@@ -14,15 +14,15 @@ the first ``await`` and stops when the task ends, when the last waiter leaves
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import attrs
 
+from ._core import Core
 from ._errors import (
     APIConnectionError,
     ClientClosedError,
@@ -33,15 +33,11 @@ from ._errors import (
     TaskTimeoutError,
 )
 from ._hooks import PollEvent, TaskDoneEvent
-from ._policy import TokenBucket
 from ._protocol import check_timeout
 from ._tasks import TaskKind, TaskMachine, TaskRef, TaskSnapshot, TaskState, task_failed_error
 from ._transport import cancel_requested
 
-if TYPE_CHECKING:
-    from ._client import AsyncMaxAPI
-
-__all__ = ["MAX_CONSECUTIVE_POLL_FAILURES", "PollGate", "TaskHandle", "TaskStatus"]
+__all__ = ["MAX_CONSECUTIVE_POLL_FAILURES", "TaskHandle", "TaskStatus"]
 
 R = TypeVar("R")
 
@@ -72,43 +68,6 @@ class TaskStatus:
     polls: int = 0
 
 
-class PollGate:
-    """The client-wide poll budget: at most ``rate`` polls in any one second, across all handles.
-
-    Two rules, both aiming :attr:`HEADROOM` under ``rate`` so that the service,
-    counting arrivals on its own clock, never sees more than ``rate`` either:
-
-    * slots are booked ``1 / rate`` apart, a token bucket with a burst of one
-      (a burst of ``rate`` would let an idle client send ``rate`` polls at
-      once, then ``rate`` more within the same second);
-    * a booked slot is only a time to wake up, and a busy event loop wakes
-      sleepers late and together, so the departure times of the last polls are
-      kept too: a poll waits while the past second already holds its share.
-    """
-
-    HEADROOM = 0.99
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.bucket = TokenBucket(rate=rate * self.HEADROOM)
-        self._per_second = max(1, math.floor(rate * self.HEADROOM))
-        self._sent: collections.deque[float] = collections.deque(maxlen=self._per_second)
-
-    async def wait(self) -> None:
-        """Wait for this poll's slot (booked at once, so concurrent pollers queue fairly)."""
-        loop = asyncio.get_running_loop()
-        delay = self.bucket.reserve(loop.time())
-        if delay > 0:
-            await asyncio.sleep(delay)
-        sent = self._sent
-        while len(sent) == self._per_second:
-            ahead = sent[0] + 1.0 - loop.time()
-            if ahead <= 0:
-                break
-            await asyncio.sleep(ahead)
-        sent.append(loop.time())
-
-
 class TaskHandle(Generic[R]):
     """A queued task: ``await handle`` gives its result, polling until it is ready.
 
@@ -128,14 +87,14 @@ class TaskHandle(Generic[R]):
 
     def __init__(
         self,
-        client: AsyncMaxAPI,
+        core: Core,
         ref: TaskRef,
         finish: Callable[[TaskSnapshot, str | None], Awaitable[R]],
         *,
         first: TaskSnapshot | None = None,
         request_id: str | None = None,
     ) -> None:
-        self._client = client
+        self._core = core
         self._ref = ref
         self._finish = finish
         self._machine = TaskMachine(ref.id, ref.kind)
@@ -197,8 +156,7 @@ class TaskHandle(Generic[R]):
     async def refresh(self) -> TaskStatus:
         """Poll once now and return the new status."""
         if not self._machine.done:
-            await self._client._poll_gate.wait()
-            snapshot, request_id = await self._client._poll_task(self._ref)
+            snapshot, request_id = await self._core.poll(self._ref)
             self._feed(snapshot, request_id)
         return self.status
 
@@ -219,8 +177,8 @@ class TaskHandle(Generic[R]):
             raise self._error
         poller = self._poller
         if poller is None or poller.done():
-            poller = self._poller = self._client._start_poller(self._run())
-        limit = timeout if timeout is not None else self._client.task_timeout
+            poller = self._poller = self._core.start_poller(self._run())
+        limit = timeout if timeout is not None else self._core.task_timeout
         if limit == math.inf:
             limit = None
         self._waiters += 1
@@ -243,7 +201,7 @@ class TaskHandle(Generic[R]):
                     handle=self,
                 ) from None
         except asyncio.CancelledError:
-            if poller.cancelled() and self._client._closing and not cancel_requested():
+            if poller.cancelled() and self._core.closing and not cancel_requested():
                 # aclose() stopped the poll loop under a waiter that nobody cancelled.
                 raise ClientClosedError(
                     f"the client was closed while waiting for {self.kind} task {self.id}; "
@@ -276,7 +234,7 @@ class TaskHandle(Generic[R]):
                 self.id,
                 unknown,
             )
-        hooks = self._client.hooks
+        hooks = self._core.hooks
         if polled and hooks.on_poll is not None:
             hooks._poll(PollEvent(self.id, self.kind, self._machine.state.value, self._machine.progress))
 
@@ -291,7 +249,7 @@ class TaskHandle(Generic[R]):
             raise
         except BaseException as exc:
             self._error = exc
-            self._client.usage.failed_calls += 1
+            self._core.usage.failed_calls += 1
             self._done_event(type(exc).__name__)
             raise
         self._outcome = (result,)
@@ -299,22 +257,21 @@ class TaskHandle(Generic[R]):
         return result
 
     def _done_event(self, error: str | None) -> None:
-        hooks = self._client.hooks
+        hooks = self._core.hooks
         if hooks.on_task_done is not None:
             hooks._task_done(TaskDoneEvent(self.id, self.kind, error))
 
     async def _loop(self) -> R:
-        client = self._client
-        policy = client.poll_policy
+        core = self._core
+        policy = core.poll_policy
         failures = 0
         while not self._machine.done:
             if self._poll_now:
                 self._poll_now = False
             else:
                 await asyncio.sleep(policy.next_delay(self._elapsed(), retry_after=self._retry_after))
-            await client._poll_gate.wait()
             try:
-                snapshot, request_id = await client._poll_task(self._ref)
+                snapshot, request_id = await core.poll(self._ref)
             except _TRANSIENT as exc:
                 failures += 1
                 if failures >= MAX_CONSECUTIVE_POLL_FAILURES:

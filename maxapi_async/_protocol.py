@@ -15,14 +15,12 @@ import json
 import math
 import re
 import sys
-import warnings
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
 from . import _bigjson, _catalog
-from ._catalog import ModelSpec
 from ._convert import slot_maker, structure
 from ._errors import (
     APIError,
@@ -32,7 +30,6 @@ from ._errors import (
     ConflictError,
     InsufficientCreditsError,
     InvalidRequestError,
-    MaxAPIWarning,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -43,21 +40,15 @@ from ._images import IMAGE_TYPES, image_size, mime_type_from_url, sniff_mime_typ
 from ._models import ASSET_TTL, ImageAsset, ImageData, ImagesResponse, _AssetFetcher
 
 __all__ = [
-    "ASSET_DELIVERIES",
     "EDITS_PATH",
     "GENERATIONS_PATH",
     "IDEMPOTENCY_HEADER",
     "MAX_REFERENCE_BYTES_PER_REQUEST",
     "MAX_REFERENCE_IMAGE_BYTES",
-    "RESPONSE_FORMATS",
-    "TEXT_SLOT",
     "FormPart",
     "ImageCall",
-    "OptionMemo",
     "ReferenceImage",
     "RequestSpec",
-    "build_edit_request",
-    "build_generate_request",
     "check_asset_type",
     "check_json",
     "check_reference_size",
@@ -69,14 +60,11 @@ __all__ = [
     "encode_json",
     "error_from_response",
     "expiry",
-    "fill_text",
     "inline_asset",
     "make_asset",
     "parse_images_response",
     "parse_retry_after",
-    "reference_image",
     "request_id_from",
-    "text_template",
     "url_answer_assets",
     "url_asset",
     "with_body",
@@ -85,8 +73,6 @@ __all__ = [
 GENERATIONS_PATH = "/v1/images/generations"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 EDITS_PATH = "/v1/images/edits"
-RESPONSE_FORMATS: tuple[str, ...] = ("url", "b64_json")
-ASSET_DELIVERIES: tuple[str, ...] = ("mirror",)
 
 #: Response headers that may carry the id the service logged a call under.
 REQUEST_ID_HEADERS: tuple[str, ...] = (
@@ -164,64 +150,9 @@ class RequestSpec:
 _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
-def _made_once_encoder() -> Callable[[Any, int], Sequence[str]] | None:
-    """``_encoder``'s C encoder, made once (``JSONEncoder.encode`` makes a new one per call).
-
-    Half the cost of a small body. Without its circular check: a cycle ends in
-    ``RecursionError``, and :func:`encode_json` then asks ``_encoder`` to say what went
-    wrong. ``None`` where ``json`` has no C speedups, or makes them differently.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return None
-    try:
-        made: Callable[[Any, int], Sequence[str]] = make(
-            None, _encoder.default, json.encoder.encode_basestring, None, ":", ",", False, False, True
-        )
-        probe = {"a": [1, 2.5, None, True, "\u00e9\n"], "b": {}}
-        if "".join(made(probe, 0)) != _encoder.encode(probe):
-            return None
-    except Exception:
-        return None
-    return made
-
-
-_c_encoder = _made_once_encoder()
-
-
 def encode_json(obj: Any) -> bytes:
-    """A JSON request body, compact UTF-8: what ``_encoder.encode`` gives, at half its cost."""
-    if _c_encoder is not None:
-        try:
-            return "".join(_c_encoder(obj, 0)).encode()
-        except RecursionError:
-            pass  # a cycle, or a body nested a thousand deep: _encoder explains which
+    """A JSON request body: compact UTF-8."""
     return _encoder.encode(obj).encode()
-
-
-#: Stands for the prompt in a body encoded once per option set (see :func:`text_template`).
-TEXT_SLOT = "\x00maxapi-async:text\x00"
-_ENCODED_SLOT = json.dumps(TEXT_SLOT).encode()
-
-
-def text_template(body: Any) -> tuple[bytes, bytes] | None:
-    """``body``'s JSON cut around the one :data:`TEXT_SLOT` it holds; ``None`` when not once.
-
-    ``before + encode_json(text) + after`` is then the body with ``text`` in the slot, for
-    the cost of encoding one string: the rest of a call's body is the same every time.
-    """
-    encoded = encode_json(body)
-    if encoded.count(_ENCODED_SLOT) != 1:
-        return None
-    before, _, after = encoded.partition(_ENCODED_SLOT)
-    return before, after
-
-
-def fill_text(template: tuple[bytes, bytes] | None, text: str) -> bytes | None:
-    """The body of :func:`text_template` with ``text`` in its slot (``None`` without a template)."""
-    if template is None:
-        return None
-    return template[0] + encode_json(text) + template[1]
 
 
 def with_body(spec: RequestSpec) -> RequestSpec:
@@ -369,276 +300,6 @@ def check_json(argument: str, value: object, *, depth: int = 32) -> None:
             check_json(f"{argument}[{i}]", item, depth=depth - 1)
     else:
         raise InvalidRequestError(argument, f"a {type(value).__name__} has no JSON form")
-
-
-def _check_prompt(prompt: object) -> str:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise InvalidRequestError("prompt", "must be a non-empty string")
-    return check_text("prompt", prompt)
-
-
-def _check_choice(argument: str, value: object, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise InvalidRequestError(argument, f"unknown value {value!r}", allowed=allowed)
-
-
-def _check_model(model: object) -> ModelSpec | None:
-    if not isinstance(model, str) or not model.strip():
-        raise InvalidRequestError("model", "must be a non-empty model id", allowed=tuple(_catalog.MODELS))
-    return _catalog.lookup_model(check_text("model", model))
-
-
-def _check_n(n: object, spec: ModelSpec | None) -> int:
-    high = spec.max_n if spec is not None else 10
-    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= high:
-        raise InvalidRequestError("n", f"must be an integer from 1 to {high}, got {n!r}")
-    return n
-
-
-def _check_size_options(spec: ModelSpec | None, model: str, aspect_ratio: object, resolution: object) -> None:
-    if aspect_ratio is not None:
-        if not isinstance(aspect_ratio, str):
-            raise InvalidRequestError("aspect_ratio", f"must be a string like '16:9', got {aspect_ratio!r}")
-        check_text("aspect_ratio", aspect_ratio)
-        if spec is not None and aspect_ratio not in spec.aspect_ratios:
-            raise InvalidRequestError(
-                "aspect_ratio",
-                f"{aspect_ratio!r} is not supported by {spec.id}",
-                allowed=spec.aspect_ratios,
-            )
-    if resolution is not None:
-        if not isinstance(resolution, str):
-            raise InvalidRequestError("resolution", f"must be a string like '1K', got {resolution!r}")
-        check_text("resolution", resolution)
-        if spec is not None and not spec.accepts_resolution:
-            warnings.warn(
-                f"resolution={resolution!r} is ignored by {spec.id}: its output size is fixed "
-                "per aspect ratio (see maxapi_async.MODELS)",
-                MaxAPIWarning,
-                stacklevel=5,  # the caller of images.generate / images.edit
-            )
-        elif spec is not None and resolution not in spec.resolutions:
-            raise InvalidRequestError(
-                "resolution",
-                f"{resolution!r} is not offered by {spec.id}",
-                allowed=spec.resolutions,
-            )
-
-
-def _check_common(
-    prompt: object,
-    model: object,
-    aspect_ratio: object,
-    resolution: object,
-    n: object,
-    route_mode: object,
-    asset_delivery: object,
-    response_format: object,
-) -> ModelSpec | None:
-    _check_prompt(prompt)
-    spec = _check_model(model)
-    _check_n(n, spec)
-    _check_size_options(spec, str(model), aspect_ratio, resolution)
-    if route_mode is not None:
-        _check_choice("route_mode", route_mode, _catalog.ROUTE_MODES)
-    if asset_delivery is not None:
-        _check_choice("asset_delivery", asset_delivery, ASSET_DELIVERIES)
-    if response_format is not None:
-        _check_choice("response_format", response_format, RESPONSE_FORMATS)
-    return spec
-
-
-def _optional_fields(
-    aspect_ratio: str | None,
-    resolution: str | None,
-    route_mode: str | None,
-    asset_delivery: str | None,
-    response_format: str | None,
-) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    if aspect_ratio is not None:
-        fields["aspect_ratio"] = aspect_ratio
-    if resolution is not None:
-        fields["resolution"] = resolution
-    if route_mode is not None:
-        fields["route_mode"] = route_mode
-    if asset_delivery is not None:
-        fields["asset_delivery"] = asset_delivery
-    if response_format is not None:
-        fields["response_format"] = response_format
-    return fields
-
-
-def build_generate_request(
-    prompt: str,
-    *,
-    model: str = _catalog.DEFAULT_MODEL,
-    aspect_ratio: str | None = None,
-    resolution: str | None = None,
-    n: int = 1,
-    route_mode: str | None = None,
-    asset_delivery: str | None = None,
-    response_format: str | None = None,
-    queued: bool = False,
-    idempotency_key: str | None = None,
-) -> RequestSpec:
-    """The ``POST /v1/images/generations`` request; optional keys only when set.
-
-    ``idempotency_key`` goes in the ``Idempotency-Key`` header (the client makes one per
-    submission, so every attempt of it carries the same).
-    """
-    # n: 1.0 and True hash and compare equal to 1, so only an int n is looked up.
-    options = (model, aspect_ratio, resolution, n, route_mode, asset_delivery, response_format)
-    key = options if type(n) is int else None
-    checked = _KNOWN_OPTIONS.get(key)
-    if checked is None:
-        spec = _check_common(
-            prompt, model, aspect_ratio, resolution, n, route_mode, asset_delivery, response_format
-        )
-        fields: dict[str, Any] = _optional_fields(
-            aspect_ratio, resolution, route_mode, asset_delivery, response_format
-        )
-        if n != 1:
-            fields["n"] = n
-        checked = (
-            ImageCall("generation", model, aspect_ratio, resolution, route_mode, n),
-            fields,
-            text_template({"model": model, "prompt": TEXT_SLOT, **fields}),
-        )
-        if resolution is None or (spec is not None and spec.accepts_resolution):  # else: warn each time
-            _KNOWN_OPTIONS.remember(key, checked)
-    else:
-        _check_prompt(prompt)
-    call, fields, template = checked
-    body: dict[str, Any] = {"model": model, "prompt": prompt, **fields}
-    if queued:
-        body["async"] = True
-        template = None  # the template has no "async" key: this body is encoded when sent
-    return RequestSpec(
-        "POST",
-        GENERATIONS_PATH,
-        call,
-        json=body,
-        headers={IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key is not None else {},
-        body=fill_text(template, prompt),
-    )
-
-
-_V = TypeVar("_V")
-
-
-class OptionMemo(Generic[_V]):
-    """Option sets that passed a request builder's checks, and what the checks made of them.
-
-    A repeated call, the usual case, skips the checks. Values are shared between calls, so
-    they are never changed. Bounded: past ``limit`` sets, new ones are checked each time. A
-    ``None`` key (options the builder cannot key safely) is never looked up or stored.
-    """
-
-    def __init__(self, limit: int = 256) -> None:
-        self._known: dict[tuple[object, ...], _V] = {}
-        self._limit = limit
-
-    def get(self, key: tuple[object, ...] | None) -> _V | None:
-        if key is None:
-            return None
-        try:
-            return self._known.get(key)
-        except TypeError:  # an unhashable argument: the checks refuse it
-            return None
-
-    def remember(self, key: tuple[object, ...] | None, value: _V) -> None:
-        if key is not None and len(self._known) < self._limit:
-            self._known[key] = value
-
-
-# Option sets (everything but the prompt) with their ImageCall, body fields and encoded body
-# around the prompt: the call is frozen and the fields are only copied into each body.
-_KNOWN_OPTIONS: OptionMemo[tuple[ImageCall, dict[str, Any], tuple[bytes, bytes] | None]] = OptionMemo()
-
-
-def check_edit_arguments(
-    prompt: object,
-    images: object,
-    *,
-    model: object,
-    aspect_ratio: object,
-    resolution: object,
-    n: object,
-    route_mode: object,
-    asset_delivery: object,
-    response_format: object,
-) -> None:
-    """Check an edit's arguments (all but the images' bytes) before any file is read."""
-    _check_common(prompt, model, aspect_ratio, resolution, n, route_mode, asset_delivery, response_format)
-    if isinstance(images, (str, bytes, bytearray, memoryview)) or not isinstance(images, Sequence):
-        raise InvalidRequestError(
-            "images", "must be a list of reference images (paths, bytes, files or ImageAssets)"
-        )
-    if not images:
-        raise InvalidRequestError("images", "at least one reference image is required")
-
-
-def reference_image(data: bytes, *, index: int, filename: str | None = None) -> ReferenceImage:
-    """Wrap reference bytes, refusing anything that is not a PNG, JPEG, WebP or GIF."""
-    mime = sniff_mime_type(data)
-    if mime is None:
-        raise InvalidRequestError(
-            f"images[{index}]",
-            f"is not an image ({len(data)} bytes, unknown format)",
-            allowed=IMAGE_TYPES,
-        )
-    ext = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}[mime]
-    name = _part_filename(filename) or f"image-{index}.{ext}"
-    return ReferenceImage(data=data, filename=name, mime_type=mime)
-
-
-# What a multipart header cannot hold: line breaks and other controls, lone surrogates.
-_UNSENDABLE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
-
-
-def _part_filename(filename: str | None) -> str | None:
-    """A file name as it can go in a part's header: unsendable characters become ``_``."""
-    if not filename:
-        return None
-    return _UNSENDABLE_IN_HEADER.sub("_", filename)
-
-
-def build_edit_request(
-    prompt: str,
-    images: Sequence[ReferenceImage],
-    *,
-    model: str = _catalog.DEFAULT_MODEL,
-    aspect_ratio: str | None = None,
-    resolution: str | None = None,
-    n: int = 1,
-    route_mode: str | None = None,
-    asset_delivery: str | None = None,
-    response_format: str | None = None,
-    queued: bool = False,
-) -> RequestSpec:
-    """The multipart ``POST /v1/images/edits`` request, one ``image[]`` part per image.
-
-    The arguments must have passed :func:`check_edit_arguments` (the client
-    runs it before reading any reference file, so bad input costs no I/O).
-    """
-    parts = [FormPart("model", model), FormPart("prompt", prompt)]
-    for key, value in _optional_fields(
-        aspect_ratio, resolution, route_mode, asset_delivery, response_format
-    ).items():
-        parts.append(FormPart(key, value))
-    if n != 1:
-        parts.append(FormPart("n", str(n)))
-    if queued:
-        parts.append(FormPart("async", "true"))
-    for image in images:
-        parts.append(FormPart("image[]", image.data, image.filename, image.mime_type))
-    return RequestSpec(
-        "POST",
-        EDITS_PATH,
-        ImageCall("edit", model, aspect_ratio, resolution, route_mode, n),
-        form=tuple(parts),
-    )
 
 
 # --------------------------------------------------------------------------

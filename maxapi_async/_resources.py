@@ -1,8 +1,10 @@
 """The client's resources: ``client.images``, ``client.models`` and ``client.tasks``.
 
-Each method checks its arguments (pure protocol functions, before any I/O),
-reads local inputs without blocking the loop, then hands a request spec to the
-client, which sends it and reads the answer.
+Each call checks its arguments (pure protocol functions, before any I/O), reads local
+inputs without blocking the loop, builds a request spec and hands it to the core with an
+``Idempotency-Key`` and the call's deadline; the core sends it and :mod:`._results` reads
+the answer. The public methods are thin: :func:`generate_images`, :func:`edit_images` and
+:func:`generate_content` do the work, and batches call them with their own keys.
 """
 
 from __future__ import annotations
@@ -10,29 +12,38 @@ from __future__ import annotations
 import io
 import math
 import os
-import time
 import warnings
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, Union, overload
 
-from . import _catalog, _gemini_request, _protocol
-from ._client import check_call_timeout, new_idempotency_key
-from ._errors import APITimeoutError, InvalidRequestError, MaxAPIError
+from . import _gemini_request, _openai_request, _protocol
+from ._core import Core, Deadline, check_call_timeout, new_idempotency_key
+from ._errors import APITimeoutError, InvalidRequestError
 from ._files import INLINE_IO_LIMIT, FileTooLarge, NotARegularFile, in_thread, read_file
 from ._gemini import GenerateContentResponse
 from ._handles import TaskHandle
 from ._models import ImageAsset, ImageResult
-from ._protocol import ReferenceImage
+from ._options import ContentOptions, ContentOptionsDict, ImageOptions, ImageOptionsDict
+from ._protocol import ReferenceImage, RequestSpec
+from ._results import image_call, image_handle, native_call, operation_handle
 from ._tasks import TaskKind, TaskRef, default_poll_path
 
 if TYPE_CHECKING:
-    from ._client import AsyncMaxAPI
+    from typing_extensions import Unpack
 
-__all__ = ["Images", "Models", "ReferenceInput", "Tasks"]
+__all__ = [
+    "Images",
+    "Models",
+    "ReferenceInput",
+    "Tasks",
+    "edit_images",
+    "generate_content",
+    "generate_images",
+    "read_image_input",
+]
 
 R = TypeVar("R")
-TASK_KINDS: tuple[TaskKind, ...] = ("generation", "edit", "operation")
 
 #: What ``images.edit`` accepts as one reference image.
 ReferenceInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes], ImageAsset]
@@ -92,33 +103,6 @@ async def read_image_input(image: object, argument: str, *, total: int = 0) -> t
     return data, name
 
 
-async def _read_within(
-    client: AsyncMaxAPI, timeout: float | None, reading: Awaitable[R]
-) -> tuple[R, float | None]:
-    """Await ``reading`` (a call's local inputs: files, pipes, assets) within the call's
-    deadline; returns its result and what is left of the deadline for the request.
-
-    A read still running at the deadline is abandoned: :class:`APITimeoutError`, nothing sent.
-    """
-    total = timeout if timeout is not None else client.timeouts.total
-    if total is None or total == math.inf:
-        return await reading, total
-    import anyio
-
-    started = time.monotonic()
-    try:
-        with anyio.fail_after(total):
-            result = await reading
-    except TimeoutError as exc:
-        if isinstance(exc, MaxAPIError):  # a download's own deadline: already said
-            raise
-        raise APITimeoutError(
-            f"reading the call's images took longer than its timeout of {total:g} s; nothing was sent",
-            sent=False,
-        ) from None
-    return result, total - (time.monotonic() - started)
-
-
 async def _load_references(images: Sequence[object]) -> list[ReferenceImage]:
     """Each reference read and wrapped, the request's total held to the cap as they come."""
     references: list[ReferenceImage] = []
@@ -126,62 +110,159 @@ async def _load_references(images: Sequence[object]) -> list[ReferenceImage]:
     for index, image in enumerate(images):
         data, filename = await read_image_input(image, f"images[{index}]", total=total)
         total += len(data)
-        references.append(_protocol.reference_image(data, index=index, filename=filename))
+        references.append(_openai_request.reference_image(data, index=index, filename=filename))
     return references
 
 
-class Images:
-    """The OpenAI-compatible image endpoints: ``client.images``."""
+async def generate_images(
+    core: Core,
+    prompt: str,
+    options: ImageOptions,
+    *,
+    wait: bool,
+    timeout: float | None,
+    idempotency_key: str | None = None,
+) -> ImageResult | TaskHandle[ImageResult]:
+    """``images.generate``: see :meth:`Images.generate`; ``idempotency_key``: a new one if ``None``."""
+    deadline = core.deadline(check_call_timeout(timeout))
+    queued = not wait or core.wait_by_polling
+    spec = _openai_request.build_generate_request(prompt, options.with_route(core.route_mode), queued=queued)
+    key = idempotency_key or new_idempotency_key()
+    if not queued:
+        return await image_call(core, spec, idempotency_key=key, deadline=deadline)
+    return await _queued_images(core, spec, "generation", key, deadline, wait)
 
-    def __init__(self, client: AsyncMaxAPI) -> None:
-        self._client = client
+
+async def edit_images(
+    core: Core,
+    prompt: str,
+    images: Sequence[ReferenceInput],
+    options: ImageOptions,
+    *,
+    wait: bool,
+    timeout: float | None,
+    idempotency_key: str | None = None,
+) -> ImageResult | TaskHandle[ImageResult]:
+    """``images.edit``: see :meth:`Images.edit`; ``idempotency_key``: a new one if ``None``."""
+    deadline = core.deadline(check_call_timeout(timeout))
+    options = options.with_route(core.route_mode)
+    _openai_request.check_edit_arguments(prompt, images, options)
+    references = await deadline.run(_load_references(images), "reading the call's images")
+    queued = not wait or core.wait_by_polling
+    spec = _openai_request.build_edit_request(prompt, references, options, queued=queued)
+    key = idempotency_key or new_idempotency_key()
+    if not queued:
+        return await image_call(core, spec, idempotency_key=key, deadline=deadline)
+    return await _queued_images(core, spec, "edit", key, deadline, wait)
+
+
+async def _queued_images(
+    core: Core, spec: RequestSpec, kind: TaskKind, key: str, deadline: Deadline, wait: bool
+) -> ImageResult | TaskHandle[ImageResult]:
+    snapshot, ref, request_id = await core.submit(spec, kind, idempotency_key=key, deadline=deadline)
+    handle = image_handle(core, snapshot, ref, request_id)
+    if not wait:
+        return handle
+    result: ImageResult = await _wait_within(handle, deadline)
+    return result
+
+
+async def _wait_within(handle: TaskHandle[R], deadline: Deadline) -> R:
+    """``wait=True`` on a queued call: the call's deadline covers submission and polling."""
+    if deadline.seconds is None:
+        return await handle.wait()  # the client's task_timeout
+    if deadline.seconds == math.inf:
+        return await handle.wait(timeout=math.inf)
+    remaining = deadline.remaining()
+    if remaining is not None and remaining <= 0:
+        raise APITimeoutError(f"{handle.kind} task {handle.id}: the call's deadline passed")
+    return await handle.wait(timeout=remaining)
+
+
+async def generate_content(
+    core: Core,
+    contents: object,
+    options: ContentOptions,
+    *,
+    wait: bool,
+    timeout: float | None,
+    idempotency_key: str | None = None,
+) -> GenerateContentResponse | TaskHandle[GenerateContentResponse]:
+    """``models.generate_content``: see :meth:`Models.generate_content`."""
+    deadline = core.deadline(check_call_timeout(timeout))
+    options = options.with_route(core.route_mode)
+    queued = not wait or core.wait_by_polling
+    if type(contents) is str:  # what normalize_contents makes of it, without the walk
+        wire = [{"role": "user", "parts": [{"text": contents}]}]
+    else:
+        wire = await deadline.run(_wire_contents(contents, options), "reading the call's images")
+    spec = _gemini_request.build_generate_content_request(wire, options, queued=queued)
+    if _gemini_request.inline_data_size(wire) > INLINE_IO_LIMIT:
+        # Megabytes of base64 to encode as JSON: 20 ms for four 1.5 MB images.
+        spec = await in_thread(_protocol.with_body, spec)
+    modalities = _gemini_request.requested_modalities(spec)
+    key = idempotency_key or new_idempotency_key()
+    if not queued:
+        return await native_call(core, spec, modalities, idempotency_key=key, deadline=deadline)
+    snapshot, ref, request_id = await core.submit(spec, "operation", idempotency_key=key, deadline=deadline)
+    handle = operation_handle(core, snapshot, ref, request_id, modalities)
+    if not wait:
+        return handle
+    return await _wait_within(handle, deadline)
+
+
+async def _wire_contents(contents: object, options: ContentOptions) -> list[dict[str, Any]]:
+    """``contents`` as Google's JSON, its files read and its images encoded (in a thread when big)."""
+    loads, inline_bytes = _gemini_request.scan_contents(contents)
+    if loads:
+        # Check every other argument before reading files or downloading assets.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _gemini_request.build_generate_content_request([{"parts": [{"text": "-"}]}], options)
+    loaded: list[bytes] = []
+    total = inline_bytes  # held to the request's cap as files come in (normalize_contents: exactly)
+    for argument, item in loads:
+        data = (await read_image_input(item, argument, total=total))[0]
+        total += len(data)
+        loaded.append(data)
+    if sum(len(b) for b in loaded) + inline_bytes > INLINE_IO_LIMIT:
+        return await in_thread(lambda: _gemini_request.normalize_contents(contents, loaded=loaded))
+    return _gemini_request.normalize_contents(contents, loaded=loaded)
+
+
+class Images:
+    """The OpenAI-compatible image endpoints: ``client.images``.
+
+    The options (``model``, ``aspect_ratio``, ``resolution``, ``n``, ``route_mode``,
+    ``asset_delivery``, ``response_format``) are those of
+    :class:`~maxapi_async._options.ImageOptions`, which documents each.
+    """
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
 
     @overload
     async def generate(
         self,
         prompt: str,
         *,
-        model: str = ...,
-        aspect_ratio: str | None = ...,
-        resolution: str | None = ...,
-        n: int = ...,
-        route_mode: str | None = ...,
-        asset_delivery: str | None = ...,
-        response_format: str | None = ...,
         wait: Literal[True] = ...,
         timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict],
     ) -> ImageResult: ...
-
     @overload
     async def generate(
         self,
         prompt: str,
         *,
-        model: str = ...,
-        aspect_ratio: str | None = ...,
-        resolution: str | None = ...,
-        n: int = ...,
-        route_mode: str | None = ...,
-        asset_delivery: str | None = ...,
-        response_format: str | None = ...,
         wait: Literal[False],
         timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict],
     ) -> TaskHandle[ImageResult]: ...
-
     async def generate(
-        self,
-        prompt: str,
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        aspect_ratio: str | None = None,
-        resolution: str | None = None,
-        n: int = 1,
-        route_mode: str | None = None,
-        asset_delivery: str | None = None,
-        response_format: str | None = None,
-        wait: bool = True,
-        timeout: float | None = None,
-    ) -> ImageResult | TaskHandle[ImageResult]:
+        self, prompt: str, *, wait: bool = True, timeout: float | None = None,
+        **options: Unpack[ImageOptionsDict],
+    ) -> ImageResult | TaskHandle[ImageResult]:  # fmt: skip
         """Generate ``n`` images from ``prompt`` (``POST /v1/images/generations``).
 
         ``aspect_ratio`` fixes the output size (see :data:`maxapi_async.MODELS`);
@@ -195,25 +276,7 @@ class Images:
         gives the same :class:`ImageResult`. ``timeout`` bounds the whole call
         (for ``wait=False``, the submission only).
         """
-        timeout = check_call_timeout(timeout)
-        client = self._client
-        queued = not wait or client.wait_by_polling
-        spec = _protocol.build_generate_request(
-            prompt,
-            model=model,
-            aspect_ratio=aspect_ratio,
-            resolution=resolution,
-            n=n,
-            route_mode=route_mode if route_mode is not None else client.route_mode,
-            asset_delivery=asset_delivery,
-            response_format=response_format,
-            queued=queued,
-            # Made here, so an unreadable answer can name it; a queued submission gets its own.
-            idempotency_key=None if queued else new_idempotency_key(),
-        )
-        if not queued:
-            return await client._image_call(spec, timeout)
-        return await _submit_images(client, spec, "generation", wait, timeout)
+        return await generate_images(self._core, prompt, ImageOptions(**options), wait=wait, timeout=timeout)
 
     @overload
     async def edit(
@@ -221,49 +284,24 @@ class Images:
         prompt: str,
         images: Sequence[ReferenceInput],
         *,
-        model: str = ...,
-        aspect_ratio: str | None = ...,
-        resolution: str | None = ...,
-        n: int = ...,
-        route_mode: str | None = ...,
-        asset_delivery: str | None = ...,
-        response_format: str | None = ...,
         wait: Literal[True] = ...,
         timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict],
     ) -> ImageResult: ...
-
     @overload
     async def edit(
         self,
         prompt: str,
         images: Sequence[ReferenceInput],
         *,
-        model: str = ...,
-        aspect_ratio: str | None = ...,
-        resolution: str | None = ...,
-        n: int = ...,
-        route_mode: str | None = ...,
-        asset_delivery: str | None = ...,
-        response_format: str | None = ...,
         wait: Literal[False],
         timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict],
     ) -> TaskHandle[ImageResult]: ...
-
     async def edit(
-        self,
-        prompt: str,
-        images: Sequence[ReferenceInput],
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        aspect_ratio: str | None = None,
-        resolution: str | None = None,
-        n: int = 1,
-        route_mode: str | None = None,
-        asset_delivery: str | None = None,
-        response_format: str | None = None,
-        wait: bool = True,
-        timeout: float | None = None,
-    ) -> ImageResult | TaskHandle[ImageResult]:
+        self, prompt: str, images: Sequence[ReferenceInput], *, wait: bool = True,
+        timeout: float | None = None, **options: Unpack[ImageOptionsDict],
+    ) -> ImageResult | TaskHandle[ImageResult]:  # fmt: skip
         """Edit or compose from one or more reference images (``POST /v1/images/edits``).
 
         Each reference is a path, bytes, a binary file object or an
@@ -272,121 +310,43 @@ class Images:
         (PNG, JPEG, WebP or GIF; anything else is refused before sending).
         Other arguments, ``wait`` included, as in :meth:`generate`.
         """
-        timeout = check_call_timeout(timeout)
-        client = self._client
-        effective_route = route_mode if route_mode is not None else client.route_mode
-        _protocol.check_edit_arguments(
-            prompt,
-            images,
-            model=model,
-            aspect_ratio=aspect_ratio,
-            resolution=resolution,
-            n=n,
-            route_mode=effective_route,
-            asset_delivery=asset_delivery,
-            response_format=response_format,
-        )
-        references, timeout = await _read_within(client, timeout, _load_references(images))
-        queued = not wait or client.wait_by_polling
-        spec = _protocol.build_edit_request(
-            prompt,
-            references,
-            model=model,
-            aspect_ratio=aspect_ratio,
-            resolution=resolution,
-            n=n,
-            route_mode=effective_route,
-            asset_delivery=asset_delivery,
-            response_format=response_format,
-            queued=queued,
-        )
-        if not queued:
-            return await client._image_call(spec, timeout)
-        return await _submit_images(client, spec, "edit", wait, timeout)
-
-
-async def _submit_images(
-    client: AsyncMaxAPI, spec: _protocol.RequestSpec, kind: TaskKind, wait: bool, timeout: float | None
-) -> ImageResult | TaskHandle[ImageResult]:
-    started = time.monotonic()
-    snapshot, ref, request_id = await client._submit(spec, kind, timeout)
-    handle = client._image_handle(snapshot, ref, request_id)
-    if not wait:
-        return handle
-    result: ImageResult = await _wait_within(handle, timeout, started, client)
-    return result
-
-
-async def _wait_within(
-    handle: TaskHandle[Any], timeout: float | None, started: float, client: AsyncMaxAPI
-) -> Any:
-    """``wait=True`` on a queued call: the call's deadline covers submission and polling."""
-    total = timeout if timeout is not None else client.timeouts.total
-    if total is None:
-        return await handle.wait()  # the client's task_timeout
-    if total == math.inf:
-        return await handle.wait(timeout=math.inf)
-    remaining = total - (time.monotonic() - started)
-    if remaining <= 0:
-        raise APITimeoutError(f"{handle.kind} task {handle.id}: the call's deadline passed")
-    return await handle.wait(timeout=remaining)
+        options_ = ImageOptions(**options)
+        return await edit_images(self._core, prompt, images, options_, wait=wait, timeout=timeout)
 
 
 class Models:
-    """The Gemini-native endpoint: ``client.models.generate_content(...)``."""
+    """The Gemini-native endpoint: ``client.models.generate_content(...)``.
 
-    def __init__(self, client: AsyncMaxAPI) -> None:
-        self._client = client
+    The options (``model``, ``aspect_ratio``, ``image_size``, ``response_modalities``,
+    ``route_mode``, ``system_instruction``, ``generation_config``, ``safety_settings``)
+    are those of :class:`~maxapi_async._options.ContentOptions`, which documents each.
+    """
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
 
     @overload
     async def generate_content(
         self,
         *,
-        model: str = ...,
         contents: object,
-        aspect_ratio: str | None = ...,
-        image_size: str | None = ...,
-        response_modalities: Sequence[str] | None = ...,
-        route_mode: str | None = ...,
-        system_instruction: str | Mapping[str, Any] | None = ...,
-        generation_config: Mapping[str, Any] | None = ...,
-        safety_settings: Sequence[Mapping[str, Any]] | None = ...,
         wait: Literal[True] = ...,
         timeout: float | None = ...,
+        **options: Unpack[ContentOptionsDict],
     ) -> GenerateContentResponse: ...
-
     @overload
     async def generate_content(
         self,
         *,
-        model: str = ...,
         contents: object,
-        aspect_ratio: str | None = ...,
-        image_size: str | None = ...,
-        response_modalities: Sequence[str] | None = ...,
-        route_mode: str | None = ...,
-        system_instruction: str | Mapping[str, Any] | None = ...,
-        generation_config: Mapping[str, Any] | None = ...,
-        safety_settings: Sequence[Mapping[str, Any]] | None = ...,
         wait: Literal[False],
         timeout: float | None = ...,
+        **options: Unpack[ContentOptionsDict],
     ) -> TaskHandle[GenerateContentResponse]: ...
-
     async def generate_content(
-        self,
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        contents: object,
-        aspect_ratio: str | None = None,
-        image_size: str | None = None,
-        response_modalities: Sequence[str] | None = None,
-        route_mode: str | None = None,
-        system_instruction: str | Mapping[str, Any] | None = None,
-        generation_config: Mapping[str, Any] | None = None,
-        safety_settings: Sequence[Mapping[str, Any]] | None = None,
-        wait: bool = True,
-        timeout: float | None = None,
-    ) -> GenerateContentResponse | TaskHandle[GenerateContentResponse]:
+        self, *, contents: object, wait: bool = True, timeout: float | None = None,
+        **options: Unpack[ContentOptionsDict],
+    ) -> GenerateContentResponse | TaskHandle[GenerateContentResponse]:  # fmt: skip
         """Google's ``generateContent`` (``POST /v1beta/models/{model}:generateContent``).
 
         ``contents`` is a string, a list of parts (text, image bytes,
@@ -401,81 +361,15 @@ class Models:
         ``wait=False`` sends ``X-MaxAPI-Async: true`` and returns a handle on
         the operation, polled at ``/v1beta/operations/{id}``.
         """
-        timeout = check_call_timeout(timeout)
-        client = self._client
-        route = route_mode if route_mode is not None else client.route_mode
-        queued = not wait or client.wait_by_polling
-        key = None if queued else new_idempotency_key()
-        prompt = type(contents) is str
-        spec = None
-        plain = system_instruction is None and generation_config is None and safety_settings is None
-        if type(contents) is str and plain:
-            spec = _gemini_request.known_prompt_request(  # the usual call, its options checked before
-                model,
-                contents,
-                aspect_ratio=aspect_ratio,
-                image_size=image_size,
-                response_modalities=response_modalities,
-                route_mode=route,
-                queued=queued,
-                idempotency_key=key,
-            )
-        if spec is None:
-            options: dict[str, Any] = {
-                "aspect_ratio": aspect_ratio,
-                "image_size": image_size,
-                "response_modalities": response_modalities,
-                "route_mode": route,
-                "queued": queued,
-                "system_instruction": system_instruction,
-                "generation_config": generation_config,
-                "safety_settings": safety_settings,
-                "idempotency_key": key,
-            }
-            if prompt:  # what normalize_contents makes of it, without the walk
-                wire = [{"role": "user", "parts": [{"text": contents}]}]
-            else:
-                wire, timeout = await _read_within(client, timeout, _wire_contents(model, contents, options))
-            spec = _gemini_request.build_generate_content_request(model, wire, **options)
-            if not prompt and _gemini_request.inline_data_size(wire) > INLINE_IO_LIMIT:
-                # Megabytes of base64 to encode as JSON: 20 ms for four 1.5 MB images.
-                spec = await in_thread(_protocol.with_body, spec)
-        modalities = _gemini_request.requested_modalities(spec)
-        if not queued:
-            return await client._native_call(spec, modalities, timeout)
-        started = time.monotonic()
-        snapshot, ref, request_id = await client._submit(spec, "operation", timeout)
-        handle = client._operation_handle(snapshot, ref, request_id, modalities)
-        if not wait:
-            return handle
-        response: GenerateContentResponse = await _wait_within(handle, timeout, started, client)
-        return response
-
-
-async def _wire_contents(model: str, contents: object, options: dict[str, Any]) -> list[dict[str, Any]]:
-    """``contents`` as Google's JSON, its files read and its images encoded (in a thread when big)."""
-    loads, inline_bytes = _gemini_request.scan_contents(contents)
-    if loads:
-        # Check every other argument before reading files or downloading assets.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _gemini_request.build_generate_content_request(model, [{"parts": [{"text": "-"}]}], **options)
-    loaded: list[bytes] = []
-    total = inline_bytes  # held to the request's cap as files come in (normalize_contents: exactly)
-    for argument, item in loads:
-        data = (await read_image_input(item, argument, total=total))[0]
-        total += len(data)
-        loaded.append(data)
-    if sum(len(b) for b in loaded) + inline_bytes > INLINE_IO_LIMIT:
-        return await in_thread(lambda: _gemini_request.normalize_contents(contents, loaded=loaded))
-    return _gemini_request.normalize_contents(contents, loaded=loaded)
+        options_ = ContentOptions(**options)
+        return await generate_content(self._core, contents, options_, wait=wait, timeout=timeout)
 
 
 class Tasks:
     """Rebuild task handles anywhere: ``client.tasks``."""
 
-    def __init__(self, client: AsyncMaxAPI) -> None:
-        self._client = client
+    def __init__(self, core: Core) -> None:
+        self._core = core
 
     def from_dict(self, data: Mapping[str, Any]) -> TaskHandle[Any]:
         """A handle from :meth:`TaskHandle.to_dict` output (another process, another machine).
@@ -515,5 +409,5 @@ class Tasks:
 
     def _handle(self, ref: TaskRef) -> TaskHandle[Any]:
         if ref.kind == "operation":
-            return self._client._operation_handle(None, ref, None)
-        return self._client._image_handle(None, ref, None)
+            return operation_handle(self._core, None, ref, None)
+        return image_handle(self._core, None, ref, None)

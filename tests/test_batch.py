@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 import maxapi_async
-from maxapi_async import AsyncMaxAPI, BatchProgress, ContentRequest, EditRequest, GenerateRequest
+from maxapi_async import AsyncMaxAPI, Batch, BatchProgress, ContentRequest, EditRequest, GenerateRequest
 from maxapi_async.testing import FakeMaxAPI, Fault, make_png
 
 pytestmark = pytest.mark.anyio
@@ -83,9 +83,9 @@ async def test_outcomes_arrive_as_completed_and_gather_keeps_input_order(client:
         EditRequest("edit", [make_png(32, 32)], key="edit"),
         ContentRequest("a cube", key="native", aspect_ratio="9:16"),
     ]
-    streamed = [o.key async for o in client.batch(items)]
+    streamed = [o.key async for o in Batch(client, items)]
     assert sorted(streamed) == sorted(i.key for i in items)
-    outcomes = await client.batch(items)
+    outcomes = await Batch(client, items)
     assert [o.key for o in outcomes] == [i.key for i in items]
     assert all(o.ok and o.status == "done" for o in outcomes)
     assert outcomes[0].images[0].size == (1344, 768)
@@ -95,7 +95,7 @@ async def test_outcomes_arrive_as_completed_and_gather_keeps_input_order(client:
 
 async def test_one_failure_does_not_stop_the_others(client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI) -> None:
     fake_maxapi.fail_tasks("CONTENT_MODERATION", times=1)
-    outcomes = await client.batch(generations(6), concurrency=1)
+    outcomes = await Batch(client, generations(6), concurrency=1)
     failed = [o for o in outcomes if o.status == "failed"]
     assert len(failed) == 1
     assert isinstance(failed[0].error, maxapi_async.TaskFailedError)
@@ -109,7 +109,7 @@ async def test_fail_fast_stops_at_the_first_failure_and_reports_every_item(
     client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI
 ) -> None:
     fake_maxapi.fail_tasks("INVALID_PARAMETERS", times=1)
-    batch = client.batch(generations(10), concurrency=1, max_pending=1, fail_fast=True)
+    batch = Batch(client, generations(10), concurrency=1, max_pending=1, fail_fast=True)
     outcomes = await batch
     assert [o.status for o in outcomes][:1] == ["failed"]
     assert {o.status for o in outcomes[1:]} == {"skipped"}
@@ -123,7 +123,7 @@ async def test_fail_fast_stops_at_the_first_failure_and_reports_every_item(
 
 async def test_progress_callback_sees_every_count(client: AsyncMaxAPI) -> None:
     seen: list[BatchProgress] = []
-    await client.batch(generations(4, route_mode="official"), progress=seen.append)
+    await Batch(client, generations(4, route_mode="official"), progress=seen.append)
     last = seen[-1]
     assert (last.total, last.submitted, last.running, last.done, last.failed) == (4, 4, 0, 4, 0)
     assert last.credits == pytest.approx(4 * 0.04)
@@ -133,13 +133,13 @@ async def test_progress_callback_sees_every_count(client: AsyncMaxAPI) -> None:
 async def test_progress_bar_is_quiet_when_not_a_terminal(
     client: AsyncMaxAPI, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    await client.batch(generations(2), progress=True)
+    await Batch(client, generations(2), progress=True)
     assert capsys.readouterr().err == ""
 
 
 async def test_budget_never_lets_estimated_spend_pass(client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI) -> None:
     items = generations(10, route_mode="official-cheap")  # 0.024 credits each
-    batch = client.batch(items, budget=0.1, concurrency=1)
+    batch = Batch(client, items, budget=0.1, concurrency=1)
     outcomes = await batch
     done = [o for o in outcomes if o.ok]
     assert len(done) == 4  # 4 x 0.024 = 0.096; a fifth would make 0.12
@@ -152,13 +152,14 @@ async def test_budget_never_lets_estimated_spend_pass(client: AsyncMaxAPI, fake_
 
 
 async def test_unknown_route_is_budgeted_at_the_dearest_price(client: AsyncMaxAPI) -> None:
-    outcomes = await client.batch(generations(3), budget=0.08)  # 0.04 each without a route
+    outcomes = await Batch(client, generations(3), budget=0.08)  # 0.04 each without a route
     assert [o.status for o in outcomes] == ["done", "done", "skipped"]
 
 
 async def test_every_result_carries_its_cost_and_the_ledger_adds_up(client: AsyncMaxAPI) -> None:
-    await client.batch(
-        [*generations(3, route_mode="official-cheap"), GenerateRequest("x", key="o", route_mode="official")]
+    await Batch(
+        client,
+        [*generations(3, route_mode="official-cheap"), GenerateRequest("x", key="o", route_mode="official")],
     )
     usage = client.usage
     assert (usage.calls, usage.images) == (4, 4)
@@ -178,7 +179,7 @@ async def test_a_budget_refuses_an_item_without_a_price_before_any_request(
 ) -> None:
     items = [*generations(2), *generations(200, model=model)[2:]]  # 198 of a model without a price
     with pytest.raises(maxapi_async.InvalidRequestError) as info:
-        client.batch(items, budget=0.10)
+        Batch(client, items, budget=0.10)
     assert info.value.argument == "items[2].model"
     assert model in str(info.value)
     assert "prices=" in str(info.value)
@@ -189,13 +190,13 @@ async def test_a_budget_refuses_an_unpriced_item_of_another_shard_too(client: As
     items = [*generations(20), GenerateRequest("x", key="dear", model=UNPRICED)]
     for index in (0, 1):  # every shard sees the same batch, and refuses it alike
         with pytest.raises(maxapi_async.InvalidRequestError, match=UNPRICED):
-            client.batch(items, budget=5, shard=(index, 2))
+            Batch(client, items, budget=5, shard=(index, 2))
 
 
 async def test_an_unpriced_item_costs_none_never_zero(client: AsyncMaxAPI, tmp_path: Path) -> None:
     journal = tmp_path / "run.jsonl"
     items = [*generations(2, model=UNPRICED), GenerateRequest("y", key="priced", route_mode="official")]
-    batch = client.batch(items, journal=journal)
+    batch = Batch(client, items, journal=journal)
     outcomes = await batch
     assert [o.status for o in outcomes] == ["done"] * 3
     assert [o.cost for o in outcomes] == [None, None, 0.04]
@@ -206,13 +207,13 @@ async def test_an_unpriced_item_costs_none_never_zero(client: AsyncMaxAPI, tmp_p
     usage = client.usage
     assert (usage.calls, usage.unpriced_calls, usage.credits) == (3, 2, 0.04)
     assert usage.by_route["default"].unpriced_calls == 2
-    restored = await client.batch(items, journal=journal)
+    restored = await Batch(client, items, journal=journal)
     assert [o.cost for o in restored] == [None, None, 0.04]
 
 
 async def test_credits_are_added_exactly(client: AsyncMaxAPI) -> None:
     seen: list[BatchProgress] = []
-    batch = client.batch(generations(20, route_mode="official-cheap"), progress=seen.append, budget=0.48)
+    batch = Batch(client, generations(20, route_mode="official-cheap"), progress=seen.append, budget=0.48)
     await batch
     assert batch.summary is not None
     assert batch.summary.done == 20  # 20 x 0.024 is the budget, not a hair above it
@@ -227,9 +228,9 @@ async def test_journal_rerun_skips_finished_items(
     client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
 ) -> None:
     journal = tmp_path / "run.jsonl"
-    first = await client.batch(generations(5), journal=journal)
+    first = await Batch(client, generations(5), journal=journal)
     assert all(o.status == "done" for o in first)
-    second = await client.batch(generations(7), journal=journal)
+    second = await Batch(client, generations(7), journal=journal)
     assert [o.status for o in second] == ["restored"] * 5 + ["done"] * 2
     assert second[0].images[0].url == first[0].images[0].url
     assert fake_maxapi.created_tasks == 7
@@ -248,7 +249,7 @@ async def test_journal_resumes_a_submitted_task_without_resubmitting(
         + json.dumps({"event": "task", "key": "k00", "task": handle.to_dict()})
         + "\n"
     )
-    outcomes = await client.batch(generations(2), journal=journal)
+    outcomes = await Batch(client, generations(2), journal=journal)
     assert [o.status for o in outcomes] == ["done", "done"]
     assert outcomes[0].task_id == handle.id
     assert fake_maxapi.created_tasks == 2  # the resumed task plus k01
@@ -263,7 +264,7 @@ async def test_unanswered_submission_is_repeated_under_the_same_key(
     journal.write_text(
         json.dumps({"event": "submit", "key": "k00", "idempotency_key": handle.ref.idempotency_key}) + "\n"
     )
-    outcomes = await client.batch(generations(1), journal=journal)
+    outcomes = await Batch(client, generations(1), journal=journal)
     assert outcomes[0].status == "done"
     assert outcomes[0].task_id == handle.id
     assert fake_maxapi.created_tasks == 1
@@ -274,9 +275,9 @@ async def test_failed_items_are_tried_again_on_rerun(
 ) -> None:
     journal = tmp_path / "run.jsonl"
     fake_maxapi.fail_tasks("TIMEOUT", times=1)
-    first = await client.batch(generations(1), journal=journal)
+    first = await Batch(client, generations(1), journal=journal)
     assert first[0].status == "failed"
-    second = await client.batch(generations(1), journal=journal)
+    second = await Batch(client, generations(1), journal=journal)
     assert second[0].status == "done"
     assert fake_maxapi.created_tasks == 2
 
@@ -288,27 +289,27 @@ async def test_a_torn_last_line_is_set_aside_and_the_journal_goes_on_clean(
     client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
 ) -> None:
     journal = tmp_path / "run.jsonl"
-    await client.batch(generations(2), journal=journal)
+    await Batch(client, generations(2), journal=journal)
     with journal.open("ab") as fh:
         fh.write(TORN)
     with pytest.warns(maxapi_async.MaxAPIWarning, match="cut short") as warned:
-        outcomes = await client.batch(generations(3), journal=journal)
+        outcomes = await Batch(client, generations(3), journal=journal)
     assert len(warned) == 1
     assert str(journal) + ".torn" in str(warned[0].message)
     assert [o.status for o in outcomes] == ["restored", "restored", "done"]
     assert (tmp_path / "run.jsonl.torn").read_bytes() == TORN + b"\n"
     events = journal_events(journal)  # every line whole: the new records were not glued on
     assert [e["event"] for e in events if e["key"] == "k02"] == ["submit", "task", "done"]
-    again = await client.batch(generations(3), journal=journal)  # set aside once: no warning now
+    again = await Batch(client, generations(3), journal=journal)  # set aside once: no warning now
     assert [o.status for o in again] == ["restored"] * 3
     assert fake_maxapi.created_tasks == 3
 
 
 async def test_a_whole_last_record_that_lost_its_newline_is_kept(client: AsyncMaxAPI, tmp_path: Path) -> None:
     journal = tmp_path / "run.jsonl"
-    await client.batch(generations(1), journal=journal)
+    await Batch(client, generations(1), journal=journal)
     journal.write_bytes(journal.read_bytes().rstrip(b"\n"))  # cut just before the newline
-    outcomes = await client.batch(generations(2), journal=journal)
+    outcomes = await Batch(client, generations(2), journal=journal)
     assert [o.status for o in outcomes] == ["restored", "done"]
     assert len(journal_events(journal)) == 6
     assert not (tmp_path / "run.jsonl.torn").exists()
@@ -319,13 +320,13 @@ async def test_a_journal_in_use_refuses_a_second_batch_at_once(
 ) -> None:
     journal = tmp_path / "run.jsonl"
     arrived = hold_the_next_submission(fake_maxapi)
-    first = client.batch(generations(3), journal=journal, concurrency=1)
+    first = Batch(client, generations(3), journal=journal, concurrency=1)
     async with anyio.create_task_group() as tg:
         tg.start_soon(first.gather)
         with anyio.fail_after(5):
             await arrived.wait()
         with pytest.raises(maxapi_async.JournalLockedError) as info:
-            await client.batch(generations(3), journal=journal)
+            await Batch(client, generations(3), journal=journal)
         assert (info.value.path, info.value.pid) == (str(journal), os.getpid())
         assert str(journal) in str(info.value)
         assert "in this process" in str(info.value)
@@ -335,7 +336,7 @@ async def test_a_journal_in_use_refuses_a_second_batch_at_once(
     # Let go when the batch stopped: the next batch runs, and resumes the held submission.
     fake_maxapi.fault_source = None
     assert not (tmp_path / "run.jsonl.lock").exists()
-    outcomes = await client.batch(generations(3), journal=journal)
+    outcomes = await Batch(client, generations(3), journal=journal)
     assert all(o.ok for o in outcomes)
     assert {p: len(k) for p, k in submissions_by_prompt(fake_maxapi).items()} == {
         "cube 0": 1, "cube 1": 1, "cube 2": 1
@@ -349,9 +350,9 @@ async def test_a_batch_that_crashes_lets_go_of_its_journal(client: AsyncMaxAPI, 
         raise RuntimeError("the caller's callback broke")
 
     with anyio.fail_after(5), pytest.raises(RuntimeError, match="callback broke"):
-        await client.batch(generations(2), journal=journal, progress=broken_progress)
+        await Batch(client, generations(2), journal=journal, progress=broken_progress)
     assert not (tmp_path / "run.jsonl.lock").exists()
-    outcomes = await client.batch(generations(2), journal=journal)
+    outcomes = await Batch(client, generations(2), journal=journal)
     assert all(o.ok for o in outcomes)
 
 
@@ -362,16 +363,16 @@ async def test_each_shard_locks_its_own_file(
     folder.mkdir()
     items = generations(12)
     arrived = hold_the_next_submission(fake_maxapi)
-    first = client.batch(items, journal=folder, shard=(0, 2), concurrency=1)
+    first = Batch(client, items, journal=folder, shard=(0, 2), concurrency=1)
     async with anyio.create_task_group() as tg:
         tg.start_soon(first.gather)
         with anyio.fail_after(5):
             await arrived.wait()
-        other = await client.batch(items, journal=folder, shard=(1, 2))  # another file: runs
+        other = await Batch(client, items, journal=folder, shard=(1, 2))  # another file: runs
         assert other  # shard 1 has items of its own, all done
         assert all(o.ok for o in other)
         with pytest.raises(maxapi_async.JournalLockedError, match=r"journal-0of2\.jsonl"):
-            await client.batch(items, journal=folder, shard=(0, 2))
+            await Batch(client, items, journal=folder, shard=(0, 2))
         tg.cancel_scope.cancel()
     await first.aclose()
     assert sorted(p.name for p in folder.iterdir()) == ["journal-0of2.jsonl", "journal-1of2.jsonl"]
@@ -382,14 +383,14 @@ async def test_downloads_are_named_after_keys_and_skipped_when_present(
 ) -> None:
     out = tmp_path / "images"
     items = [*generations(3), GenerateRequest("two", key="pair/../x", n=2)]
-    outcomes = await client.batch(items, download_to=out, journal=tmp_path / "j.jsonl")
+    outcomes = await Batch(client, items, download_to=out, journal=tmp_path / "j.jsonl")
     names = sorted(p.name for p in out.iterdir())
     assert names[:3] == ["k00.png", "k01.png", "k02.png"]
     assert len(names) == 5
     assert all(n.startswith("pair_.._x-") and n.endswith(("-0.png", "-1.png")) for n in names[3:])
     assert outcomes[0].files == [out / "k00.png"]
     downloads = len(fake_maxapi.cdn_requests)
-    await client.batch(items, download_to=out, journal=tmp_path / "j.jsonl")
+    await Batch(client, items, download_to=out, journal=tmp_path / "j.jsonl")
     assert len(fake_maxapi.cdn_requests) == downloads  # all files complete: nothing fetched again
 
 
@@ -397,19 +398,19 @@ async def test_bad_batch_arguments_fail_before_any_request(
     client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI
 ) -> None:
     with pytest.raises(maxapi_async.InvalidRequestError, match="duplicate key"):
-        client.batch([GenerateRequest("a", key="x"), GenerateRequest("b", key="x")])
+        Batch(client, [GenerateRequest("a", key="x"), GenerateRequest("b", key="x")])
     with pytest.raises(maxapi_async.InvalidRequestError) as info:
-        client.batch(generations(1), concurrency=0)
+        Batch(client, generations(1), concurrency=0)
     assert info.value.argument == "concurrency"
     with pytest.raises(maxapi_async.InvalidRequestError, match="shard"):
-        client.batch(generations(1), shard=(2, 2))
+        Batch(client, generations(1), shard=(2, 2))
     with pytest.raises(maxapi_async.InvalidRequestError, match="items"):
-        client.batch(["a prompt"])  # type: ignore[list-item]
+        Batch(client, ["a prompt"])  # type: ignore[list-item]
     assert fake_maxapi.requests == []
 
 
 async def test_invalid_item_fails_that_item_only(client: AsyncMaxAPI) -> None:
-    outcomes = await client.batch([GenerateRequest("", key="empty"), GenerateRequest("ok", key="fine")])
+    outcomes = await Batch(client, [GenerateRequest("", key="empty"), GenerateRequest("ok", key="fine")])
     assert outcomes[0].status == "failed"
     assert isinstance(outcomes[0].error, maxapi_async.InvalidRequestError)
     assert outcomes[1].status == "done"
@@ -435,7 +436,7 @@ async def test_a_task_that_never_ends_times_out_its_item_and_a_rerun_waits_for_i
         fake_maxapi.api_key, base_url=fake_maxapi.base_url, task_timeout=0.3, **options
     ) as c:
         with anyio.fail_after(5):
-            outcomes = await c.batch(generations(4), journal=journal)
+            outcomes = await Batch(c, generations(4), journal=journal)
     [timed_out] = [o for o in outcomes if not o.ok]
     assert timed_out.status == "failed"
     assert isinstance(timed_out.error, maxapi_async.TaskTimeoutError)
@@ -447,7 +448,7 @@ async def test_a_task_that_never_ends_times_out_its_item_and_a_rerun_waits_for_i
     fake_maxapi.fault_source = None  # the task finishes after all
     async with AsyncMaxAPI(fake_maxapi.api_key, base_url=fake_maxapi.base_url, **options) as c:
         with anyio.fail_after(5):
-            again = {o.key: o for o in await c.batch(generations(4), journal=journal)}
+            again = {o.key: o for o in await Batch(c, generations(4), journal=journal)}
     assert again[timed_out.key].status == "done"
     assert again[timed_out.key].task_id == stuck[0]  # waited for again, not submitted again
     assert len([r for r in fake_maxapi.requests if r.method == "POST"]) == submissions
@@ -470,7 +471,7 @@ async def test_a_long_retry_after_stops_submissions_at_once_and_says_when_to_rer
     async with AsyncMaxAPI(fake_maxapi.api_key, base_url=fake_maxapi.base_url, poll_policy=FAST) as client:
         started = time.time()
         with anyio.fail_after(5):
-            outcomes = await client.batch(items, concurrency=concurrency)
+            outcomes = await Batch(client, items, concurrency=concurrency)
     # Only what was in flight when the first answer came: never a second round, never 40.
     assert len(submissions(fake_maxapi)) == (1 if concurrency == 1 else concurrency)
     assert [o.status for o in outcomes] == ["failed"] * len(items)
@@ -502,7 +503,7 @@ async def test_a_short_retry_after_pauses_submissions_while_submitted_tasks_keep
         retry_policy=maxapi_async.RetryPolicy.none(),  # the 429 reaches the batch at once
     ) as client:
         with anyio.fail_after(5):
-            outcomes = await client.batch(generations(4), concurrency=1)
+            outcomes = await Batch(client, generations(4), concurrency=1)
     assert [o.status for o in outcomes] == ["done"] * 4  # the refused item went again after the pause
     _, refused, after, *rest = submissions(fake_maxapi)
     assert len(rest) == 2
@@ -516,7 +517,7 @@ async def test_a_short_retry_after_pauses_submissions_while_submitted_tasks_keep
 @pytest.mark.fake_maxapi(complete_after_polls=10**9)
 async def test_closing_the_client_under_a_running_batch_raises_client_closed(fake_maxapi: FakeMaxAPI) -> None:
     client = AsyncMaxAPI(fake_maxapi.api_key, base_url=fake_maxapi.base_url, poll_policy=FAST)
-    batch = client.batch(generations(6), concurrency=2)
+    batch = Batch(client, generations(6), concurrency=2)
     consumer = asyncio.create_task(batch.gather())
     with anyio.fail_after(5):
         while len([r for r in fake_maxapi.requests if r.method == "GET"]) < 2:  # noqa: ASYNC110
@@ -530,7 +531,7 @@ async def test_closing_the_client_under_a_running_batch_raises_client_closed(fak
 async def test_closing_a_batch_early_reports_the_rest_as_cancelled(fake_maxapi: FakeMaxAPI) -> None:
     slow = maxapi_async.PollPolicy(earliest=0, latest=0, initial=5, max_delay=5, jitter=0)
     async with AsyncMaxAPI(fake_maxapi.api_key, base_url=fake_maxapi.base_url, poll_policy=slow) as client:
-        batch = client.batch(generations(3))
+        batch = Batch(client, generations(3))
         stream = batch.__aiter__()
         with anyio.move_on_after(0.3):
             await stream.__anext__()
@@ -669,7 +670,7 @@ async def test_a_journal_in_use_by_another_process_is_refused_at_once(
         assert f"in process {holder.pid}" in error
         async with AsyncMaxAPI(fake_maxapi.api_key, base_url=fake_maxapi.base_url) as client:
             with pytest.raises(maxapi_async.JournalLockedError) as info:
-                await client.batch(generations(3), journal=journal)
+                await Batch(client, generations(3), journal=journal)
         assert info.value.pid == holder.pid
         assert posts(fake_maxapi) == 1  # the holder's, held: nothing from the others
     finally:

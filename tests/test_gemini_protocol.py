@@ -36,6 +36,7 @@ from maxapi_async._gemini_request import (
     requested_modalities,
 )
 from maxapi_async._images import IMAGE_TYPES
+from maxapi_async._options import ContentOptions
 from maxapi_async._protocol import ImageCall
 from maxapi_async.testing._png import make_png
 
@@ -74,7 +75,9 @@ def snake_keys(value: Any) -> Any:
 
 
 def build(contents: Any = "a glass cube", **kwargs: Any) -> Any:
-    return build_generate_content_request(kwargs.pop("model", MODEL), normalize_contents(contents), **kwargs)
+    queued = kwargs.pop("queued", False)
+    options = ContentOptions(model=kwargs.pop("model", MODEL), **kwargs)
+    return build_generate_content_request(normalize_contents(contents), options, queued=queued)
 
 
 # -- the request ----------------------------------------------------------------
@@ -182,7 +185,7 @@ def test_bad_aspect_ratio_lists_the_allowed_ones() -> None:
 @pytest.mark.parametrize("contents", [[], [{"role": "user", "parts": []}], "a cube", [{"text": "x"}]])
 def test_contents_must_be_normalised_and_not_empty(contents: Any) -> None:
     with pytest.raises(InvalidRequestError) as info:
-        build_generate_content_request(MODEL, contents)
+        build_generate_content_request(contents, ContentOptions(model=MODEL))
     assert info.value.argument.startswith("contents")
 
 

@@ -14,16 +14,14 @@ import maxapi_async
 from maxapi_async import _protocol
 from maxapi_async._catalog import MODELS, lookup_model
 from maxapi_async._images import image_size, sniff_mime_type
-from maxapi_async._protocol import (
-    ImageCall,
+from maxapi_async._openai_request import (
     build_edit_request,
     build_generate_request,
     check_edit_arguments,
-    error_from_response,
-    parse_images_response,
-    parse_retry_after,
     reference_image,
 )
+from maxapi_async._options import ImageOptions
+from maxapi_async._protocol import ImageCall, error_from_response, parse_images_response, parse_retry_after
 
 
 def tiny_png(width: int = 3, height: int = 2) -> bytes:
@@ -41,22 +39,21 @@ def tiny_png(width: int = 3, height: int = 2) -> bytes:
 
 
 def test_generate_request_sends_only_what_the_caller_set() -> None:
-    spec = build_generate_request("a glass cube")
+    spec = build_generate_request("a glass cube", ImageOptions())
     assert spec.method == "POST"
     assert spec.path == "/v1/images/generations"
     assert spec.json == {"model": "google/gemini-2.5-flash-image", "prompt": "a glass cube"}
 
 
 def test_generate_request_carries_every_knob() -> None:
-    spec = build_generate_request(
-        "cube",
+    options = ImageOptions(
         aspect_ratio="16:9",
         n=2,
         route_mode="official-cheap",
         asset_delivery="mirror",
         response_format="b64_json",
-        queued=True,
     )
+    spec = build_generate_request("cube", options, queued=True)
     assert spec.json == {
         "model": "google/gemini-2.5-flash-image",
         "prompt": "cube",
@@ -72,7 +69,7 @@ def test_generate_request_carries_every_knob() -> None:
 def test_edit_request_is_multipart_with_one_image_part_per_reference() -> None:
     png = tiny_png()
     refs = [reference_image(png, index=0, filename="a.png"), reference_image(png, index=1)]
-    spec = build_edit_request("compose", refs, aspect_ratio="1:1", n=2, queued=True)
+    spec = build_edit_request("compose", refs, ImageOptions(aspect_ratio="1:1", n=2), queued=True)
     assert spec.json is None
     assert spec.form is not None
     fields = {p.name: p.value for p in spec.form if p.filename is None}
@@ -96,19 +93,19 @@ def test_edit_request_is_multipart_with_one_image_part_per_reference() -> None:
 @pytest.mark.parametrize("prompt", ["", "   ", None, 3])
 def test_empty_prompt_is_refused(prompt: object) -> None:
     with pytest.raises(maxapi_async.InvalidRequestError) as info:
-        build_generate_request(prompt)  # type: ignore[arg-type]
+        build_generate_request(prompt, ImageOptions())  # type: ignore[arg-type]
     assert info.value.argument == "prompt"
 
 
 @pytest.mark.parametrize("n", [0, 11, -1, True, 1.5, "2"])
 def test_n_out_of_range_is_refused(n: object) -> None:
     with pytest.raises(maxapi_async.InvalidRequestError, match=r"n: must be an integer from 1 to 10"):
-        build_generate_request("x", n=n)  # type: ignore[arg-type]
+        build_generate_request("x", ImageOptions(n=n))  # type: ignore[arg-type]
 
 
 def test_unsupported_aspect_ratio_names_the_allowed_ones() -> None:
     with pytest.raises(maxapi_async.InvalidRequestError) as info:
-        build_generate_request("x", aspect_ratio="7:3")
+        build_generate_request("x", ImageOptions(aspect_ratio="7:3"))
     err = info.value
     assert err.argument == "aspect_ratio"
     assert "16:9" in err.allowed
@@ -119,7 +116,7 @@ def test_unsupported_aspect_ratio_names_the_allowed_ones() -> None:
 
 def test_unknown_route_mode_names_the_allowed_ones() -> None:
     with pytest.raises(maxapi_async.InvalidRequestError) as info:
-        build_generate_request("x", route_mode="cheapest")
+        build_generate_request("x", ImageOptions(route_mode="cheapest"))
     assert info.value.argument == "route_mode"
     assert info.value.allowed == ("official", "official-cheap", "mix")
 
@@ -134,44 +131,38 @@ def test_unknown_route_mode_names_the_allowed_ones() -> None:
 )
 def test_other_choices_are_checked(kwargs: dict[str, str], argument: str) -> None:
     with pytest.raises(maxapi_async.InvalidRequestError) as info:
-        build_generate_request("x", **kwargs)  # type: ignore[arg-type]
+        build_generate_request("x", ImageOptions(**kwargs))  # type: ignore[arg-type]
     assert info.value.argument == argument
 
 
 def test_resolution_on_flash_image_warns_instead_of_failing() -> None:
     with pytest.warns(maxapi_async.MaxAPIWarning, match="resolution='2K' is ignored"):
-        spec = build_generate_request("x", resolution="2K")
+        spec = build_generate_request("x", ImageOptions(resolution="2K"))
     assert spec.json is not None
     assert spec.json["resolution"] == "2K"
 
 
 def test_resolution_is_checked_on_a_model_with_tiers() -> None:
-    build_generate_request("x", model="google/gemini-3-pro-image-preview", resolution="2K")
+    build_generate_request("x", ImageOptions(model="google/gemini-3-pro-image-preview", resolution="2K"))
     with pytest.raises(maxapi_async.InvalidRequestError, match="resolution"):
-        build_generate_request("x", model="google/gemini-3-pro-image-preview", resolution="8K")
+        build_generate_request("x", ImageOptions(model="google/gemini-3-pro-image-preview", resolution="8K"))
 
 
 def test_unknown_model_passes_through_without_size_checks() -> None:
-    spec = build_generate_request("x", model="vendor/new-image-model", aspect_ratio="7:3", resolution="9K")
+    spec = build_generate_request(
+        "x", ImageOptions(model="vendor/new-image-model", aspect_ratio="7:3", resolution="9K")
+    )
     assert spec.json is not None
     assert spec.json["aspect_ratio"] == "7:3"
     assert spec.call.expected_size() is None
 
 
 def test_edit_needs_at_least_one_reference_image() -> None:
-    common = {
-        "model": maxapi_async.DEFAULT_MODEL,
-        "aspect_ratio": None,
-        "resolution": None,
-        "n": 1,
-        "route_mode": None,
-        "asset_delivery": None,
-        "response_format": None,
-    }
+    common = ImageOptions()
     with pytest.raises(maxapi_async.InvalidRequestError, match="at least one reference image"):
-        check_edit_arguments("x", [], **common)
+        check_edit_arguments("x", [], common)
     with pytest.raises(maxapi_async.InvalidRequestError, match="must be a list"):
-        check_edit_arguments("x", b"\x89PNG", **common)
+        check_edit_arguments("x", b"\x89PNG", common)
 
 
 def test_bytes_that_are_not_an_image_are_refused() -> None:

@@ -35,7 +35,16 @@ from multidict import CIMultiDict
 
 import maxapi_async
 import maxapi_async._cli
-from maxapi_async import AsyncMaxAPI, GenerateRequest, Hooks, ImageAsset, PollPolicy, RetryPolicy, Timeouts
+from maxapi_async import (
+    AsyncMaxAPI,
+    Batch,
+    GenerateRequest,
+    Hooks,
+    ImageAsset,
+    PollPolicy,
+    RetryPolicy,
+    Timeouts,
+)
 from maxapi_async._cli import main
 from maxapi_async._files import safe_filename
 from maxapi_async._redact import REDACTED, Redactor
@@ -447,7 +456,7 @@ async def test_a_key_echoed_in_task_failures_stays_out_of_the_batch_journal(
         max_polls_per_second=1000,
     ) as client:
         items = [GenerateRequest(f"cube {i}", key=f"k{i}") for i in range(4)]
-        outcomes = await client.batch(items, concurrency=1, journal=journal)
+        outcomes = await Batch(client, items, concurrency=1, journal=journal)
     assert sorted(o.status for o in outcomes) == ["done", "failed", "failed", "failed"]
     text = journal.read_text()
     assert REDACTED in text  # the failures were journaled, with the key taken out

@@ -251,7 +251,7 @@ async def test_a_thousand_generations_under_random_faults_end_cleanly() -> None:
                         async with anyio.create_task_group() as tg:
                             for _ in range(CONCURRENCY):
                                 tg.start_soon(worker)
-                    pending_pollers = len(client._pollers)
+                    pending_pollers = len(client._core._pollers)
                 session_left = client._transport._session
             elapsed = time.monotonic() - started
             await asyncio.sleep(0)  # let cancelled server handlers finish

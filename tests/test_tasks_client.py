@@ -624,7 +624,7 @@ async def test_cancelling_the_awaiting_coroutine_stops_polling_at_once(fake_maxa
             await waiter
         count = len(fake_maxapi.requests)
         assert not poller_tasks()
-        assert not client._pollers
+        assert not client._core._pollers
         await asyncio.sleep(0.1)
         assert len(fake_maxapi.requests) == count
         assert not handle.done()

@@ -22,7 +22,7 @@ async def main() -> None:
     items = [maxapi_async.GenerateRequest(f"cube {i}", key=f"item-{i:03}") for i in range(count)]
     policy = maxapi_async.PollPolicy(earliest=0, latest=0, initial=0.05, max_delay=0.1, jitter=0)
     async with maxapi_async.AsyncMaxAPI(poll_policy=policy, max_polls_per_second=1000) as client:
-        batch = client.batch(items, journal=journal, concurrency=4, max_pending=4, shard=shard)
+        batch = maxapi_async.Batch(client, items, journal=journal, concurrency=4, max_pending=4, shard=shard)
         async for outcome in batch:
             print(outcome.key, outcome.status, flush=True)
         print("SUMMARY", json.dumps(attrs.asdict(batch.summary)), flush=True)

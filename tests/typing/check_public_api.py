@@ -31,3 +31,36 @@ def handle(err: maxapi_async.MaxAPIError) -> str | None:
     if isinstance(err, maxapi_async.InvalidRequestError):
         return err.argument
     return None
+
+
+async def keyword_options_are_typed(client: AsyncMaxAPI) -> None:
+    handle = await client.images.generate("cube", wait=False, aspect_ratio="1:1", route_mode="mix")
+    assert_type(handle, maxapi_async.TaskHandle[ImageResult])
+    assert_type(await handle, ImageResult)
+    native = await client.models.generate_content(contents="cube", response_modalities=["IMAGE"])
+    assert_type(native, maxapi_async.GenerateContentResponse)
+    queued = await client.models.generate_content(contents="cube", wait=False, image_size="2K")
+    assert_type(queued, maxapi_async.TaskHandle[maxapi_async.GenerateContentResponse])
+    await client.images.generate("cube", aspect_ratio=16)  # type: ignore[call-overload]
+    await client.images.generate("cube", colour="red")  # type: ignore[call-overload]
+    await client.images.edit("x", [b"..."], n="2")  # type: ignore[call-overload]
+    await client.models.generate_content(contents="x", resolution="2K")  # type: ignore[call-overload]
+
+
+def blocking_keyword_options_are_typed() -> None:
+    with maxapi_async.MaxAPI(route_mode="mix", task_timeout=60) as client:
+        assert_type(client.images.generate("cube", n=2), ImageResult)
+        handle = client.images.edit("x", [Path("a.png")], wait=False, aspect_ratio="1:1")
+        assert_type(handle, maxapi_async.BlockingTaskHandle[ImageResult])
+        client.images.generate("cube", n="2")  # type: ignore[call-overload]
+        maxapi_async.MaxAPI(timeout="soon")  # type: ignore[arg-type]
+        outcomes = client.batch([maxapi_async.GenerateRequest("x", key="k", n=2)], concurrency=2)
+        assert_type(outcomes, "list[maxapi_async.Outcome]")
+        client.batch([], concurency=2)  # type: ignore[call-arg]
+
+
+async def batches_are_made_from_the_client(client: AsyncMaxAPI) -> None:
+    items = [maxapi_async.ContentRequest("x", key="k", response_modalities=["IMAGE"])]
+    batch = maxapi_async.Batch(client, items, concurrency=4)
+    assert_type(await batch, "list[maxapi_async.Outcome]")
+    maxapi_async.GenerateRequest("x", key="k", aspect_ratio=3)  # type: ignore[arg-type]
