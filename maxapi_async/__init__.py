@@ -68,16 +68,8 @@ from ._transport import Timeouts
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._batch import (
-        Batch,
-        BatchItem,
-        BatchProgress,
-        BatchSummary,
-        ContentRequest,
-        EditRequest,
-        GenerateRequest,
-        Outcome,
-    )
+    from ._batch import Batch, BatchProgress, BatchSummary, Outcome
+    from ._batch_items import BatchItem, ContentRequest, EditRequest, GenerateRequest
     from ._blocking import BlockingTaskHandle, MaxAPI
 
 __all__ = [
@@ -166,12 +158,12 @@ __all__ = [
 # Names whose modules load on first use (PEP 562): name -> private module.
 _LAZY = {
     "Batch": "_batch",
-    "BatchItem": "_batch",
+    "BatchItem": "_batch_items",
     "BatchProgress": "_batch",
     "BatchSummary": "_batch",
-    "ContentRequest": "_batch",
-    "EditRequest": "_batch",
-    "GenerateRequest": "_batch",
+    "ContentRequest": "_batch_items",
+    "EditRequest": "_batch_items",
+    "GenerateRequest": "_batch_items",
     "Outcome": "_batch",
     "BlockingTaskHandle": "_blocking",
     "MaxAPI": "_blocking",

@@ -693,7 +693,7 @@ async def test_a_journal_that_cannot_be_made_is_a_typed_error_before_any_request
 ) -> None:
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(maxapi_async.JournalError, match="cannot create its folder") as caught:
-        client.batch(generations(2), journal=tmp_path / "a-file" / "run.jsonl")
+        Batch(client, generations(2), journal=tmp_path / "a-file" / "run.jsonl")
     assert caught.value.path == str(tmp_path / "a-file" / "run.jsonl")
     assert isinstance(caught.value.__cause__, OSError)
     assert posts(fake_maxapi) == 0
@@ -706,7 +706,7 @@ async def test_a_journal_that_is_not_a_regular_file_is_refused_before_any_reques
     fifo = tmp_path / "run.jsonl"
     os.mkfifo(fifo)  # reading it would block forever
     with anyio.fail_after(5), pytest.raises(maxapi_async.JournalError, match="not a regular file"):
-        await client.batch(generations(2), journal=fifo)
+        await Batch(client, generations(2), journal=fifo)
     assert posts(fake_maxapi) == 0
     assert not (tmp_path / "run.jsonl.lock").exists()
 
@@ -723,7 +723,7 @@ resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))
 async def main():
     async with maxapi_async.AsyncMaxAPI() as client:
         try:
-            await client.batch([maxapi_async.GenerateRequest("cube", key="k0")], journal=sys.argv[1])
+            await maxapi_async.Batch(client, [maxapi_async.GenerateRequest("cube", key="k0")], journal=sys.argv[1])
         except maxapi_async.JournalError as exc:
             print(type(exc).__name__, exc, type(exc.__cause__).__name__)
 

@@ -16,6 +16,7 @@ DEFERRED = (
     "aiohttp",
     "anyio",
     "maxapi_async._batch",
+    "maxapi_async._batch_items",
     "maxapi_async._blocking",
     "maxapi_async._cli",
     "maxapi_async._display",

@@ -1,0 +1,147 @@
+"""What a batch is made of: one item per call, each the options of its call plus a ``key``.
+
+:class:`GenerateRequest`, :class:`EditRequest` and :class:`ContentRequest` subclass the
+options classes (:mod:`._options`): an item is its call's options, its prompt or contents,
+and the caller's ``key``. Each submits itself through the resources' functions with the
+``Idempotency-Key`` the batch gives it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from ._core import Core
+from ._errors import InvalidRequestError
+from ._handles import TaskHandle
+from ._models import ImageAsset
+from ._options import ContentOptions, ImageOptions, options_of
+from ._resources import edit_images, generate_content, generate_images
+
+__all__ = ["BatchItem", "ContentRequest", "EditRequest", "GenerateRequest", "check_batch_arguments"]
+
+
+def _describe_image(image: object) -> object:
+    if isinstance(image, (str, os.PathLike)):
+        return os.fspath(image)
+    if isinstance(image, ImageAsset):
+        return {"url": image.url} if image.url else f"<inline {len(image.data or b'')} bytes>"
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return f"<{len(image)} bytes>"
+    return f"<{type(image).__name__}>"
+
+
+@attrs.frozen(kw_only=True)
+class GenerateRequest(ImageOptions):
+    """One ``images.generate`` call in a batch: its prompt, its ``key`` and the call's options
+    (those of :class:`~maxapi_async._options.ImageOptions`; they mean what they mean there)."""
+
+    prompt: str = attrs.field(kw_only=False)
+    key: str
+
+    async def _submit(self, core: Core, idempotency_key: str) -> TaskHandle[Any]:
+        options = options_of(ImageOptions, self)
+        return _handle(
+            await generate_images(
+                core, self.prompt, options, wait=False, timeout=None, idempotency_key=idempotency_key
+            )
+        )
+
+    def _describe(self) -> dict[str, Any]:
+        return {"type": "generate", **attrs.asdict(self)}
+
+
+@attrs.frozen(kw_only=True)
+class EditRequest(ImageOptions):
+    """One ``images.edit`` call in a batch (references: paths, bytes, files or ImageAssets)."""
+
+    prompt: str = attrs.field(kw_only=False)
+    images: Sequence[Any] = attrs.field(kw_only=False)
+    key: str
+
+    async def _submit(self, core: Core, idempotency_key: str) -> TaskHandle[Any]:
+        options = options_of(ImageOptions, self)
+        return _handle(
+            await edit_images(
+                core,
+                self.prompt,
+                self.images,
+                options,
+                wait=False,
+                timeout=None,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def _describe(self) -> dict[str, Any]:
+        described = attrs.asdict(self, recurse=False)
+        described["images"] = [_describe_image(i) for i in self.images]
+        return {"type": "edit", **described}
+
+
+@attrs.frozen(kw_only=True)
+class ContentRequest(ContentOptions):
+    """One ``models.generate_content`` call in a batch: its contents, its ``key`` and the
+    call's options (those of :class:`~maxapi_async._options.ContentOptions`)."""
+
+    contents: Any = attrs.field(kw_only=False)
+    key: str
+
+    async def _submit(self, core: Core, idempotency_key: str) -> TaskHandle[Any]:
+        options = options_of(ContentOptions, self)
+        return _handle(
+            await generate_content(
+                core, self.contents, options, wait=False, timeout=None, idempotency_key=idempotency_key
+            )
+        )
+
+    def _describe(self) -> dict[str, Any]:
+        described = attrs.asdict(self, recurse=False)
+        described["contents"] = self.contents if isinstance(self.contents, str) else "<contents>"
+        return {"type": "generate_content", **described}
+
+
+def _handle(submitted: object) -> TaskHandle[Any]:
+    assert isinstance(submitted, TaskHandle)  # wait=False
+    return submitted
+
+
+BatchItem = GenerateRequest | EditRequest | ContentRequest
+
+
+def check_batch_arguments(
+    items: list[BatchItem],
+    concurrency: int,
+    max_pending: int,
+    budget: float | None,
+    shard: tuple[int, int] | None,
+) -> None:
+    kinds = (GenerateRequest, EditRequest, ContentRequest)
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if not isinstance(item, kinds):
+            raise InvalidRequestError(
+                f"items[{i}]", "must be a GenerateRequest, EditRequest or ContentRequest"
+            )
+        if not isinstance(item.key, str) or not item.key:
+            raise InvalidRequestError(f"items[{i}].key", "must be a non-empty string")
+        if item.key in seen:
+            raise InvalidRequestError(f"items[{i}].key", f"duplicate key {item.key!r}: keys must be unique")
+        seen.add(item.key)
+    for name, value in (("concurrency", concurrency), ("max_pending", max_pending)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidRequestError(name, f"must be a positive integer, got {value!r}")
+    if budget is not None and (
+        isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget >= 0
+    ):
+        raise InvalidRequestError("budget", f"must be a non-negative number of credits, got {budget!r}")
+    if shard is not None and (
+        not isinstance(shard, tuple)
+        or len(shard) != 2
+        or not all(isinstance(v, int) for v in shard)
+        or not 0 <= shard[0] < shard[1]
+    ):
+        raise InvalidRequestError("shard", f"must be (index, count) with 0 <= index < count, got {shard!r}")
