@@ -37,7 +37,7 @@ from yarl import URL
 from . import _catalog, _protocol
 from ._errors import APIConnectionError, APIError, APITimeoutError, MaxAPIError, ResponseError
 from ._files import INLINE_IO_LIMIT, in_thread
-from ._hooks import Hooks, RequestEvent, RetryEvent
+from ._hooks import Hooks, RetryEvent, log_attempt
 from ._images import mime_type_from_url
 from ._policy import (
     FailedAfterSend,
@@ -400,7 +400,9 @@ class Core:
                 except (APIError, APIConnectionError, ResponseError) as exc:
                     result = exc
             if isinstance(result, ResponseError):  # too large, or not the image it claims: never repeated
-                self._log_request(method, path, result.status, started, attempt, result.request_id, None, api)
+                log_attempt(
+                    hooks, method, path, result.status, started, attempt, result.request_id, None, api
+                )
                 raise result
             if isinstance(result, RawResponse):
                 if result.status < 300:
@@ -408,10 +410,12 @@ class Core:
                 result = _protocol.error_from_response(result.status, result.headers, result.body)
             outcome: Outcome
             if isinstance(result, APIError):
-                self._log_request(method, path, result.status, started, attempt, result.request_id, None, api)
+                log_attempt(
+                    hooks, method, path, result.status, started, attempt, result.request_id, None, api
+                )
                 outcome = StatusOutcome(result.status, result.retry_after)
             else:
-                self._log_request(method, path, None, started, attempt, None, result, api)
+                log_attempt(hooks, method, path, None, started, attempt, None, result, api)
                 outcome = FailedAfterSend(str(result)) if result.sent else FailedBeforeSend(str(result))
             decision = policy.decide(
                 attempt=attempt, method_is_safe=safe, outcome=outcome, remaining=deadline.remaining()
@@ -432,49 +436,8 @@ class Core:
         """Log a 2xx answer (only when someone listens) and return its request id."""
         request_id = _protocol.request_id_from(raw.headers)
         if self.hooks.on_request is not None or logger.isEnabledFor(logging.DEBUG):
-            self._log_request(method, path, raw.status, started, attempt, request_id, None, api)
+            log_attempt(self.hooks, method, path, raw.status, started, attempt, request_id, None, api)
         return request_id
-
-    def _log_request(
-        self,
-        method: str,
-        path: str,
-        status: int | None,
-        started: float,
-        attempt: int,
-        request_id: str | None,
-        error: Exception | None,
-        api: bool = True,
-    ) -> None:
-        """One DEBUG line per attempt (never a body, a header or a query), and ``on_request``."""
-        hooks = self.hooks
-        debug = logger.isEnabledFor(logging.DEBUG)
-        notify = api and hooks.on_request is not None
-        if not notify and not debug:
-            return
-        elapsed = time.monotonic() - started
-        if debug:
-            logger.debug(
-                "%s %s -> %s in %.3f s (attempt %d, request id %s)",
-                method,
-                path,
-                status if status is not None else type(error).__name__,
-                elapsed,
-                attempt,
-                request_id,
-            )
-        if notify:
-            hooks._request(
-                RequestEvent(
-                    method,
-                    path,
-                    status,
-                    elapsed,
-                    attempt,
-                    request_id,
-                    type(error).__name__ if error is not None else None,
-                )
-            )
 
     async def _json(self, raw: RawResponse, request_id: str | None, what: str) -> Any:
         if len(raw.body) <= INLINE_IO_LIMIT:

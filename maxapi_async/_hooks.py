@@ -10,6 +10,7 @@ call.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -104,3 +105,32 @@ class Hooks:
 
     def _task_done(self, event: TaskDoneEvent) -> None:
         _safe(self.on_task_done, event)
+
+
+def log_attempt(
+    hooks: Hooks,
+    method: str,
+    path: str,
+    status: int | None,
+    started: float,
+    attempt: int,
+    request_id: str | None,
+    error: Exception | None,
+    api: bool = True,
+) -> None:
+    """One DEBUG line per attempt (never a body, a header or a query), and ``on_request``
+    (for API requests: ``api`` is false for asset downloads). ``started``: ``time.monotonic()``."""
+    debug = logger.isEnabledFor(logging.DEBUG)
+    notify = api and hooks.on_request is not None
+    if not notify and not debug:
+        return
+    elapsed = time.monotonic() - started
+    if debug:
+        status_text = status if status is not None else type(error).__name__
+        logger.debug(
+            "%s %s -> %s in %.3f s (attempt %d, request id %s)",
+            method, path, status_text, elapsed, attempt, request_id,
+        )  # fmt: skip
+    if notify:
+        error_name = type(error).__name__ if error is not None else None
+        hooks._request(RequestEvent(method, path, status, elapsed, attempt, request_id, error_name))
