@@ -179,23 +179,11 @@ class BlockingImages:
         self._runner = owner._runner
 
     @overload
-    def generate(
-        self,
-        prompt: str,
-        *,
-        wait: Literal[True] = ...,
-        timeout: float | None = ...,
-        **options: Unpack[ImageOptionsDict],
-    ) -> ImageResult: ...
+    def generate(self, prompt: str, *, wait: Literal[True] = ..., timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict]) -> ImageResult: ...  # fmt: skip
     @overload
-    def generate(
-        self,
-        prompt: str,
-        *,
-        wait: Literal[False],
-        timeout: float | None = ...,
-        **options: Unpack[ImageOptionsDict],
-    ) -> BlockingTaskHandle[ImageResult]: ...
+    def generate(self, prompt: str, *, wait: Literal[False], timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict]) -> BlockingTaskHandle[ImageResult]: ...  # fmt: skip
     def generate(
         self, prompt: str, *, wait: bool = True, timeout: float | None = None,
         **options: Unpack[ImageOptionsDict],
@@ -208,25 +196,13 @@ class BlockingImages:
         return BlockingTaskHandle(self._owner, handle)
 
     @overload
-    def edit(
-        self,
-        prompt: str,
-        images: Sequence[ReferenceInput],
-        *,
-        wait: Literal[True] = ...,
-        timeout: float | None = ...,
-        **options: Unpack[ImageOptionsDict],
-    ) -> ImageResult: ...
+    def edit(self, prompt: str, images: Sequence[ReferenceInput], *,
+        wait: Literal[True] = ..., timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict]) -> ImageResult: ...  # fmt: skip
     @overload
-    def edit(
-        self,
-        prompt: str,
-        images: Sequence[ReferenceInput],
-        *,
-        wait: Literal[False],
-        timeout: float | None = ...,
-        **options: Unpack[ImageOptionsDict],
-    ) -> BlockingTaskHandle[ImageResult]: ...
+    def edit(self, prompt: str, images: Sequence[ReferenceInput], *,
+        wait: Literal[False], timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict]) -> BlockingTaskHandle[ImageResult]: ...  # fmt: skip
     def edit(
         self, prompt: str, images: Sequence[ReferenceInput], *, wait: bool = True,
         timeout: float | None = None, **options: Unpack[ImageOptionsDict],
@@ -249,23 +225,14 @@ class BlockingModels:
         self._runner = owner._runner
 
     @overload
-    def generate_content(
-        self,
-        *,
-        contents: object,
-        wait: Literal[True] = ...,
-        timeout: float | None = ...,
-        **options: Unpack[ContentOptionsDict],
-    ) -> GenerateContentResponse: ...
+    def generate_content(self, *, contents: object,
+        wait: Literal[True] = ..., timeout: float | None = ...,
+        **options: Unpack[ContentOptionsDict]) -> GenerateContentResponse: ...  # fmt: skip
     @overload
-    def generate_content(
-        self,
-        *,
-        contents: object,
-        wait: Literal[False],
-        timeout: float | None = ...,
+    def generate_content(self, *, contents: object,
+        wait: Literal[False], timeout: float | None = ...,
         **options: Unpack[ContentOptionsDict],
-    ) -> BlockingTaskHandle[GenerateContentResponse]: ...
+    ) -> BlockingTaskHandle[GenerateContentResponse]: ...  # fmt: skip
     def generate_content(
         self, *, contents: object, wait: bool = True, timeout: float | None = None,
         **options: Unpack[ContentOptionsDict],

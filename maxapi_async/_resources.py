@@ -242,23 +242,11 @@ class Images:
         self._core = core
 
     @overload
-    async def generate(
-        self,
-        prompt: str,
-        *,
-        wait: Literal[True] = ...,
-        timeout: float | None = ...,
-        **options: Unpack[ImageOptionsDict],
-    ) -> ImageResult: ...
+    async def generate(self, prompt: str, *, wait: Literal[True] = ..., timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict]) -> ImageResult: ...  # fmt: skip
     @overload
-    async def generate(
-        self,
-        prompt: str,
-        *,
-        wait: Literal[False],
-        timeout: float | None = ...,
-        **options: Unpack[ImageOptionsDict],
-    ) -> TaskHandle[ImageResult]: ...
+    async def generate(self, prompt: str, *, wait: Literal[False], timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict]) -> TaskHandle[ImageResult]: ...  # fmt: skip
     async def generate(
         self, prompt: str, *, wait: bool = True, timeout: float | None = None,
         **options: Unpack[ImageOptionsDict],
@@ -279,25 +267,13 @@ class Images:
         return await generate_images(self._core, prompt, ImageOptions(**options), wait=wait, timeout=timeout)
 
     @overload
-    async def edit(
-        self,
-        prompt: str,
-        images: Sequence[ReferenceInput],
-        *,
-        wait: Literal[True] = ...,
-        timeout: float | None = ...,
-        **options: Unpack[ImageOptionsDict],
-    ) -> ImageResult: ...
+    async def edit(self, prompt: str, images: Sequence[ReferenceInput], *,
+        wait: Literal[True] = ..., timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict]) -> ImageResult: ...  # fmt: skip
     @overload
-    async def edit(
-        self,
-        prompt: str,
-        images: Sequence[ReferenceInput],
-        *,
-        wait: Literal[False],
-        timeout: float | None = ...,
-        **options: Unpack[ImageOptionsDict],
-    ) -> TaskHandle[ImageResult]: ...
+    async def edit(self, prompt: str, images: Sequence[ReferenceInput], *,
+        wait: Literal[False], timeout: float | None = ...,
+        **options: Unpack[ImageOptionsDict]) -> TaskHandle[ImageResult]: ...  # fmt: skip
     async def edit(
         self, prompt: str, images: Sequence[ReferenceInput], *, wait: bool = True,
         timeout: float | None = None, **options: Unpack[ImageOptionsDict],
@@ -326,23 +302,13 @@ class Models:
         self._core = core
 
     @overload
-    async def generate_content(
-        self,
-        *,
-        contents: object,
-        wait: Literal[True] = ...,
-        timeout: float | None = ...,
-        **options: Unpack[ContentOptionsDict],
-    ) -> GenerateContentResponse: ...
+    async def generate_content(self, *, contents: object,
+        wait: Literal[True] = ..., timeout: float | None = ...,
+        **options: Unpack[ContentOptionsDict]) -> GenerateContentResponse: ...  # fmt: skip
     @overload
-    async def generate_content(
-        self,
-        *,
-        contents: object,
-        wait: Literal[False],
-        timeout: float | None = ...,
-        **options: Unpack[ContentOptionsDict],
-    ) -> TaskHandle[GenerateContentResponse]: ...
+    async def generate_content(self, *, contents: object,
+        wait: Literal[False], timeout: float | None = ...,
+        **options: Unpack[ContentOptionsDict]) -> TaskHandle[GenerateContentResponse]: ...  # fmt: skip
     async def generate_content(
         self, *, contents: object, wait: bool = True, timeout: float | None = None,
         **options: Unpack[ContentOptionsDict],
