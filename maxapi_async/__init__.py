@@ -68,8 +68,8 @@ from ._transport import Timeouts
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._batch import Batch, BatchProgress, BatchSummary, Outcome
-    from ._batch_items import BatchItem, ContentRequest, EditRequest, GenerateRequest
+    from ._batch import Batch, BatchSummary, Outcome
+    from ._batch_items import BatchItem, BatchProgress, ContentRequest, EditRequest, GenerateRequest
     from ._blocking import BlockingTaskHandle, MaxAPI
 
 __all__ = [
@@ -159,7 +159,7 @@ __all__ = [
 _LAZY = {
     "Batch": "_batch",
     "BatchItem": "_batch_items",
-    "BatchProgress": "_batch",
+    "BatchProgress": "_batch_items",
     "BatchSummary": "_batch",
     "ContentRequest": "_batch_items",
     "EditRequest": "_batch_items",

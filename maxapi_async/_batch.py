@@ -28,12 +28,20 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 import anyio
 import attrs
 
-from ._batch_items import BatchItem, ContentRequest, EditRequest, GenerateRequest, check_batch_arguments
+from ._batch_items import (
+    BatchItem,
+    BatchOptionsDict,
+    BatchProgress,
+    ContentRequest,
+    EditRequest,
+    GenerateRequest,
+    check_batch_arguments,
+)
 from ._client import AsyncMaxAPI, core_of
 from ._core import new_idempotency_key
 from ._errors import (
@@ -105,19 +113,6 @@ class Outcome:
 
 
 @attrs.frozen
-class BatchProgress:
-    """Counts passed to the ``progress`` callback after every change."""
-
-    total: int
-    submitted: int
-    running: int
-    done: int
-    failed: int
-    skipped: int
-    credits: float
-
-
-@attrs.frozen
 class BatchSummary:
     """What a finished (or stopped) batch did and what it left.
 
@@ -171,43 +166,12 @@ def _tqdm_progress(total: int) -> tuple[Callable[[BatchProgress], None], Callabl
 # -- the batch ---------------------------------------------------------------------
 
 
-class BatchOptionsDict(TypedDict, total=False):
-    """:class:`Batch`'s options as keyword arguments (``MaxAPI.batch`` passes them on)."""
-
-    concurrency: int
-    max_pending: int
-    budget: float | None
-    journal: str | os.PathLike[str] | None
-    fail_fast: bool
-    progress: Callable[[BatchProgress], Any] | bool | None
-    download_to: str | os.PathLike[str] | None
-    shard: tuple[int, int] | None
-    prices: PriceTable | None
-
-
 class Batch:
     """A batch run: ``async for outcome in Batch(client, items)`` (outcomes as completed) or
     ``await Batch(client, items)`` (all of them, in the order of the items).
 
-    It starts on first iteration or await. Its options:
-
-    * ``concurrency`` (16): submissions in flight at once (all paused while the
-      service's ``Retry-After`` lasts, up to ``task_timeout`` in all; a longer
-      one stops submitting, and each item not submitted fails saying when to rerun);
-    * ``max_pending`` (1000): tasks submitted and not yet finished at once
-      (each polls within the client's ``max_polls_per_second``);
-    * ``budget``: estimated credits never to pass: an item whose estimate
-      would cross it is not submitted, and the batch stops there (every
-      item's model needs a price, see ``prices``: else ``InvalidRequestError``);
-    * ``journal``: a ``.jsonl`` file or a folder, for crash-safe resumption;
-      one batch at a time writes it (else ``JournalLockedError``);
-    * ``fail_fast``: the first failure stops the batch (default: never);
-    * ``progress``: a callback taking :class:`BatchProgress`, or ``True``
-      for a tqdm bar on a terminal (``pip install 'maxapi-async[progress]'``);
-    * ``download_to``: save every image into this folder, named after the
-      item's key, skipping files already there;
-    * ``shard``: ``(index, count)``, to split one batch across processes;
-    * ``prices``: the :class:`PriceTable` of the estimates (default: the client's).
+    It starts on first iteration or await. Its options are documented on
+    :class:`~maxapi_async._batch_items.BatchOptionsDict`.
 
     ``summary`` is set when it ends; ``await batch.aclose()`` stops it early
     (tasks already submitted run on at the service and resume from the journal).

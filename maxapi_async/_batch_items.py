@@ -1,4 +1,5 @@
-"""What a batch is made of: one item per call, each the options of its call plus a ``key``.
+"""What a batch is made of: one item per call, each the options of its call plus a ``key``;
+the batch's own options, and the progress counts it reports.
 
 :class:`GenerateRequest`, :class:`EditRequest` and :class:`ContentRequest` subclass the
 options classes (:mod:`._options`): an item is its call's options, its prompt or contents,
@@ -9,8 +10,8 @@ and the caller's ``key``. Each submits itself through the resources' functions w
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypedDict
 
 import attrs
 
@@ -19,9 +20,18 @@ from ._errors import InvalidRequestError
 from ._handles import TaskHandle
 from ._models import ImageAsset
 from ._options import ContentOptions, ImageOptions, options_of
+from ._pricing import PriceTable
 from ._resources import edit_images, generate_content, generate_images
 
-__all__ = ["BatchItem", "ContentRequest", "EditRequest", "GenerateRequest", "check_batch_arguments"]
+__all__ = [
+    "BatchItem",
+    "BatchOptionsDict",
+    "BatchProgress",
+    "ContentRequest",
+    "EditRequest",
+    "GenerateRequest",
+    "check_batch_arguments",
+]
 
 
 def _describe_image(image: object) -> object:
@@ -110,6 +120,52 @@ def _handle(submitted: object) -> TaskHandle[Any]:
 
 
 BatchItem = GenerateRequest | EditRequest | ContentRequest
+
+
+@attrs.frozen
+class BatchProgress:
+    """Counts passed to the ``progress`` callback after every change."""
+
+    total: int
+    submitted: int
+    running: int
+    done: int
+    failed: int
+    skipped: int
+    credits: float
+
+
+class BatchOptionsDict(TypedDict, total=False):
+    """The options of a :class:`~maxapi_async.Batch` (``MaxAPI.batch`` passes them on):
+
+    * ``concurrency`` (16): submissions in flight at once (all paused while the
+      service's ``Retry-After`` lasts, up to ``task_timeout`` in all; a longer
+      one stops submitting, and each item not submitted fails saying when to rerun);
+    * ``max_pending`` (1000): tasks submitted and not yet finished at once
+      (each polls within the client's ``max_polls_per_second``);
+    * ``budget``: estimated credits never to pass: an item whose estimate
+      would cross it is not submitted, and the batch stops there (every
+      item's model needs a price, see ``prices``: else ``InvalidRequestError``);
+    * ``journal``: a ``.jsonl`` file or a folder, for crash-safe resumption;
+      one batch at a time writes it (else ``JournalLockedError``);
+    * ``fail_fast``: the first failure stops the batch (default: never);
+    * ``progress``: a callback taking :class:`BatchProgress`, or ``True``
+      for a tqdm bar on a terminal (``pip install 'maxapi-async[progress]'``);
+    * ``download_to``: save every image into this folder, named after the
+      item's key, skipping files already there;
+    * ``shard``: ``(index, count)``, to split one batch across processes;
+    * ``prices``: the :class:`PriceTable` of the estimates (default: the client's).
+    """
+
+    concurrency: int
+    max_pending: int
+    budget: float | None
+    journal: str | os.PathLike[str] | None
+    fail_fast: bool
+    progress: Callable[[BatchProgress], Any] | bool | None
+    download_to: str | os.PathLike[str] | None
+    shard: tuple[int, int] | None
+    prices: PriceTable | None
 
 
 def check_batch_arguments(

@@ -723,7 +723,8 @@ resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))
 async def main():
     async with maxapi_async.AsyncMaxAPI() as client:
         try:
-            await maxapi_async.Batch(client, [maxapi_async.GenerateRequest("cube", key="k0")], journal=sys.argv[1])
+            items = [maxapi_async.GenerateRequest("cube", key="k0")]
+            await maxapi_async.Batch(client, items, journal=sys.argv[1])
         except maxapi_async.JournalError as exc:
             print(type(exc).__name__, exc, type(exc.__cause__).__name__)
 
@@ -734,10 +735,10 @@ asyncio.run(main())
 _FULL_DISK_AFTER_SUBMIT = """
 import os, resource, signal, sys
 from maxapi_async import JournalError
-from maxapi_async._batch import _Journal
+from maxapi_async._journal import Journal
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-journal = _Journal(sys.argv[1], None)
+journal = Journal(sys.argv[1], None)
 journal.open()
 journal.write({"event": "submit", "key": "k0", "idempotency_key": "abc"})
 size = os.path.getsize(sys.argv[1])
