@@ -28,7 +28,6 @@ import inspect
 import json
 import logging
 import os
-import signal
 import sys
 import time
 import warnings
@@ -278,32 +277,11 @@ def cmd_prices(args: argparse.Namespace, out: Output) -> int:
 
 
 async def cmd_fake_server(args: argparse.Namespace, out: Output) -> int:
-    from .testing import FakeMaxAPI
+    from .testing._serve import run_fake_server
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    handled: list[signal.Signals] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-            handled.append(sig)
-    try:
-        options: dict[str, Any] = {"complete_after_polls": args.complete_after_polls}
-        if args.api_key:
-            options["api_key"] = args.api_key
-        async with FakeMaxAPI(**options) as fake:
-            out.line(f"FakeMaxAPI on 127.0.0.1 (Ctrl-C stops it)\n  base_url: {fake.base_url}")
-            out.line(f"  api_key:  {fake.api_key}\n  cdn:      {fake.cdn_url}")
-            out.line(f"export MAXAPI_BASE_URL={fake.base_url} MAXAPI_KEY={fake.api_key}")
-            if out.json_mode:
-                doc = {"base_url": fake.base_url, "api_key": fake.api_key, "cdn_url": fake.cdn_url}
-                print(json.dumps(doc), file=out.stdout, flush=True)  # one line: readable before we stop
-            await stop.wait()
-            out.note(f"stopping; {len(fake.requests)} API requests served")
-    finally:
-        for sig in handled:
-            loop.remove_signal_handler(sig)
-    return 0
+    return await run_fake_server(
+        args, echo=out.line, note=out.note, json_stdout=out.stdout if out.json_mode else None
+    )
 
 
 async def cmd_demo(args: argparse.Namespace, out: Output) -> int:
@@ -392,9 +370,22 @@ def build_parser() -> argparse.ArgumentParser:
         "run a fake MaxAPI on 127.0.0.1 for local development (Ctrl-C stops it)",
         cmd_fake_server,
     )
+    fake.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    fake.add_argument("--port", type=int, default=0, help="the API's port (default: a free one)")
+    fake.add_argument("--cdn-port", type=int, default=0, help="the CDN's port (default: a free one)")
+    fake.add_argument("--public-host", metavar="NAME", help="host name in the URLs it hands out")
     fake.add_argument(
         "--complete-after-polls", type=int, default=2, metavar="N", help="polls before a queued task is done"
     )
+    fake.add_argument(
+        "--complete-after-seconds", type=non_negative_float, metavar="S", help="finish tasks by time"
+    )
+    fake.add_argument(
+        "--poll-retry-after", type=non_negative_float, metavar="S", help="Retry-After on polls"
+    )
+    fake.add_argument("--task-style", choices=("plain", "envelope", "camel", "result_data"))
+    fake.add_argument("--no-idempotency", action="store_true", help="a repeated Idempotency-Key queues again")
+    fake.add_argument("--strict", action="store_true", help="refuse body fields the wire spec does not list")
 
     demo = command("demo", "see every path work against a fake MaxAPI (no key, no network)", cmd_demo)
     demo.add_argument(

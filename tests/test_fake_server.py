@@ -337,11 +337,36 @@ async def test_resolution_tiers_of_pro_model(fake: FakeMaxAPI, http: aiohttp.Cli
     assert png_size(base64.b64decode(answer["data"][0]["b64_json"])) == (1536, 2752)
 
 
-async def test_unknown_model_passes_through(fake: FakeMaxAPI, http: aiohttp.ClientSession) -> None:
-    body = {"model": "acme/new-image-model", "prompt": "x", "aspect_ratio": "7:3", "resolution": "9K"}
-    status, answer, _ = await post_json(http, fake, GEN, body)
-    assert status == 200
-    assert decode_png(await download(http, answer["data"][0]["url"])) == (1024, 1024)
+async def test_an_unknown_model_is_404_model_not_found_in_each_routes_shape(
+    fake: FakeMaxAPI, http: aiohttp.ClientSession
+) -> None:
+    body = {"model": "acme/new-image-model", "prompt": "x"}
+    status, answer, headers = await post_json(http, fake, GEN, body)
+    assert status == 404
+    assert answer["error"]["code"] == "model_not_found"
+    assert answer["error"]["param"] == "model"
+    assert "x-request-id" in headers
+    status, answer = await post_form(
+        http, fake, edit_form([("a.png", make_png(4, 4), "image/png")], model="acme/new-image-model")
+    )
+    assert (status, answer["error"]["code"]) == (404, "model_not_found")
+    status, answer, _ = await post_json(http, fake, "/v1beta/models/acme/next:generateContent", native_body())
+    assert status == 404
+    assert answer["error"]["status"] == "NOT_FOUND"
+    assert answer["error"]["details"][0]["reason"] == "model_not_found"
+    assert not fake.assets
+
+
+async def test_extra_models_pass_through_without_size_checks(http: aiohttp.ClientSession) -> None:
+    async with FakeMaxAPI(extra_models=["acme/new-image-model"]) as fake:
+        body = {"model": "acme/new-image-model", "prompt": "x", "aspect_ratio": "7:3", "resolution": "9K"}
+        status, answer, _ = await post_json(http, fake, GEN, body)
+        assert status == 200
+        assert decode_png(await download(http, answer["data"][0]["url"])) == (1024, 1024)
+        form = edit_form([("a.png", make_png(300, 200), "image/png")], model="acme/new-image-model")
+        status, answer = await post_form(http, fake, form)
+        assert status == 200
+        assert decode_png(await download(http, answer["data"][0]["url"])) == (300, 200)
 
 
 # -- CDN and mirror ----------------------------------------------------------------
@@ -394,8 +419,8 @@ async def test_edits_with_two_images(fake: FakeMaxAPI, http: aiohttp.ClientSessi
     status, answer = await post_form(http, fake, form)
     assert status == 200, answer
     assert len(answer["data"]) == 2
-    # no aspect_ratio: the output takes the first reference's size
-    assert decode_png(await download(http, answer["data"][1]["url"])) == (640, 480)
+    # no aspect_ratio: the table size whose ratio is nearest the first reference's (4:3)
+    assert decode_png(await download(http, answer["data"][1]["url"])) == (1184, 864)
     record = fake.requests_to(EDITS)[-1]
     assert record.form == {"model": MODEL, "prompt": "put it on a beach", "n": "2"}
     assert record.files == [
@@ -408,7 +433,7 @@ async def test_edits_with_two_images(fake: FakeMaxAPI, http: aiohttp.ClientSessi
     status, answer = await post_form(http, fake, form)
     assert status == 200
     assert decode_png(await download(http, answer["data"][0]["url"])) == (1344, 768)
-    # first reference not a PNG and no ratio: 1024x1024
+    # a first reference whose header gives no size, and no ratio: the model's default, 1:1
     status, answer = await post_form(http, fake, edit_form([("b.webp", WEBP, "image/webp")]))
     assert decode_png(await download(http, answer["data"][0]["url"])) == (1024, 1024)
 
@@ -418,7 +443,7 @@ async def test_edits_single_image_field_mask_and_b64(fake: FakeMaxAPI, http: aio
     form.add_field("mask", make_png(64, 48), filename="mask.png", content_type="image/png")
     status, answer = await post_form(http, fake, form)
     assert status == 200
-    assert decode_png(base64.b64decode(answer["data"][0]["b64_json"])) == (64, 48)
+    assert decode_png(base64.b64decode(answer["data"][0]["b64_json"])) == (1184, 864)  # 4:3
     assert [f.field for f in fake.requests[-1].files] == ["image", "mask"]
 
 
@@ -678,7 +703,7 @@ async def test_queued_edit_202_retry_after_and_b64(http: aiohttp.ClientSession) 
         _, answer, headers = await get_json(http, fake, task["poll_url"])
         assert answer["status"] == "succeeded"
         assert "Retry-After" not in headers
-        assert decode_png(base64.b64decode(answer["data"][0]["b64_json"])) == (80, 60)
+        assert decode_png(base64.b64decode(answer["data"][0]["b64_json"])) == (1184, 864)  # 4:3
 
 
 async def test_queued_unknown_task_is_404(fake: FakeMaxAPI, http: aiohttp.ClientSession) -> None:
@@ -747,7 +772,7 @@ async def test_native_sync_answer(fake: FakeMaxAPI, http: aiohttp.ClientSession)
     assert answer["modelVersion"] == "gemini-2.5-flash-image"
     assert answer["responseId"]
     assert fake.requests[-1].json == body
-    # no ratio: the size of the first reference image; TEXT+IMAGE by default
+    # no ratio: the table size nearest the first reference image's ratio; TEXT+IMAGE by default
     body = native_body()
     body["contents"][0]["parts"].append(
         {"inline_data": {"mime_type": "image/png", "data": base64.b64encode(reference).decode()}}
@@ -755,19 +780,27 @@ async def test_native_sync_answer(fake: FakeMaxAPI, http: aiohttp.ClientSession)
     status, answer, _ = await post_json(http, fake, NATIVE, body)
     assert status == 200
     assert answer["candidates"][0]["content"]["parts"][0]["text"]
-    assert decode_png(native_image(answer)) == (300, 200)
+    assert decode_png(native_image(answer)) == (1248, 832)  # 300x200 is 3:2
 
 
-async def test_native_snake_case_request_and_v1_path(fake: FakeMaxAPI, http: aiohttp.ClientSession) -> None:
+async def test_native_snake_case_request_and_only_v1beta(
+    fake: FakeMaxAPI, http: aiohttp.ClientSession
+) -> None:
     body = {
         "contents": [{"parts": [{"text": "x"}]}],
         "generation_config": {"response_modalities": ["IMAGE"], "image_config": {"aspect_ratio": "9:16"}},
     }
-    # google-genai posts to /v1/models/... by default, with x-goog-api-key
-    path = f"/v1/models/{MODEL}:generateContent"
-    status, answer, _ = await post_json(http, fake, path, body, headers={"x-goog-api-key": fake.api_key})
+    headers = {"x-goog-api-key": fake.api_key}
+    status, answer, _ = await post_json(http, fake, NATIVE, body, headers=headers)
     assert status == 200
     assert decode_png(native_image(answer)) == (768, 1344)
+    assert fake.requests[-1].unknown_fields == ()
+    # google-genai's default /v1 is not MaxAPI's: a 404 in Google's shape, with a request id
+    for path in (f"/v1/models/{MODEL}:generateContent", "/v1/operations/op_1"):
+        status, answer, resp_headers = await post_json(http, fake, path, body, headers=headers)
+        assert status == 404
+        assert answer["error"]["status"] == "NOT_FOUND"
+        assert resp_headers["x-request-id"].startswith("req_")
     status, answer, _ = await post_json(http, fake, f"/v1beta/models/models/{PRO}:generateContent", body)
     assert status == 200
     assert png_size(native_image(answer)) == (768, 1376)

@@ -26,12 +26,14 @@ The server needs an asyncio event loop (aiohttp); it does not run under trio.
 from __future__ import annotations
 
 from ._assets import StoredAsset
+from ._control import RequestMatch
 from ._errors import google_error, openai_error, platform_error
 from ._faults import AfterHandler, Fault, FaultSource
 from ._openai_routes import PollUrlStyle, TaskStyle
 from ._png import make_png, png_size, sniff_image_type
 from ._recording import Origin, RecordedFile, RecordedRequest
 from ._server import DEFAULT_API_KEY, FakeMaxAPI
+from ._task_queue import PollCount, Seconds
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -40,9 +42,12 @@ __all__ = [
     "Fault",
     "FaultSource",
     "Origin",
+    "PollCount",
     "PollUrlStyle",
     "RecordedFile",
     "RecordedRequest",
+    "RequestMatch",
+    "Seconds",
     "StoredAsset",
     "TaskStyle",
     "google_error",

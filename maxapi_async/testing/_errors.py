@@ -153,7 +153,15 @@ def error_body(
     param: str | None = None,
     code: str | None = None,
 ) -> dict[str, Any]:
-    """The error body a request to ``path`` gets: Google's shape on the native surface, else OpenAI's."""
+    """The error body a request to ``path`` gets: Google's shape on the native surface, else OpenAI's.
+
+    On the native surface a ``code`` (``model_not_found``...) travels as the ``reason`` of an
+    ``ErrorInfo`` detail, the way Google's errors carry a machine-readable reason.
+    """
     if is_native(path):
-        return google_error(status, message)
+        details = [{"@type": _ERROR_INFO, "reason": code, "domain": "maxapi.dev"}] if code else []
+        return google_error(status, message, details=details)
     return openai_error(status, message, code, param=param)
+
+
+_ERROR_INFO: Final = "type.googleapis.com/google.rpc.ErrorInfo"

@@ -1,7 +1,8 @@
 """Scripted failures: :class:`Fault`, the queue of pending faults, and how a fault breaks an answer.
 
 A test queues faults (:class:`FaultScript`); the middleware takes the first one that matches a
-request (:meth:`FaultScript.take`) and then answers with :func:`fault_response`, drops the
+request, by origin, method, path and any predicate over the recorded request
+(:meth:`FaultScript.take`) and then answers with :func:`fault_response`, drops the
 connection (:func:`drop_connection`) or, for an ``after_handler`` fault, lets the route answer
 and breaks that answer (:func:`break_answer`).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -17,7 +19,7 @@ import attrs
 from aiohttp import hdrs, web
 
 from ._errors import error_body, reason_phrase
-from ._recording import Origin
+from ._recording import Origin, RecordedRequest
 
 __all__ = [
     "AfterHandler",
@@ -40,7 +42,24 @@ class Fault:
     """A scripted answer for the next matching request(s).
 
     Defaults: ``status=None``, ``body=None``, ``headers={}``, ``delay=0.0``, ``times=1``,
-    ``path=None``, ``method=None``, ``origin="api"``, ``reset=False``, ``after_handler=None``.
+    ``skip=0``, ``path=None``, ``method=None``, ``match=None``, ``origin="api"``,
+    ``reset=False``, ``after_handler=None``.
+
+    Which requests it applies to:
+
+    * ``origin``: ``"api"`` or ``"cdn"``.
+    * ``path`` (prefix match) and ``method``: ``None`` = any.
+    * ``match``: a predicate over the :class:`RecordedRequest` (method, path, query, headers,
+      ``json`` body, ``form``, ``files``, ``prompt``): the fault applies only where it returns
+      true. It runs on the fake's event loop thread, for each request the other filters let
+      through; it must not block.
+    * ``skip``: let this many matching requests through untouched first. "The third request
+      whose prompt mentions a cube" is
+      ``Fault(status=500, match=lambda r: "cube" in (r.prompt or ""), skip=2)``.
+    * ``times``: how many matching requests (after the skipped ones) it applies to;
+      ``None`` = until cleared.
+
+    What it does:
 
     * ``delay``: seconds to wait before doing anything else.
     * ``status``: answer with this status. ``None`` with ``body=None`` means "answer normally"
@@ -58,9 +77,6 @@ class Fault:
       ``"truncate"`` answers with the first half of the body (valid HTTP, unreadable JSON),
       ``"abort_mid_body"`` announces the full ``Content-Length``, sends half and closes the
       connection. ``status``, ``body`` and ``reset`` are then ignored; ``delay`` still comes first.
-    * ``times``: how many requests the fault applies to; ``None`` = until cleared.
-    * ``path`` (prefix match) and ``method`` restrict which requests match; ``None`` = any.
-    * ``origin``: ``"api"`` or ``"cdn"``.
     """
 
     status: int | None = None
@@ -73,38 +89,61 @@ class Fault:
     origin: Origin = "api"
     reset: bool = False
     after_handler: AfterHandler | None = None
+    match: Callable[[RecordedRequest], bool] | None = None
+    skip: int = 0
 
-    def matches(self, origin: Origin, method: str, path: str) -> bool:
-        """Whether this fault applies to a request."""
+    def matches(self, origin: Origin, method: str, path: str, record: RecordedRequest | None = None) -> bool:
+        """Whether this fault applies to a request (``match`` is asked only when ``record`` is given)."""
         if origin != self.origin:
             return False
         if self.method is not None and self.method.upper() != method.upper():
             return False
-        return self.path is None or path.startswith(self.path)
+        if self.path is not None and not path.startswith(self.path):
+            return False
+        return self.match is None or (record is not None and bool(self.match(record)))
 
 
 @attrs.define
 class _FaultSlot:
     fault: Fault
     remaining: int | None
+    skip: int
 
 
 @attrs.define
 class FaultScript:
-    """The pending faults, tried in the order they were added; each is used ``times`` times."""
+    """The pending faults, tried in the order they were added; each is used ``times`` times.
+
+    Safe to use from any thread: a test thread adds faults while the fake's loop takes them.
+    """
 
     _pending: list[_FaultSlot] = attrs.field(factory=list, init=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
 
     def add(self, fault: Fault) -> None:
         """Queue ``fault`` (``times`` must be at least 1, or ``None`` for "until cleared")."""
         if fault.times is not None and fault.times < 1:
             raise ValueError("Fault.times must be >= 1 or None")
-        self._pending.append(_FaultSlot(fault, fault.times))
+        if fault.skip < 0:
+            raise ValueError("Fault.skip must be >= 0")
+        with self._lock:
+            self._pending.append(_FaultSlot(fault, fault.times, fault.skip))
 
-    def take(self, origin: Origin, method: str, path: str) -> Fault | None:
-        """The first pending fault matching a request, counting one use of it; or ``None``."""
-        for slot in self._pending:
-            if slot.fault.matches(origin, method, path):
+    def take(
+        self, origin: Origin, method: str, path: str, record: RecordedRequest | None = None
+    ) -> Fault | None:
+        """The first pending fault matching a request, counting one use of it; or ``None``.
+
+        A matching fault still skipping requests counts the request as skipped and lets a later
+        fault have it.
+        """
+        with self._lock:
+            for slot in list(self._pending):
+                if not slot.fault.matches(origin, method, path, record):
+                    continue
+                if slot.skip > 0:
+                    slot.skip -= 1
+                    continue
                 if slot.remaining is not None:
                     slot.remaining -= 1
                     if slot.remaining <= 0:
@@ -112,9 +151,15 @@ class FaultScript:
                 return slot.fault
         return None
 
+    def pending(self) -> list[Fault]:
+        """The faults still queued, in order."""
+        with self._lock:
+            return [slot.fault for slot in self._pending]
+
     def clear(self) -> None:
         """Drop every pending fault."""
-        self._pending.clear()
+        with self._lock:
+            self._pending.clear()
 
 
 def fault_response(origin: Origin, path: str, fault: Fault) -> web.Response:

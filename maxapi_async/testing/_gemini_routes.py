@@ -1,12 +1,13 @@
 """The Gemini-native routes: ``POST /v1beta/models/<model>:generateContent`` and its operations.
 
-:class:`GeminiRoutes` reads a ``generateContent`` body (camelCase or snake_case keys: the text
-and ``inlineData`` parts of ``contents``, ``generationConfig.responseModalities`` and
-``imageConfig``) and the ``X-MaxAPI-*`` headers, and answers with a candidate carrying the image
+:class:`GeminiRoutes` reads a ``generateContent`` body (camelCase or snake_case keys: the
+``text``, ``inlineData`` and ``fileData`` parts of ``contents``, base64 standard or URL-safe,
+``generationConfig.responseModalities`` and ``imageConfig``'s ``aspectRatio`` and
+``imageSize``) and the ``X-MaxAPI-*`` headers, and answers with a candidate carrying the image
 inline, or a blocked answer (:meth:`GeminiRoutes.script_blocks`). With ``X-MaxAPI-Async:
 true`` it answers with a long-running operation instead, polled at
-``GET /v1beta/operations/<id>``.
-The same routes are served under ``/v1/`` (google-genai's default).
+``GET /v1beta/operations/<id>``. Only ``/v1beta`` is served, as MaxAPI documents it
+(google-genai needs ``HttpOptions(api_version="v1beta")``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import binascii
 import datetime as _dt
 import re
 import secrets
+import threading
 import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -23,15 +25,23 @@ from typing import Any, Protocol
 import attrs
 from aiohttp import web
 
-from .._catalog import ROUTE_MODES, lookup_model
+from .._catalog import ROUTE_MODES
+from .._images import IMAGE_TYPES
 from ._assets import StoredAsset, render, store_asset
 from ._errors import ApiError, bad
-from ._image_request import TOKENS_PER_IMAGE, TOKENS_PER_REFERENCE, ImageParams, output_size, text_tokens
+from ._image_request import (
+    TOKENS_PER_IMAGE,
+    TOKENS_PER_REFERENCE,
+    ImageParams,
+    find_model,
+    output_size,
+    text_tokens,
+)
 from ._png import sniff_image_type
 from ._recording import current_record
 from ._task_queue import Task, TaskQueue
 
-__all__ = ["GeminiHost", "GeminiRoutes", "read_contents"]
+__all__ = ["GeminiHost", "GeminiRoutes", "decode_base64", "read_contents"]
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
@@ -66,13 +76,31 @@ def _inline(data: bytes) -> dict[str, str]:
     return {"mimeType": "image/png", "data": base64.b64encode(data).decode("ascii")}
 
 
-def read_contents(body: Mapping[str, Any]) -> tuple[str, list[bytes]]:
-    """The prompt (the non-thought text parts, joined) and the reference images of ``contents``."""
+def decode_base64(data: str) -> bytes:
+    """Bytes from standard or URL-safe base64, with or without padding (google-genai sends
+    URL-safe base64; Google's API reads both); a 400 for anything else."""
+    text = data.strip().replace("-", "+").replace("_", "/").rstrip("=")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise bad(None, "inlineData.data is not valid base64.") from exc
+
+
+def read_contents(
+    body: Mapping[str, Any], resolve_uri: Callable[[str], bytes | None] = lambda uri: None
+) -> tuple[str, list[bytes | None]]:
+    """The prompt (the non-thought text parts, joined) and the reference images of ``contents``.
+
+    A reference is the bytes of an ``inlineData`` part, or of a ``fileData`` part whose
+    ``fileUri`` ``resolve_uri`` can read (the fake's own assets); ``None`` for another
+    ``fileData`` image. Image-only contents are fine; contents with neither text nor an image
+    are not.
+    """
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:
         raise bad(None, "* GenerateContentRequest.contents: contents is not specified")
     texts: list[str] = []
-    references: list[bytes] = []
+    references: list[bytes | None] = []
     for content in contents:
         parts = content.get("parts") if isinstance(content, dict) else None
         if not isinstance(parts, list) or not parts:
@@ -82,6 +110,7 @@ def read_contents(body: Mapping[str, Any]) -> tuple[str, list[bytes]]:
                 raise bad(None, "Each part must be an object.")
             text = part.get("text")
             inline = _get(part, "inlineData", "inline_data")
+            file_data = _get(part, "fileData", "file_data")
             if isinstance(text, str):
                 if not part.get("thought"):
                     texts.append(text)
@@ -90,16 +119,23 @@ def read_contents(body: Mapping[str, Any]) -> tuple[str, list[bytes]]:
                 data = inline.get("data")
                 if not isinstance(mime, str) or not isinstance(data, str):
                     raise bad(None, "inlineData needs 'mimeType' and base64 'data'.")
-                try:
-                    raw = base64.b64decode(data, validate=True)
-                except (binascii.Error, ValueError) as exc:
-                    raise bad(None, "inlineData.data is not valid base64.") from exc
+                raw = decode_base64(data)
                 if sniff_image_type(raw) is None:
                     raise bad(None, "inlineData.data is not a PNG, JPEG, WEBP or GIF image.")
                 references.append(raw)
+            elif isinstance(file_data, dict):
+                uri = _get(file_data, "fileUri", "file_uri")
+                mime = _get(file_data, "mimeType", "mime_type")
+                if not isinstance(uri, str) or not uri:
+                    raise bad(None, "fileData needs a 'fileUri'.")
+                if mime is not None and mime not in IMAGE_TYPES:
+                    raise bad(None, f"fileData.mimeType must be one of {', '.join(IMAGE_TYPES)}.")
+                references.append(resolve_uri(uri))
+            else:
+                raise bad(None, "Each part needs 'text', 'inlineData' or 'fileData'.")
     prompt = "\n".join(t for t in texts if t.strip())
-    if not prompt:
-        raise bad(None, "The request must contain at least one non-empty text part.")
+    if not prompt and not references:
+        raise bad(None, "The request must contain a non-empty text part or an image.")
     return prompt, references
 
 
@@ -111,6 +147,7 @@ class GeminiHost(Protocol):
     gemini_file_data: bool
     gemini_thought_drafts: int
     gemini_snake_case: bool
+    extra_models: frozenset[str]
     assets: dict[str, StoredAsset]
 
     def asset_url(self, asset_id: str, *, mirror: bool = False) -> str: ...
@@ -124,23 +161,34 @@ class GeminiRoutes:
         self._tasks = tasks
         self._next_id = next_id
         self._blocks: list[_Block] = []
+        self._lock = threading.Lock()  # blocks are scripted from a test's thread
 
     # ------------------------------------------------------------------ scripted blocks
 
     def script_blocks(self, reason: str, prompt_feedback: bool, times: int) -> None:
         """Make the next ``times`` answers blocked (see :meth:`FakeMaxAPI.block_next`)."""
-        self._blocks.extend(_Block(reason, prompt_feedback) for _ in range(times))
+        with self._lock:
+            self._blocks.extend(_Block(reason, prompt_feedback) for _ in range(times))
 
     def clear_blocks(self) -> None:
         """Drop the scripted blocks not used yet."""
-        self._blocks.clear()
+        with self._lock:
+            self._blocks.clear()
 
     def _next_block(self) -> _Block | None:
-        if self._blocks:
-            return self._blocks.pop(0)
+        with self._lock:
+            if self._blocks:
+                return self._blocks.pop(0)
         if self._fake.gemini_block_reason is not None:
             return _Block(self._fake.gemini_block_reason, self._fake.gemini_block_in_prompt)
         return None
+
+    def _asset_bytes(self, uri: str) -> bytes | None:
+        """The bytes of one of the fake's own assets named by ``uri``; ``None`` for any other URI."""
+        asset_id = uri.rsplit("/", 1)[-1].removesuffix(".png")
+        asset = self._fake.assets.get(asset_id)
+        urls = (self._fake.asset_url(asset_id), self._fake.asset_url(asset_id, mirror=True))
+        return asset.data if asset is not None and uri in urls else None
 
     # ------------------------------------------------------------------ generateContent
 
@@ -151,7 +199,7 @@ class GeminiRoutes:
         if not sep or action != "generateContent" or not model:
             raise ApiError(404, f"Unknown method '{tail}'.")
         model = model.removeprefix("models/")
-        spec = lookup_model(model)
+        spec = find_model(model, self._fake.extra_models)
         body = current_record().json
         if not isinstance(body, dict):
             raise bad(None, "Invalid JSON payload: the body must be a JSON object.")
@@ -164,7 +212,7 @@ class GeminiRoutes:
             raise bad(None, "X-MaxAPI-Async must be 'true' or 'false'.")
         queued = async_header in ("true", "1")
 
-        prompt, references = read_contents(body)
+        prompt, references = read_contents(body, self._asset_bytes)
         config = _get(body, "generationConfig", "generation_config") or {}
         if not isinstance(config, dict):
             raise bad(None, "generationConfig must be an object.")

@@ -11,18 +11,19 @@ from __future__ import annotations
 import base64
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final, Literal, Protocol
 
 from aiohttp import web
 
-from .._catalog import ROUTE_MODES, lookup_model
+from .._catalog import ROUTE_MODES
 from ._assets import StoredAsset, render, store_asset
 from ._errors import ApiError, bad
 from ._image_request import (
     TOKENS_PER_IMAGE,
     TOKENS_PER_REFERENCE,
     ImageParams,
+    find_model,
     output_size,
     text_tokens,
 )
@@ -55,8 +56,11 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def parse_params(fields: Mapping[str, Any], *, multipart: bool) -> ImageParams:
-    """Check a JSON body's (or a multipart form's text) fields like the service; a 400 otherwise."""
+def parse_params(
+    fields: Mapping[str, Any], *, multipart: bool, extra_models: Collection[str] = ()
+) -> ImageParams:
+    """Check a JSON body's (or a multipart form's text) fields like the service: a 400 for a bad
+    field, a 404 ``model_not_found`` for a model neither the catalog nor ``extra_models`` has."""
     opt = fields.get
 
     model = fields.get("model")
@@ -64,7 +68,7 @@ def parse_params(fields: Mapping[str, Any], *, multipart: bool) -> ImageParams:
         raise bad("model", "Missing required parameter: 'model'.", "missing_required_parameter")
     if not isinstance(model, str):
         raise bad("model", "'model' must be a string.")
-    spec = lookup_model(model)
+    spec = find_model(model, extra_models)
 
     prompt = fields.get("prompt")
     if prompt is None:
@@ -158,6 +162,7 @@ class OpenAIHost(Protocol):
     """What the OpenAI-compatible routes read on the fake (see :class:`FakeMaxAPI`)."""
 
     include_usage: bool
+    extra_models: frozenset[str]
     task_http_status: int
     task_style: TaskStyle
     poll_url_style: PollUrlStyle
@@ -188,7 +193,7 @@ class OpenAIRoutes:
         record = current_record()
         if not isinstance(record.json, dict):
             raise bad(None, "The request body must be a JSON object.")
-        params = parse_params(record.json, multipart=False)
+        params = parse_params(record.json, multipart=False, extra_models=self._fake.extra_models)
         size = output_size(params, None)
         return await self._answer_images(request, "generations", params, size, references=0)
 
@@ -216,7 +221,7 @@ class OpenAIRoutes:
                     f"Invalid image file '{upload.filename}': expected PNG, JPEG, WEBP or GIF.",
                     "invalid_image_format",
                 )
-        params = parse_params(record.form, multipart=True)
+        params = parse_params(record.form, multipart=True, extra_models=self._fake.extra_models)
         size = output_size(params, images[0].data)
         return await self._answer_images(request, "edits", params, size, references=len(images))
 

@@ -19,6 +19,8 @@ import functools
 import struct
 import zlib
 
+from .._images import sniff_mime_type
+
 __all__ = [
     "PNG_SIGNATURE",
     "make_png",
@@ -95,13 +97,9 @@ def png_size(data: bytes) -> tuple[int, int] | None:
 
 
 def sniff_image_type(data: bytes) -> str | None:
-    """The MIME type implied by ``data``'s signature (PNG, JPEG, WEBP, GIF), else ``None``."""
-    if data.startswith(PNG_SIGNATURE):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    return None
+    """The MIME type implied by ``data``'s signature (PNG, JPEG, WEBP, GIF), else ``None``.
+
+    The client's own header sniffing (:func:`maxapi_async._images.sniff_mime_type`), so the fake
+    and the client agree on what an image is.
+    """
+    return sniff_mime_type(data)

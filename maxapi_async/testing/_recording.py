@@ -8,6 +8,7 @@ handled is :func:`current_record`, so route handlers read the parsed body from i
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import json
 import re
@@ -18,6 +19,7 @@ import attrs
 from aiohttp import BodyPartReader, hdrs, web
 
 from ._errors import bad
+from ._fields import unknown_fields
 
 __all__ = [
     "IMAGE_FIELD",
@@ -59,6 +61,9 @@ class RecordedRequest:
     ``files`` the file parts, and ``body`` is empty; otherwise ``body`` is the raw body.
     ``received_at`` is :func:`time.monotonic` at arrival. ``request_id`` is the
     ``x-request-id`` the fake answered with; ``origin`` says which server got it.
+    ``unknown_fields`` names the body fields the wire spec does not list for the route
+    (``"size"``, ``"generationConfig.temperature"``...): assert it is empty to know that your
+    code sends only what MaxAPI documents (a fake made with ``strict=True`` refuses them).
     """
 
     method: str
@@ -72,6 +77,52 @@ class RecordedRequest:
     body: bytes = b""
     request_id: str = ""
     origin: Origin = "api"
+    unknown_fields: tuple[str, ...] = ()
+
+    @property
+    def prompt(self) -> str | None:
+        """The prompt this request carried: the ``prompt`` field (JSON or form), or the text
+        parts of a Gemini-native ``contents``, joined by newlines; ``None`` when it had none."""
+        body = self.json
+        if isinstance(body, dict):
+            if isinstance(body.get("prompt"), str):
+                return str(body["prompt"])
+            texts = [
+                part["text"]
+                for content in body.get("contents") or []
+                if isinstance(content, dict)
+                for part in content.get("parts") or []
+                if isinstance(part, dict) and isinstance(part.get("text"), str)
+            ]
+            if texts:
+                return "\n".join(texts)
+        return self.form.get("prompt")
+
+    def to_json(self) -> dict[str, Any]:
+        """This record as JSON-ready data (the fake's control API serves it; bytes as base64)."""
+        return {
+            "request_id": self.request_id,
+            "origin": self.origin,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "headers": self.headers,
+            "json": self.json,
+            "form": self.form,
+            "files": [
+                {
+                    "field": f.field,
+                    "filename": f.filename,
+                    "content_type": f.content_type,
+                    "size": len(f.data),
+                    "data_base64": base64.b64encode(f.data).decode("ascii"),
+                }
+                for f in self.files
+            ],
+            "body_base64": base64.b64encode(self.body).decode("ascii"),
+            "unknown_fields": list(self.unknown_fields),
+            "received_at": self.received_at,
+        }
 
     def header(self, name: str) -> str | None:
         """A header's value looked up case-insensitively, or ``None``."""
@@ -124,7 +175,8 @@ async def record_request(origin: Origin, request: web.Request, request_id: str) 
                 parsed = json.loads(body)
             except ValueError:
                 parsed = None
-    return attrs.evolve(record, json=parsed, form=form, files=files, body=body)
+    unknown = unknown_fields(request.method, request.path, parsed, form, [f.field for f in files])
+    return attrs.evolve(record, json=parsed, form=form, files=files, body=body, unknown_fields=unknown)
 
 
 async def _read_multipart(request: web.Request, form: dict[str, str], files: list[RecordedFile]) -> None:

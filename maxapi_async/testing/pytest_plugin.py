@@ -1,4 +1,4 @@
-"""A pytest fixture, ``fake_maxapi``, that yields a started :class:`~maxapi_async.testing.FakeMaxAPI`.
+"""A pytest fixture, ``fake_maxapi``, that yields a running :class:`~maxapi_async.testing.FakeMaxAPI`.
 
 Installing ``maxapi-async`` registers this plugin with pytest (a ``pytest11`` entry point
 named after this module), so the fixture is available in every test suite with no setup.
@@ -6,17 +6,18 @@ Listing it explicitly also works, e.g. when plugin autoloading is off::
 
     pytest_plugins = ["maxapi_async.testing.pytest_plugin"]
 
-Tests run with anyio's pytest plugin (installed with anyio) on the asyncio backend::
+The fake runs on an event loop of its own, in a background thread, so the fixture works
+the same in every test style: an ``async def`` test under anyio's plugin or pytest-asyncio
+(strict or auto mode), and a plain ``def`` test; with async clients and blocking ones::
 
-    import pytest
     from maxapi_async.testing import FakeMaxAPI
 
-    @pytest.mark.anyio
-    async def test_generate(fake_maxapi: FakeMaxAPI) -> None:
+    def test_generate(fake_maxapi: FakeMaxAPI) -> None:
         ...  # base_url=fake_maxapi.base_url, api_key=fake_maxapi.api_key
 
-If no ``anyio_backend`` fixture is defined, anyio's default (``"asyncio"``) is used; the fake
-cannot run under trio and skips such tests.
+Its control methods (``fail_next``, ``add_fault``, ``fail_tasks``, ``block_next``...) and
+``requests`` may be used from the test directly; ``await fake_maxapi.wait_for_requests(n)``
+works on the test's loop, ``fake_maxapi.wait_for_requests_blocking(n)`` in a plain test.
 
 Options: mark a test with ``@pytest.mark.fake_maxapi(**kwargs)`` to pass keyword arguments to
 the :class:`~maxapi_async.testing.FakeMaxAPI` constructor, e.g.
@@ -25,7 +26,7 @@ the :class:`~maxapi_async.testing.FakeMaxAPI` constructor, e.g.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -46,16 +47,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-async def fake_maxapi(anyio_backend: Any, request: pytest.FixtureRequest) -> AsyncIterator[FakeMaxAPI]:
-    """A started :class:`~maxapi_async.testing.FakeMaxAPI`, closed after the test.
+def fake_maxapi(request: pytest.FixtureRequest) -> Iterator[FakeMaxAPI]:
+    """A :class:`~maxapi_async.testing.FakeMaxAPI` running in a background thread, stopped after
+    the test.
 
     Constructor options come from a ``@pytest.mark.fake_maxapi(...)`` marker (defaults
-    otherwise). Requires anyio's asyncio backend.
+    otherwise; the closest marker wins: a test's own over its class's or module's).
     """
-    backend = anyio_backend if isinstance(anyio_backend, str) else anyio_backend[0]
-    if backend != "asyncio":
-        pytest.skip("FakeMaxAPI runs on aiohttp and needs the asyncio backend")
     marker = request.node.get_closest_marker(_MARKER)
+    if marker is not None and marker.args:
+        raise TypeError("@pytest.mark.fake_maxapi takes keyword arguments only")
     options: dict[str, Any] = dict(marker.kwargs) if marker is not None else {}
-    async with FakeMaxAPI(**options) as fake:
+    with FakeMaxAPI(**options) as fake:
         yield fake
