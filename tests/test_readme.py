@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -60,6 +61,67 @@ def block_id(index: int) -> str:
     return f"{index}:{first[:30]}"
 
 
+# A block defining test functions is a test module: pytest runs it, under the plugin its style
+# needs (its fake_maxapi fixture comes from this package's plugin, as in a user's suite).
+TEST_FUNCTION = re.compile(r"^\s*(?:async )?def test_\w+\(", re.MULTILINE)
+
+
+def pytest_style(source: str) -> str | None:
+    """``"asyncio-auto"``, ``"asyncio"`` (pytest-asyncio, strict), ``"anyio"`` (anyio or plain
+    tests), or ``None`` for a block that is a script."""
+    if not TEST_FUNCTION.search(source):
+        return None
+    if 'asyncio_mode = "auto"' in source:
+        return "asyncio-auto"
+    return "asyncio" if "@pytest.mark.asyncio" in source else "anyio"
+
+
+STYLE_OPTIONS = {
+    "anyio": ["-p", "no:asyncio"],
+    "asyncio": ["-p", "no:anyio", "-o", "asyncio_default_fixture_loop_scope=function"],
+    "asyncio-auto": [
+        "-p", "no:anyio", "-o", "asyncio_default_fixture_loop_scope=function", "-o", "asyncio_mode=auto",
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pytest_block_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[int, str]]:
+    """Every test-module block, run by pytest once per style: block index -> (passed, report)."""
+    blocks = {i: (pytest_style(src), src) for i, src in enumerate(readme_blocks())}
+    outcomes: dict[int, tuple[int, str]] = {}
+    for style, options in STYLE_OPTIONS.items():
+        indexes = [i for i, (block_style, _) in blocks.items() if block_style == style]
+        if not indexes:
+            continue
+        if style.startswith("asyncio"):
+            pytest.importorskip("pytest_asyncio", reason="pytest-asyncio comes with the dev extra")
+        folder = tmp_path_factory.mktemp(f"readme-{style}")
+        for i in indexes:
+            (folder / f"test_readme_block_{i}.py").write_text(blocks[i][1])
+        (folder / "pytest.ini").write_text("[pytest]\nfilterwarnings = error\n")
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("PYTHONWARNINGS", "MAXAPI_KEY", "MAXAPI_BASE_URL")
+        }
+        args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA", "--strict-markers", *options]
+        done = subprocess.run(
+            [sys.executable, *args],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        report = done.stdout + done.stderr
+        for i in indexes:
+            passed = len(re.findall(rf"^PASSED test_readme_block_{i}\.py::", report, re.MULTILINE))
+            outcomes[i] = (passed, report)
+    return outcomes
+
+
 async def run_python(args: list[str], fake: FakeMaxAPI, cwd: Path) -> str:
     env = {**os.environ, "MAXAPI_KEY": fake.api_key, "MAXAPI_BASE_URL": fake.base_url}
     env.pop("PYTHONWARNINGS", None)
@@ -80,19 +142,32 @@ def test_readme_opens_with_the_demo_and_test_commands() -> None:
     assert "pip install -e '.[dev]' && pytest" in head
 
 
+def test_readme_shows_the_fake_in_every_test_style() -> None:
+    styles = [pytest_style(src) for src in readme_blocks()]
+    assert {"anyio", "asyncio", "asyncio-auto"} <= set(styles)
+    sources = "\n".join(readme_blocks())
+    for needle in (
+        "@pytest.mark.anyio",
+        "@pytest.mark.asyncio",
+        "unittest.TestCase",
+        "openai.OpenAI",
+        "genai.Client",
+    ):
+        assert needle in sources, needle
+
+
 @pytest.mark.parametrize("index", range(len(readme_blocks())), ids=block_id)
-async def test_readme_example_runs(index: int, fake_maxapi: FakeMaxAPI, tmp_path: Path) -> None:
+async def test_readme_example_runs(
+    index: int, fake_maxapi: FakeMaxAPI, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     source = readme_blocks()[index]
+    if pytest_style(source) is not None:
+        outcomes: dict[int, tuple[int, str]] = request.getfixturevalue("pytest_block_outcomes")
+        passed, report = outcomes[index]
+        assert passed == len(TEST_FUNCTION.findall(source)), report
+        return
     script = tmp_path / "example.py"
     script.write_text(source)
-    if "@pytest.mark.anyio" in source:
-        test_file = tmp_path / "test_example.py"
-        test_file.write_text(source)
-        output = await run_python(
-            ["-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file)], fake_maxapi, tmp_path
-        )
-        assert "1 passed" in output
-        return
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER)
     output = await run_python([str(runner), str(script)], fake_maxapi, tmp_path)

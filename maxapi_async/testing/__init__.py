@@ -1,26 +1,39 @@
 """Test helpers for code that uses MaxAPI: a fake MaxAPI server you run in your own tests.
 
 :class:`FakeMaxAPI` is a real HTTP server (aiohttp) on 127.0.0.1 that speaks MaxAPI's image
-API: the OpenAI-compatible ``/v1/images/generations`` and ``/v1/images/edits`` (sync and
-queued, with task polling), the Gemini-native ``/v1beta/models/<model>:generateContent`` and
-``/v1beta/operations/<id>``. It checks the API key and the request fields like the service,
-returns real PNGs of the exact size of Google's table from a separate CDN origin, records
-every request, and lets a test script errors, delays, dropped connections, failed tasks and
-blocked answers. Point any client (this package's, the ``openai`` SDK, ``google-genai``) at
-:attr:`FakeMaxAPI.base_url` with :attr:`FakeMaxAPI.api_key`::
+API as strictly as the service: the OpenAI-compatible ``/v1/images/generations`` and
+``/v1/images/edits`` (sync and queued, with task polling), the Gemini-native
+``/v1beta/models/<model>:generateContent`` and ``/v1beta/operations/<id>``; unknown models are a
+404 ``model_not_found``, undocumented routes a JSON 404, undocumented body fields are recorded
+(:attr:`RecordedRequest.unknown_fields`) and, with ``strict=True``, refused. It returns real PNGs
+of the exact size of the model's table from a separate CDN origin, records every request, and
+lets a test script errors, delays, dropped connections (:class:`Fault`, matched by any predicate
+over the request), per-task durations, failed tasks and blocked answers. Point any client (this
+package's, the ``openai`` SDK, ``google-genai`` with ``api_version="v1beta"``) at
+:attr:`FakeMaxAPI.base_url` with :attr:`FakeMaxAPI.api_key`.
 
-    from maxapi_async.testing import FakeMaxAPI, openai_error
+It runs on your event loop (``async with FakeMaxAPI() as fake``) or on one of its own in a
+background thread (``with FakeMaxAPI() as fake``), which serves any test style and blocking
+clients too::
 
-    async def test_retries_on_429() -> None:
-        async with FakeMaxAPI() as fake:
-            fake.fail_next(429, openai_error(429, "slow down"), {"Retry-After": "0"})
-            ...  # call your code with base_url=fake.base_url, api_key=fake.api_key
+    import maxapi_async
+    from maxapi_async.testing import FakeMaxAPI
+
+    def test_retries_on_503() -> None:
+        with FakeMaxAPI() as fake, maxapi_async.MaxAPI(fake.api_key, base_url=fake.base_url) as client:
+            fake.fail_next(503)
+            client.images.generate("a glass cube")
             assert len(fake.requests_to("/v1/images/generations")) == 2
 
-With pytest and anyio's plugin, the ``fake_maxapi`` fixture from
-:mod:`maxapi_async.testing.pytest_plugin` hands you a started server.
+With pytest, the ``fake_maxapi`` fixture (:mod:`maxapi_async.testing.pytest_plugin`, registered
+automatically) hands each test a fake running in its own thread, whatever the test's style
+(anyio, pytest-asyncio strict or auto, plain ``def``); ``@pytest.mark.fake_maxapi(**options)``
+passes constructor options. Wait for requests with ``await fake.wait_for_requests(n)`` or
+``fake.wait_for_requests_blocking(n)``, never with sleeps.
 
-The server needs an asyncio event loop (aiohttp); it does not run under trio.
+Outside Python, ``maxapi-async fake-server --host H --port P --api-key K`` serves one, and a JSON
+control API under ``/_fake/`` scripts it (state, recorded requests, faults, task failures,
+blocks, options, reset): see the README's "Testing your code against the fake".
 """
 
 from __future__ import annotations

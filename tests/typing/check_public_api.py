@@ -8,7 +8,7 @@ from typing_extensions import assert_type
 
 import maxapi_async
 from maxapi_async import AsyncMaxAPI, ImageAsset, ImageResult
-from maxapi_async.testing import FakeMaxAPI
+from maxapi_async.testing import FakeMaxAPI, Fault, RecordedRequest, RequestMatch
 
 
 async def generate_and_edit(fake: FakeMaxAPI) -> None:
@@ -64,3 +64,19 @@ async def batches_are_made_from_the_client(client: AsyncMaxAPI) -> None:
     batch = maxapi_async.Batch(client, items, concurrency=4)
     assert_type(await batch, "list[maxapi_async.Outcome]")
     maxapi_async.GenerateRequest("x", key="k", aspect_ratio=3)  # type: ignore[arg-type]
+
+
+async def script_the_fake() -> None:
+    def polls(request: RecordedRequest) -> int:
+        return 1 if request.prompt else 3
+
+    with FakeMaxAPI(complete_after_polls=polls, complete_after_seconds=[0.5, None], strict=True) as fake:
+        assert_type(fake, FakeMaxAPI)
+        fake.add_fault(Fault(status=500, match=RequestMatch(prompt_contains="cube"), skip=2))
+        fake.fail_next(503, match=lambda r: r.header("Idempotency-Key") is not None)
+        assert_type(fake.wait_for_requests_blocking(1), "list[RecordedRequest]")
+        assert_type(await fake.wait_for_requests(1, path="/v1", origin="cdn"), "list[RecordedRequest]")
+        assert_type(fake.requests[0].unknown_fields, "tuple[str, ...]")
+    threaded = FakeMaxAPI(complete_after_polls=[0, 2]).start_in_thread()
+    assert_type(threaded.control_url, str)
+    await threaded.close()
