@@ -121,6 +121,11 @@ async def test_image_only_contents_and_several_images(fake: FakeMaxAPI, http: ai
     assert answer["usageMetadata"]["promptTokenCount"] == 1 + 3 * 258
     status, answer = await generate(http, fake, [{"text": "   "}])
     assert status == 400  # neither text nor an image
+    status, _ = await generate(
+        http, fake, [{"text": "a draft", "thought": True}, {"text": "night"}, inline(gif(8, 8))]
+    )
+    assert status == 200
+    assert fake.requests[-1].prompt == "night"  # what the model was asked, not its own thoughts
 
 
 async def test_file_data_parts_are_references(fake: FakeMaxAPI, http: aiohttp.ClientSession) -> None:

@@ -82,7 +82,8 @@ class RecordedRequest:
     @property
     def prompt(self) -> str | None:
         """The prompt this request carried: the ``prompt`` field (JSON or form), or the text
-        parts of a Gemini-native ``contents``, joined by newlines; ``None`` when it had none."""
+        parts of a Gemini-native ``contents`` (not the ``thought`` ones), joined by newlines;
+        ``None`` when it had none."""
         body = self.json
         if isinstance(body, dict):
             if isinstance(body.get("prompt"), str):
@@ -92,7 +93,7 @@ class RecordedRequest:
                 for content in body.get("contents") or []
                 if isinstance(content, dict)
                 for part in content.get("parts") or []
-                if isinstance(part, dict) and isinstance(part.get("text"), str)
+                if isinstance(part, dict) and isinstance(part.get("text"), str) and not part.get("thought")
             ]
             if texts:
                 return "\n".join(texts)
