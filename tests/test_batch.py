@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,18 +45,23 @@ def generations(count: int, **options: object) -> list[GenerateRequest]:
     return [GenerateRequest(f"cube {i}", key=f"k{i:02}", **options) for i in range(count)]  # type: ignore[arg-type]
 
 
-def hold_the_next_submission(fake: FakeMaxAPI) -> anyio.Event:
-    """The fake leaves the next submission unanswered (a slow service); the event: it arrived."""
-    arrived = anyio.Event()
+def hold_the_next_submission(fake: FakeMaxAPI) -> Callable[[], Awaitable[object]]:
+    """The fake leaves the next submission unanswered (a slow service); await the function's
+    result to know it arrived. (The fake answers from its own thread: the source must not set a
+    loop-bound event there, and the wait is the fake's own, woken across threads.)"""
+    held = threading.Event()
+    before = posts(fake)
 
     def source(origin: str, method: str, path: str) -> Fault | None:
-        if method != "POST" or arrived.is_set():
+        if method != "POST" or held.is_set():
             return None
-        arrived.set()
+        held.set()
         return Fault(delay=60)  # cancelled with its connection when the client goes away
 
     fake.fault_source = source
-    return arrived
+    return functools.partial(
+        fake.wait_for_requests, before + 1, match=lambda r: r.method == "POST", timeout=30
+    )
 
 
 def posts(fake: FakeMaxAPI) -> int:
@@ -324,7 +331,7 @@ async def test_a_journal_in_use_refuses_a_second_batch_at_once(
     async with anyio.create_task_group() as tg:
         tg.start_soon(first.gather)
         with anyio.fail_after(5):
-            await arrived.wait()
+            await arrived()
         with pytest.raises(maxapi_async.JournalLockedError) as info:
             await Batch(client, generations(3), journal=journal)
         assert (info.value.path, info.value.pid) == (str(journal), os.getpid())
@@ -367,7 +374,7 @@ async def test_each_shard_locks_its_own_file(
     async with anyio.create_task_group() as tg:
         tg.start_soon(first.gather)
         with anyio.fail_after(5):
-            await arrived.wait()
+            await arrived()
         other = await Batch(client, items, journal=folder, shard=(1, 2))  # another file: runs
         assert other  # shard 1 has items of its own, all done
         assert all(o.ok for o in other)
@@ -635,7 +642,7 @@ async def test_a_torn_journal_then_sigkill_then_rerun_submits_each_item_once(
     )
     try:
         with anyio.fail_after(30):
-            await arrived.wait()
+            await arrived()
         process.send_signal(signal.SIGKILL)
     finally:
         await process.wait()
@@ -659,7 +666,7 @@ async def test_a_journal_in_use_by_another_process_is_refused_at_once(
     holder = await anyio.open_process([sys.executable, str(WORKER), str(journal), "1"], env=_env(fake_maxapi))
     try:
         with anyio.fail_after(30):
-            await arrived.wait()
+            await arrived()
         with anyio.fail_after(30):
             second = await anyio.run_process(
                 [sys.executable, str(WORKER), str(journal), "3"], env=_env(fake_maxapi), check=False
