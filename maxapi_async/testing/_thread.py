@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 __all__ = ["LoopThread"]
 
@@ -32,16 +32,6 @@ class LoopThread:
         self._started = threading.Event()
         self._thread.start()
         self._started.wait(_LIFECYCLE_TIMEOUT)
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """The loop the thread runs."""
-        return self._loop
-
-    @property
-    def ident(self) -> int | None:
-        """The thread's identifier."""
-        return self._thread.ident
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -75,7 +65,3 @@ class LoopThread:
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(_LIFECYCLE_TIMEOUT)
-
-    def call_soon(self, func: Callable[..., Any], *args: Any) -> None:
-        """Schedule ``func(*args)`` on the thread's loop, from any thread."""
-        self._loop.call_soon_threadsafe(func, *args)
