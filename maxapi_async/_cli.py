@@ -380,9 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument(
         "--complete-after-seconds", type=non_negative_float, metavar="S", help="finish tasks by time"
     )
-    fake.add_argument(
-        "--poll-retry-after", type=non_negative_float, metavar="S", help="Retry-After on polls"
-    )
+    fake.add_argument("--poll-retry-after", type=non_negative_float, metavar="S", help="Retry-After on polls")
     fake.add_argument("--task-style", choices=("plain", "envelope", "camel", "result_data"))
     fake.add_argument("--no-idempotency", action="store_true", help="a repeated Idempotency-Key queues again")
     fake.add_argument("--strict", action="store_true", help="refuse body fields the wire spec does not list")
