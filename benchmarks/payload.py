@@ -30,8 +30,13 @@ Variants (each run a fresh child; ``--rounds`` rounds, round robin; medians)
     raw aiohttp inlineData       image, all on the event loop: the least a client can do, with HTTP
                                  (``run.py`` leaves these two out: its table has no column for them)
 
+Peak memory (``memory.py``, one child per answer shape of the maxapi_async variants run)
+    tracemalloc's peak while one answer is read, as a multiple of its image bytes, and the
+    plain loop's (``json.loads`` and ``b64decode`` with the body held) as baseline.
+
 Targets (``target ...`` lines; the exit code is 0 whether or not they are met)
-    for maxapi_async, per answer shape: longest stall < 20 ms; throughput >= 0.8x the plain loop.
+    for maxapi_async, per answer shape: longest stall < 20 ms; throughput >= 0.8x the plain loop;
+    peak memory <= 2.75x the image bytes.
 
 Run
     python benchmarks/payload.py                       # 20 calls x 4 variants x 3 rounds, ~15 s
@@ -48,7 +53,6 @@ import asyncio
 import base64
 import contextlib
 import gc
-import json
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -56,6 +60,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Final
 
+import memory
 from _harness import (
     API_KEY,
     BASELINE,
@@ -172,7 +177,7 @@ def _raw_aiohttp(shape: str) -> Setup:
                 endpoint, json=payload, headers={"Authorization": "Bearer bench"}
             ) as resp:
                 body = await resp.read()
-            return [len(image) for image in _plain_images(body, shape)]
+            return [len(image) for image in memory.plain_images(body, shape)]
 
         return call
 
@@ -244,18 +249,6 @@ def _path(shape: str) -> str:
     return "/v1/images/generations" if shape == B64 else f"/v1beta/models/{MODEL}:generateContent"
 
 
-def _plain_images(body: bytes, shape: str) -> list[bytes]:
-    """What a plain client does with the answer: ``json.loads``, then ``b64decode`` each image."""
-    obj = json.loads(body)
-    if shape == B64:
-        texts = [item["b64_json"] for item in obj["data"]]
-    else:
-        texts = [
-            p["inlineData"]["data"] for p in obj["candidates"][0]["content"]["parts"] if "inlineData" in p
-        ]
-    return [base64.b64decode(text) for text in texts]
-
-
 async def _fetch_body(url: str, shape: str) -> bytes:
     import aiohttp
 
@@ -279,14 +272,14 @@ async def _measure(variant: Variant, args: argparse.Namespace) -> RunResult:
     # The plain baseline, on the body the server sends for this shape.
     body = await _fetch_body(args.url, variant.shape)
     result.body_mb = len(body) / 1e6
-    if [len(image) for image in _plain_images(body, variant.shape)] != expected:
+    if [len(image) for image in memory.plain_images(body, variant.shape)] != expected:
         return RunResult("error", message="the plain decode did not give the expected image bytes")
     gc.collect()
     longest = 0.0
     started = time.perf_counter()
     for _ in range(args.calls):
         one = time.perf_counter()
-        _plain_images(body, variant.shape)
+        memory.plain_images(body, variant.shape)
         longest = max(longest, time.perf_counter() - one)
     result.plain_s = time.perf_counter() - started
     result.plain_max_decode_ms = longest * 1e3
@@ -334,7 +327,15 @@ _MEDIAN_OF: Final = (
 )
 
 
-def collect(args: argparse.Namespace, *, log: bool = True) -> list[VariantSummary]:
+@dataclass
+class Collected:
+    """The variants' runs, and the peak memory of maxapi_async's answer shapes."""
+
+    summaries: list[VariantSummary]
+    memory: list[memory.MemoryResult]
+
+
+def collect(args: argparse.Namespace, *, log: bool = True) -> Collected:
     server_options = ["--images", str(args.images), "--image-bytes", str(args.image_bytes)]
     with running_server("payload", *server_options) as url:
 
@@ -350,7 +351,13 @@ def collect(args: argparse.Namespace, *, log: bool = True) -> list[VariantSummar
             lambda r: f"{r.mb_per_s:.0f} MB/s ({r.ratio:.2f}x plain), longest stall {r.max_stall_ms:.1f} ms",
             log=log,
         )
-    return [summarize(v, runs[v.name], _MEDIAN_OF) for v in args.variants]
+        args.shapes = [
+            shape
+            for shape in (B64, INLINE)
+            if any(v.shape == shape and v.column == MAXAPI for v in args.variants)
+        ]
+        peaks = memory.collect(args, url=url, log=log)
+    return Collected([summarize(v, runs[v.name], _MEDIAN_OF) for v in args.variants], peaks)
 
 
 _COLUMNS: Final = (
@@ -452,9 +459,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def report(args: argparse.Namespace, summaries: Sequence[VariantSummary]) -> Report:
-    table = rows(summaries)
+def report(args: argparse.Namespace, collected: Collected) -> Report:
+    summaries, peaks = collected.summaries, collected.memory
+    table = rows(summaries) + memory.rows(peaks)
     problems = [f"{s.variant.name}: {s.problem}" for s in summaries if s.problem]
+    problems += [f"memory {r.shape}: {r.message}" for r in peaks if r.status != "ok"]
     data = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": machine(),
@@ -470,8 +479,10 @@ def report(args: argparse.Namespace, summaries: Sequence[VariantSummary]) -> Rep
             {"name": s.variant.name, "medians": s.medians, "runs": [asdict(run) for run in s.runs]}
             for s in summaries
         ],
+        "memory": memory.report_data(peaks),
     }
-    text = "\n".join([render_table(summaries), "", *(f"- {problem}" for problem in problems)])
+    tables = [render_table(summaries), "", memory.render_table(peaks)] if peaks else [render_table(summaries)]
+    text = "\n".join([*tables, "", *(f"- {problem}" for problem in problems)])
     return Report(text.rstrip(), table, data, problems)
 
 

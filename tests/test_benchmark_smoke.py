@@ -72,6 +72,10 @@ def test_run_quick_prints_one_table_and_saves_every_scenario(tmp_path: Path) -> 
     assert reports["polling"]["memory"]["pending"] == 50
     assert len(reports["payload"]["variants"]) == 4
     assert all(v["runs"][0]["status"] == "ok" for v in reports["payload"]["variants"])
+    assert [(m["shape"], m["status"]) for m in reports["payload"]["memory"]] == [
+        ("b64_json", "ok"),
+        ("inlineData", "ok"),
+    ]
     batches = {v["name"]: v["runs"][0] for v in reports["batch"]["variants"]}
     assert [(r["status"], r["ok_items"], r["submissions"], r["polls"]) for r in batches.values()] == [
         ("ok", 200, 200, 200)
@@ -97,7 +101,11 @@ def test_the_scripts_still_run_on_their_own() -> None:
                "--only", "maxapi_async b64_json,maxapi_async inlineData")  # fmt: skip
     for variant in ("maxapi_async b64_json", "maxapi_async inlineData"):
         assert all(re.fullmatch(NUMBER, c) for c in _cells(out, variant)), out
-    assert len(_targets(out, "payload")) == 4, out
+    assert len(_targets(out, "payload")) == 6, out  # throughput, stall and memory per shape
+
+    out = _run("memory.py", "--image-bytes", "100000", "--only", "b64_json")
+    assert all(re.fullmatch(NUMBER, c) for c in _cells(out, "b64_json")), out
+    assert len(_targets(out, "payload")) == 1, out
 
     out = _run("import_time.py", "--rounds", "1", "--importtime-runs", "1", "--only", "maxapi_async")
     assert all(re.fullmatch(NUMBER, c) for c in _cells(out, "maxapi_async")), out
