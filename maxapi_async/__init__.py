@@ -58,7 +58,7 @@ from ._gemini import (
 )
 from ._handles import TaskHandle, TaskStatus
 from ._hooks import Hooks, PollEvent, RequestEvent, RetryEvent, TaskDoneEvent
-from ._models import ASSET_TTL, ImageAsset, ImageData, ImageResult, ImagesResponse
+from ._models import ASSET_TTL, ImageAsset, ImageResult
 from ._policy import PollPolicy, RetryPolicy
 from ._pricing import PRICES, PriceTable, RouteUsage, Usage
 from ._protocol import MAX_REFERENCE_BYTES_PER_REQUEST, MAX_REFERENCE_IMAGE_BYTES
@@ -109,10 +109,8 @@ __all__ = [
     "GenerateRequest",
     "Hooks",
     "ImageAsset",
-    "ImageData",
     "ImageResult",
     "Images",
-    "ImagesResponse",
     "InsufficientCreditsError",
     "InvalidRequestError",
     "JournalError",

@@ -35,6 +35,7 @@ import attrs
 from yarl import URL
 
 from . import _catalog, _protocol
+from ._convert import Body, decode_json
 from ._errors import APIConnectionError, APIError, APITimeoutError, MaxAPIError, ResponseError
 from ._files import INLINE_IO_LIMIT, in_thread
 from ._hooks import Hooks, RetryEvent, log_attempt
@@ -230,14 +231,16 @@ class Core:
         *,
         idempotency_key: str,
         deadline: Deadline,
-        read: Callable[[bytes, int, str | None], R],
+        read: Callable[[bytes | Body, int, str | None], R],
         finish: Callable[[R, ImageCall, str | None], T],
     ) -> T:
         """A synchronous call: ``spec`` sent under ``idempotency_key`` and the retry policy, its
         2xx answer ``read`` (in a worker thread when big) and the result ``finish``-ed here.
 
         A failure on the wire counts as a failed call; an answer that cannot be read says
-        the call may have been charged, naming its ``Idempotency-Key``.
+        the call may have been charged, naming its ``Idempotency-Key``. A big body is handed
+        to ``read`` as a :class:`~maxapi_async._convert.Body`, so it lets go of megabytes of
+        JSON once parsed.
         """
         spec = with_idempotency_key(spec, idempotency_key)
         try:
@@ -249,9 +252,11 @@ class Core:
             if len(raw.body) <= INLINE_IO_LIMIT:
                 answer = read(raw.body, raw.status, request_id)
             else:
-                answer = await in_thread(read, raw.body, raw.status, request_id)
+                body = Body(raw.body)
+                raw.body = b""  # the Body holds the only reference now: see Body
+                answer = await in_thread(read, body, raw.status, request_id)
         except ResponseError as exc:
-            _unreadable_submission_answer(exc, spec)
+            _protocol.unreadable_submission_answer(exc, spec)
             raise
         return finish(answer, spec.call, request_id)
 
@@ -276,7 +281,7 @@ class Core:
             obj = await self._json(raw, request_id, "task")
             snapshot = parse_task(obj, kind=kind, request_id=request_id)
         except ResponseError as exc:
-            _unreadable_submission_answer(exc, spec)
+            _protocol.unreadable_submission_answer(exc, spec)
             raise
         snapshot = _with_retry_after(snapshot, raw)
         call = spec.call
@@ -422,7 +427,7 @@ class Core:
             )
             if not decision.retry:
                 if isinstance(result, APIConnectionError) and result.sent and not safe:
-                    raise _maybe_charged(result, method, path, idempotency_key)
+                    raise _protocol.maybe_charged(result, method, path, idempotency_key)
                 raise result
             if hooks.on_retry is not None:
                 hooks._retry(RetryEvent(method, path, attempt, decision.delay, decision.reason))
@@ -441,9 +446,9 @@ class Core:
 
     async def _json(self, raw: RawResponse, request_id: str | None, what: str) -> Any:
         if len(raw.body) <= INLINE_IO_LIMIT:
-            return _protocol.decode_json(raw.body, status=raw.status, request_id=request_id, what=what)
+            return decode_json(raw.body, status=raw.status, request_id=request_id, what=what)
         return await in_thread(
-            lambda: _protocol.decode_json(raw.body, status=raw.status, request_id=request_id, what=what)
+            lambda: decode_json(raw.body, status=raw.status, request_id=request_id, what=what)
         )
 
     # -- asset downloads (ImageAsset calls these; never with the API key) -----
@@ -490,36 +495,3 @@ def with_idempotency_key(spec: RequestSpec, key: str) -> RequestSpec:
     """``spec`` carrying ``key``: one key for every attempt of a submission, so the service
     can recognise a repeat."""
     return attrs.evolve(spec, headers={**spec.headers, IDEMPOTENCY_HEADER: key})
-
-
-def _maybe_charged(error: APIConnectionError, method: str, path: str, key: str | None) -> APIConnectionError:
-    """The error for a submission whose answer was lost after it was sent: never repeated."""
-    lost = "no answer came in time" if isinstance(error, APITimeoutError) else "the connection broke"
-    message = (
-        f"{method} {path}: the request was sent but {lost}, so the service may have carried it "
-        f"out: the call may have been charged. It was not repeated; its Idempotency-Key is {key}. "
-        f"Cause: {error}"
-    )
-    cls = APITimeoutError if isinstance(error, APITimeoutError) else APIConnectionError
-    new = cls(message, sent=True, idempotency_key=key)
-    new.__cause__ = error
-    return new
-
-
-def _unreadable_submission_answer(exc: ResponseError, spec: RequestSpec) -> None:
-    """A submission's 2xx answer that cannot be read: the call went through, maybe charged.
-
-    ``exc`` (re-raised by the caller: it keeps its type) gains the submission's
-    ``idempotency_key`` and a message that says so. (A ``try`` in each caller, not a
-    context manager: it runs on every call, and a ``try`` costs nothing until it catches.)
-    """
-    if exc.status is not None and not 200 <= exc.status < 300:
-        return
-    key = spec.headers.get("Idempotency-Key")
-    exc.idempotency_key = key
-    exc.message = (
-        f"{spec.method} {spec.path}: the service accepted the call but its answer could not be "
-        f"read, so the call may have been charged. It was not repeated; its Idempotency-Key is "
-        f"{key}. Cause: {exc.message}"
-    )
-    exc.args = (exc.message,)

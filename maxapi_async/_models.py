@@ -1,10 +1,8 @@
-"""The attrs classes callers get back, and the wire shapes they are built from.
+"""The result classes callers get back from image calls: :class:`ImageAsset`, :class:`ImageResult`.
 
-Wire classes (``ImageData``, ``ImagesResponse``) mirror the JSON the service
-sends; :mod:`maxapi_async._convert` structures answers into them and keeps any
-field the class does not name in ``extra``. Result classes (``ImageAsset``,
-``ImageResult``) are what the client returns: the wire data plus what the
-client knows (pixel size from the model table, expiry, decoded bytes).
+They are built from the answers' wire classes (:mod:`maxapi_async._openai_answer`,
+:mod:`maxapi_async._gemini_models`): the wire data plus what the client knows (pixel
+size from the model table, expiry, decoded bytes).
 """
 
 from __future__ import annotations
@@ -20,33 +18,11 @@ import attrs
 __all__ = [
     "ASSET_TTL",
     "ImageAsset",
-    "ImageData",
     "ImageResult",
-    "ImagesResponse",
 ]
 
 #: How long MaxAPI keeps an output asset on its CDN.
 ASSET_TTL = _dt.timedelta(days=7)
-
-
-@attrs.frozen
-class ImageData:
-    """One item of an OpenAI-style ``data`` list: a URL or base64 image."""
-
-    url: str | None = None
-    b64_json: str | None = None
-    revised_prompt: str | None = None
-    extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
-
-
-@attrs.frozen
-class ImagesResponse:
-    """The OpenAI-compatible synchronous answer: ``{"created": ..., "data": [...]}``."""
-
-    data: list[ImageData]
-    created: int | None = None
-    usage: dict[str, Any] | None = None
-    extra: dict[str, Any] = attrs.field(factory=dict, repr=False)
 
 
 class _AssetFetcher(Protocol):
@@ -153,8 +129,10 @@ class ImageAsset:
 class ImageResult:
     """The outcome of an image call: its assets plus what the answer said.
 
-    ``raw`` is the answer's JSON exactly as received, for fields this class
-    does not name; ``request_id`` is the id the service logged the call under.
+    ``raw`` is the answer's JSON as received, for fields this class does not
+    name; an answer's inline images (``b64_json``) are not kept in it as text
+    once decoded into their asset's ``data``, which would hold each image twice.
+    ``request_id`` is the id the service logged the call under.
     """
 
     images: list[ImageAsset]

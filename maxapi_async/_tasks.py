@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -39,8 +38,8 @@ from yarl import URL
 
 from ._convert import converter, structure
 from ._errors import InvalidRequestError, MaxAPIError, ResponseError, TaskFailedError, TaskProtocolError
-from ._models import ImageData
-from ._protocol import EDITS_PATH, GENERATIONS_PATH, ImageCall, check_text, error_from_response
+from ._openai_answer import ImageData
+from ._protocol import EDITS_PATH, GENERATIONS_PATH, ImageCall, check_text, error_from_json
 from ._urls import is_api_path, on_origin, origin_of
 
 __all__ = [
@@ -58,6 +57,7 @@ __all__ = [
     "parse_task",
     "poll_path",
     "task_failed_error",
+    "unreadable_task_result",
 ]
 
 OPERATIONS_PATH = "/v1beta/operations"
@@ -308,8 +308,7 @@ def _unwrap(obj: Any, request_id: str | None) -> dict[str, Any]:
     code = obj.get("code")
     if not _envelope_ok(code):
         if isinstance(code, int) and not isinstance(code, bool) and 400 <= code <= 599:
-            headers = {"x-request-id": request_id} if request_id else {}
-            raise error_from_response(code, headers, json.dumps(obj, default=str).encode())
+            raise error_from_json(code, obj, request_id=request_id)
         message = _text(_first(obj, "msg", "message")) or "no message"
         raise _fail(f"the task answer reports an error (code {code!r}): {message}", obj, request_id)
     data = obj.get("data")
@@ -820,3 +819,18 @@ class TaskRef:
         if ref.n < 1:
             raise InvalidRequestError("data", f"'n' must be at least 1, got {ref.n!r}")
         return ref
+
+
+def unreadable_task_result(exc: ResponseError, ref: TaskRef) -> None:
+    """A task that succeeded but whose images cannot be read: done, maybe charged.
+
+    ``exc`` (re-raised by the caller) gains the submission's ``idempotency_key`` and a
+    message naming the task, so the paid task is never lost from sight.
+    """
+    key = ref.idempotency_key
+    exc.idempotency_key = key
+    exc.message = (
+        f"{ref.kind} task {ref.id} succeeded but its result could not be read, so it may have "
+        f"been charged; its Idempotency-Key is {key}. Cause: {exc.message}"
+    )
+    exc.args = (exc.message,)

@@ -43,6 +43,7 @@ import attrs
 from multidict import CIMultiDict
 from yarl import URL
 
+from ._assets import check_asset_type
 from ._errors import (
     APIConnectionError,
     APITimeoutError,
@@ -52,7 +53,7 @@ from ._errors import (
     ResponseTooLargeError,
 )
 from ._files import partial_path
-from ._protocol import RequestSpec, check_asset_type, encode_json, error_from_response, request_id_from
+from ._protocol import RequestSpec, encode_json, error_from_response, request_id_from
 from ._redact import REDACTED, Redactor
 from ._urls import MAX_ASSET_REDIRECTS, check_asset_url, is_api_path, on_origin, origin_of, redirect_target
 
@@ -168,8 +169,9 @@ class RawResponse:
     """An answer as bytes, before the protocol layer reads it (``body`` is empty for a
     download streamed to disk).
 
-    Never changed once made, but not ``frozen``: one is made per request, and a frozen
-    class's ``__init__`` costs twice as much.
+    Not ``frozen``: one is made per request, and a frozen class's ``__init__`` costs
+    twice as much. The client takes ``body`` out to hand it to the reader of the answer
+    (see :class:`~maxapi_async._convert.Body`); nothing else changes it.
     """
 
     status: int
@@ -618,7 +620,7 @@ class Transport:
         """GET ``url`` without credentials and return the answer with its body.
 
         The body must be an image of the ``claimed`` type (see
-        :func:`~maxapi_async._protocol.check_asset_type`) and at most
+        :func:`~maxapi_async._assets.check_asset_type`) and at most
         ``max_download_bytes`` long. A non-2xx answer raises its typed error.
         """
         session = self._get_session()

@@ -16,10 +16,8 @@ from hypothesis import strategies as st
 
 from maxapi_async import ImageAsset, InvalidRequestError, MaxAPIError, MaxAPIWarning, ResponseError
 from maxapi_async._errors import APIError, BlockedError
-from maxapi_async._gemini import (
-    Content,
-    GenerateContentResponse,
-    Part,
+from maxapi_async._gemini import Content, GenerateContentResponse, Part
+from maxapi_async._gemini_answer import (
     check_blocked,
     decode_inline_images,
     image_parts,

@@ -2,8 +2,8 @@
 bytes that are not an image an ``AssetTypeError``, and the size comes from the image's header.
 
 Both APIs (``b64_json``, ``inlineData``), synchronous answers and queued task results, small
-answers and big ones (read by ``_bigjson``): every inline image passes through
-``_protocol.inline_asset``. A paid answer that cannot be read says so and keeps its
+answers and big ones (read in a worker thread): every inline image passes through
+``_assets.inline_asset``. A paid answer that cannot be read says so and keeps its
 ``Idempotency-Key`` (and a task result its task id).
 """
 
@@ -16,15 +16,17 @@ from typing import Any
 import pytest
 
 from maxapi_async import AssetTypeError, AsyncMaxAPI, PollPolicy, ResponseError, RetryPolicy
-from maxapi_async._gemini import decode_inline_images, make_native_assets, parse_generate_content
-from maxapi_async._protocol import ImageCall, decode_b64, make_asset, parse_images_response
+from maxapi_async._assets import decode_b64
+from maxapi_async._gemini_answer import decode_inline_images, make_native_assets, parse_generate_content
+from maxapi_async._openai_answer import make_asset, parse_images_response
+from maxapi_async._protocol import ImageCall
 from maxapi_async.testing import FakeMaxAPI, Fault, make_png
 
 MODEL = "google/gemini-2.5-flash-image"
 PNG = make_png(5, 4)
 PNG_B64 = base64.b64encode(PNG).decode()
 NOT_AN_IMAGE = base64.b64encode(b"<html>this is no image</html>").decode()
-# Above _bigjson.BIG_BODY, so the answer's base64 is decoded on the way by _bigjson.
+# Above the 256 KiB read on the event loop, so the answer is read in a worker thread.
 BIG_NOT_AN_IMAGE = base64.b64encode(bytes(range(256)) * 4700).decode()
 GENERATE_CONTENT = f"/v1beta/models/{MODEL}:generateContent"
 

@@ -11,9 +11,10 @@ import zlib
 import pytest
 
 import maxapi_async
-from maxapi_async import _protocol
+from maxapi_async import _assets, _convert, _openai_answer
 from maxapi_async._catalog import MODELS, lookup_model
 from maxapi_async._images import image_size, sniff_mime_type
+from maxapi_async._openai_answer import parse_images_response
 from maxapi_async._openai_request import (
     build_edit_request,
     build_generate_request,
@@ -21,7 +22,7 @@ from maxapi_async._openai_request import (
     reference_image,
 )
 from maxapi_async._options import ImageOptions
-from maxapi_async._protocol import ImageCall, error_from_response, parse_images_response, parse_retry_after
+from maxapi_async._protocol import ImageCall, error_from_response, parse_retry_after
 
 
 def tiny_png(width: int = 3, height: int = 2) -> bytes:
@@ -256,13 +257,13 @@ def test_response_error_names_the_bad_field() -> None:
 
 def test_non_json_success_body_is_a_response_error() -> None:
     with pytest.raises(maxapi_async.ResponseError, match="not JSON") as info:
-        _protocol.decode_json(b"<html>502</html>", status=200, request_id="r9", what="images")
+        _convert.decode_json(b"<html>502</html>", status=200, request_id="r9", what="images")
     assert info.value.request_id == "r9"
 
 
 def test_asset_gets_size_from_table_and_expiry_from_created() -> None:
     response = parse_images_response({"created": 1732400000, "data": [{"url": "https://c/x.png"}]})
-    asset = _protocol.make_asset(
+    asset = _openai_answer.make_asset(
         response.data[0],
         None,
         call=ImageCall("generation", maxapi_async.DEFAULT_MODEL, "9:16"),
@@ -280,8 +281,8 @@ def test_inline_asset_takes_size_and_type_from_its_bytes() -> None:
     png = tiny_png(5, 4)
     response = parse_images_response({"data": [{"b64_json": base64.b64encode(png).decode()}]})
     assert response.data[0].b64_json is not None
-    data = _protocol.decode_b64(response.data[0].b64_json)
-    asset = _protocol.make_asset(
+    data = _assets.decode_b64(response.data[0].b64_json)
+    asset = _openai_answer.make_asset(
         response.data[0], data, call=ImageCall("edit", maxapi_async.DEFAULT_MODEL), created=None, fetcher=None
     )
     assert (asset.width, asset.height, asset.mime_type, asset.data) == (5, 4, "image/png", png)
@@ -289,7 +290,7 @@ def test_inline_asset_takes_size_and_type_from_its_bytes() -> None:
 
 def test_bad_base64_is_a_response_error() -> None:
     with pytest.raises(maxapi_async.ResponseError, match="base64"):
-        _protocol.decode_b64("@@@not base64@@@=")
+        _assets.decode_b64("@@@not base64@@@=")
 
 
 # -- errors -------------------------------------------------------------------

@@ -23,7 +23,7 @@ from maxapi_async._errors import (
     TaskProtocolError,
     TaskTimeoutError,
 )
-from maxapi_async._models import ImageData
+from maxapi_async._openai_answer import ImageData
 from maxapi_async._tasks import (
     MachineState,
     TaskKind,
