@@ -11,8 +11,8 @@ from __future__ import annotations
 import binascii
 import datetime as _dt
 import functools
-import re
-import sys
+
+import pybase64
 
 from ._errors import AssetTypeError, ResponseError
 from ._images import IMAGE_TYPES, image_size, mime_type_from_url, sniff_mime_type
@@ -50,40 +50,21 @@ def decode_b64(text: str, *, request_id: str | None = None) -> bytes:
         raise ResponseError(f"image data is not valid base64: {exc}", request_id=request_id) from None
 
 
-_B64_TEXT = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 _URLSAFE_TO_STANDARD = str.maketrans("-_", "+/", " \t\r\n")
 
 
-# Base64 characters decoded per call (a multiple of 4): each call holds the GIL, so an
-# event loop waiting for it (the image is decoded in a worker thread) waits 0.7 ms at most,
-# not the 4 ms of a whole 1.5 MB image.
-_DECODE_SLICE = 256 * 1024
-
-
 def _strict_b64decode(text: str) -> bytes:
-    """The bytes of standard, padded base64 ``text``; ``binascii.Error`` for anything else."""
-    if len(text) <= _DECODE_SLICE:
-        return _strict_slice(text)
-    pieces: list[bytes] = []
-    for end in range(_DECODE_SLICE, len(text) + _DECODE_SLICE, _DECODE_SLICE):
-        piece = text[end - _DECODE_SLICE : end]
-        if end < len(text) and piece.endswith("="):
-            raise binascii.Error("padding before the end")  # what strict mode says of the whole
-        pieces.append(_strict_slice(piece))
-    return b"".join(pieces)
+    """The bytes of standard, padded base64 ``text``; ``binascii.Error`` for anything else.
 
-
-def _strict_slice(text: str) -> bytes:
-    if sys.version_info >= (3, 11):
-        return binascii.a2b_base64(text, strict_mode=True)
-    if not _B64_TEXT.fullmatch(text):  # a2b_base64 alone skips characters outside the alphabet
-        raise binascii.Error("only base64 characters are allowed")
-    return binascii.a2b_base64(text)
+    pybase64 (SIMD): 0.13 ms for a 1.5 MB image where ``binascii`` takes 3.7 ms holding the
+    GIL, which an event loop waiting on a worker thread's decoding waits for.
+    """
+    return pybase64.b64decode(text, validate=True)
 
 
 def _regular_b64(text: str) -> str:
-    """``text`` without whitespace, in the standard alphabet, padded."""
-    text = text.translate(_URLSAFE_TO_STANDARD)
+    """``text`` without whitespace, in the standard alphabet, padded once."""
+    text = text.translate(_URLSAFE_TO_STANDARD).rstrip("=")
     return text + "=" * (-len(text) % 4)
 
 

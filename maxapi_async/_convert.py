@@ -62,8 +62,10 @@ WHOLE_OBJECT: dict[str, Any] = {"json": "*"}
 # Bytes to JSON values: the one decoder.
 
 
-# The decoder: msgspec's reads JSON straight from the bytes, without json.loads' text copy,
-# at a quarter of its time for a usual answer and two thirds for 8 MB of inline images.
+# The decoder is msgspec's: it reads JSON straight from the bytes (json.loads makes a text copy
+# first), 0.9 us for a usual generateContent answer against json.loads' 3.0, and 3.5 ms for an
+# answer of 8 MB of inline images against 5.4. orjson is as fast on small answers, but holds 13
+# times a big body's size while it parses.
 _decode = msgspec.json.Decoder().decode
 _UTF8_BOM = codecs.BOM_UTF8
 
@@ -77,11 +79,10 @@ class Body:
     never while the body, its strings and the images all exist at once.
     """
 
-    __slots__ = ("_data", "size")
+    __slots__ = ("_data",)
 
     def __init__(self, data: bytes) -> None:
         self._data: bytes | None = data
-        self.size = len(data)
 
     def take(self) -> bytes:
         """The bytes, once: the body is empty afterwards (``RuntimeError`` on a second take)."""
