@@ -24,6 +24,7 @@ from ._tasks import TaskRef, TaskSnapshot, unreadable_task_result
 
 __all__ = ["image_call", "image_handle", "native_call", "operation_handle"]
 
+
 async def image_call(
     core: Core, spec: RequestSpec, *, idempotency_key: str, deadline: Deadline
 ) -> ImageResult:
