@@ -58,8 +58,8 @@ async def _measure(name: str, body: bytes, calls: int, blocks: int) -> list[floa
     from multidict import CIMultiDict, CIMultiDictProxy
 
     import maxapi_async
-    from maxapi_async import _protocol
-    from maxapi_async._transport import RawResponse
+    from maxapi_async._protocol import calls as _protocol
+    from maxapi_async._transport.http import RawResponse
 
     length = str(len(body))
     headers = CIMultiDictProxy(

@@ -162,7 +162,7 @@ def _import_client() -> Any:
 def _seed_client_jitter(seed: int) -> None:
     # The poll policy draws its jitter from a module-level generator; seed it so that a run is
     # repeatable as far as scheduling allows. Best effort: the name is private.
-    rng = getattr(importlib.import_module("maxapi_async._policy"), "_RNG", None)
+    rng = getattr(importlib.import_module("maxapi_async._protocol.policy"), "_RNG", None)
     if rng is not None:
         rng.seed(seed)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 
-from maxapi_async._cli import main
+from maxapi_async._cli.commands import main
 
 if __name__ == "__main__":
     sys.exit(main(["demo", *sys.argv[1:]]))

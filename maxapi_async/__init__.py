@@ -8,7 +8,7 @@ Everything public is re-exported here; every other module is private.
         result = await client.images.generate("a glass cube", aspect_ratio="16:9")
         await result.images[0].save("cube.png")
 
-Batches (:mod:`._batch`) and the blocking facade (:mod:`._blocking`, which starts an
+Batches (:mod:`maxapi_async._batch.runner`) and the blocking facade (:mod:`._blocking`, which starts an
 event loop thread through anyio) load on first use of one of their names, so
 ``import maxapi_async`` stays cheap; so does aiohttp, which the transport imports
 when the first session is created.
@@ -16,9 +16,13 @@ when the first session is created.
 
 from typing import TYPE_CHECKING, Any
 
-from ._catalog import DEFAULT_MODEL, MODELS, ROUTE_MODES, ModelSpec, lookup_model
-from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_POLLS_PER_SECOND, DEFAULT_TASK_TIMEOUT, AsyncMaxAPI
-from ._errors import (
+from ._client.client import DEFAULT_BASE_URL, DEFAULT_MAX_POLLS_PER_SECOND, DEFAULT_TASK_TIMEOUT, AsyncMaxAPI
+from ._client.handles import TaskHandle, TaskStatus
+from ._client.hooks import Hooks, PollEvent, RequestEvent, RetryEvent, TaskDoneEvent
+from ._client.resources import Images, Models, ReferenceInput, Tasks
+from ._protocol.calls import MAX_REFERENCE_BYTES_PER_REQUEST, MAX_REFERENCE_IMAGE_BYTES
+from ._protocol.catalog import DEFAULT_MODEL, MODELS, ROUTE_MODES, ModelSpec, lookup_model
+from ._protocol.errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
@@ -46,7 +50,7 @@ from ._errors import (
     TaskProtocolError,
     TaskTimeoutError,
 )
-from ._gemini import (
+from ._protocol.gemini import (
     Blob,
     Candidate,
     Content,
@@ -56,20 +60,16 @@ from ._gemini import (
     PromptFeedback,
     UsageMetadata,
 )
-from ._handles import TaskHandle, TaskStatus
-from ._hooks import Hooks, PollEvent, RequestEvent, RetryEvent, TaskDoneEvent
-from ._models import ASSET_TTL, ImageAsset, ImageResult
-from ._policy import PollPolicy, RetryPolicy
-from ._pricing import PRICES, PriceTable, RouteUsage, Usage
-from ._protocol import MAX_REFERENCE_BYTES_PER_REQUEST, MAX_REFERENCE_IMAGE_BYTES
-from ._resources import Images, Models, ReferenceInput, Tasks
-from ._tasks import TaskRef
-from ._transport import Timeouts
+from ._protocol.models import ASSET_TTL, ImageAsset, ImageResult
+from ._protocol.policy import PollPolicy, RetryPolicy
+from ._protocol.pricing import PRICES, PriceTable, RouteUsage, Usage
+from ._protocol.tasks import TaskRef
+from ._transport.http import Timeouts
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._batch import Batch, BatchSummary, Outcome
-    from ._batch_items import BatchItem, BatchProgress, ContentRequest, EditRequest, GenerateRequest
+    from ._batch.items import BatchItem, BatchProgress, ContentRequest, EditRequest, GenerateRequest
+    from ._batch.runner import Batch, BatchSummary, Outcome
     from ._blocking import BlockingTaskHandle, MaxAPI
 
 __all__ = [
@@ -155,14 +155,14 @@ __all__ = [
 
 # Names whose modules load on first use (PEP 562): name -> private module.
 _LAZY = {
-    "Batch": "_batch",
-    "BatchItem": "_batch_items",
-    "BatchProgress": "_batch_items",
-    "BatchSummary": "_batch",
-    "ContentRequest": "_batch_items",
-    "EditRequest": "_batch_items",
-    "GenerateRequest": "_batch_items",
-    "Outcome": "_batch",
+    "Batch": "_batch.runner",
+    "BatchItem": "_batch.items",
+    "BatchProgress": "_batch.items",
+    "BatchSummary": "_batch.runner",
+    "ContentRequest": "_batch.items",
+    "EditRequest": "_batch.items",
+    "GenerateRequest": "_batch.items",
+    "Outcome": "_batch.runner",
     "BlockingTaskHandle": "_blocking",
     "MaxAPI": "_blocking",
 }

@@ -30,15 +30,15 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ._batch import Batch, BatchItem, BatchOptionsDict, Outcome
-from ._client import AsyncMaxAPI, ClientOptionsDict
-from ._errors import ClientClosedError, RunningLoopError
-from ._gemini import GenerateContentResponse
-from ._handles import TaskHandle, TaskStatus
-from ._models import ImageAsset, ImageResult, _extension
-from ._options import ContentOptionsDict, ImageOptionsDict
-from ._resources import ReferenceInput
-from ._tasks import TaskKind, TaskRef
+from ._batch.runner import Batch, BatchItem, BatchOptionsDict, Outcome
+from ._client.client import AsyncMaxAPI, ClientOptionsDict
+from ._client.handles import TaskHandle, TaskStatus
+from ._client.resources import ReferenceInput
+from ._protocol.errors import ClientClosedError, RunningLoopError
+from ._protocol.gemini import GenerateContentResponse
+from ._protocol.models import ImageAsset, ImageResult, _extension
+from ._protocol.options import ContentOptionsDict, ImageOptionsDict
+from ._protocol.tasks import TaskKind, TaskRef
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

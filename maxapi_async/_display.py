@@ -18,11 +18,11 @@ import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ._images import sniff_mime_type
+from ._protocol.images import sniff_mime_type
 
 if TYPE_CHECKING:
-    from ._gemini import GenerateContentResponse
-    from ._models import ImageAsset, ImageResult
+    from ._protocol.gemini import GenerateContentResponse
+    from ._protocol.models import ImageAsset, ImageResult
 
 __all__ = ["asset_html", "asset_png", "content_response_html", "image_result_html"]
 

@@ -18,13 +18,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maxapi_async import ASSET_TTL, InsufficientCreditsError, ResponseError
-from maxapi_async._assets import decode_b64, expiry
-from maxapi_async._convert import NOT_FROM_JSON, WHOLE_OBJECT, Body, decode_json, structure, wire_keys
-from maxapi_async._gemini import _camel
-from maxapi_async._gemini_answer import parse_generate_content, read_native_answer
-from maxapi_async._openai_answer import parse_images_response, read_images_answer
-from maxapi_async._protocol import ImageCall
-from maxapi_async._tasks import parse_task
+from maxapi_async._protocol.assets import decode_b64, expiry
+from maxapi_async._protocol.calls import ImageCall
+from maxapi_async._protocol.convert import (
+    NOT_FROM_JSON,
+    WHOLE_OBJECT,
+    Body,
+    decode_json,
+    structure,
+    wire_keys,
+)
+from maxapi_async._protocol.gemini import _camel
+from maxapi_async._protocol.gemini_answer import parse_generate_content, read_native_answer
+from maxapi_async._protocol.openai_answer import parse_images_response, read_images_answer
+from maxapi_async._protocol.tasks import parse_task
 from maxapi_async.testing import make_png
 
 MODEL = "google/gemini-2.5-flash-image"

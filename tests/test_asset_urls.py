@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from maxapi_async import AsyncMaxAPI, ImageAsset, ResponseError, RetryPolicy
-from maxapi_async._urls import MAX_ASSET_REDIRECTS
+from maxapi_async._protocol.urls import MAX_ASSET_REDIRECTS
 from maxapi_async.testing import FakeMaxAPI, Fault
 
 pytestmark = pytest.mark.anyio

@@ -673,7 +673,7 @@ async def test_a_journal_in_use_by_another_process_is_refused_at_once(
             )
         assert second.returncode == 1
         error = second.stderr.decode().strip().splitlines()[-1]
-        assert error.startswith("maxapi_async._errors.JournalLockedError: journal ")
+        assert error.startswith("maxapi_async._protocol.errors.JournalLockedError: journal ")
         assert f"in process {holder.pid}" in error
         async with AsyncMaxAPI(fake_maxapi.api_key, base_url=fake_maxapi.base_url) as client:
             with pytest.raises(maxapi_async.JournalLockedError) as info:
@@ -742,7 +742,7 @@ asyncio.run(main())
 _FULL_DISK_AFTER_SUBMIT = """
 import os, resource, signal, sys
 from maxapi_async import JournalError
-from maxapi_async._journal import Journal
+from maxapi_async._batch.journal import Journal
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 journal = Journal(sys.argv[1], None)

@@ -25,8 +25,8 @@ import pytest
 from anyio.from_thread import start_blocking_portal
 
 import maxapi_async
-from maxapi_async import _cli
-from maxapi_async._cli import main
+from maxapi_async._cli import commands as _cli
+from maxapi_async._cli.commands import main
 from maxapi_async.testing import FakeMaxAPI, Fault, make_png, openai_error
 
 FAST_POLLS = maxapi_async.PollPolicy(earliest=0.0, latest=0.05, spacing=0.01, initial=0.01, jitter=0.0)

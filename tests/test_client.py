@@ -163,7 +163,7 @@ async def test_downloaded_image_has_the_size_of_its_ratio(
 ) -> None:
     result = await client.images.generate("x", aspect_ratio=ratio)
     data = await result.images[0].read()
-    assert maxapi_async._images.image_size(data) == size == result.images[0].size
+    assert maxapi_async._protocol.images.image_size(data) == size == result.images[0].size
 
 
 async def test_asset_download_never_carries_the_key(client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI) -> None:
@@ -180,7 +180,7 @@ async def test_save_streams_the_image_to_disk(client: AsyncMaxAPI, tmp_path: Pat
     result = await client.images.generate("x", aspect_ratio="3:4")
     target = await result.images[0].save(tmp_path / "out" / "cube.png")
     assert target == tmp_path / "out" / "cube.png"
-    assert maxapi_async._images.image_size(target.read_bytes()) == (864, 1184)
+    assert maxapi_async._protocol.images.image_size(target.read_bytes()) == (864, 1184)
     assert [p.name for p in target.parent.iterdir()] == ["cube.png"]  # no partial file left
 
 

@@ -16,7 +16,7 @@ import aiohttp
 import anyio
 import pytest
 
-from maxapi_async._catalog import MODELS
+from maxapi_async._protocol.catalog import MODELS
 from maxapi_async.testing import (
     DEFAULT_API_KEY,
     FakeMaxAPI,

@@ -11,7 +11,7 @@ import pytest
 from _image_headers import gif, jpeg, webp
 
 import maxapi_async
-from maxapi_async._catalog import MODELS
+from maxapi_async._protocol.catalog import MODELS
 from maxapi_async.testing import FakeMaxAPI, make_png, png_size, pytest_plugin
 from maxapi_async.testing._image_request import closest_ratio
 

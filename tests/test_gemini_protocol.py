@@ -15,9 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maxapi_async import ImageAsset, InvalidRequestError, MaxAPIError, MaxAPIWarning, ResponseError
-from maxapi_async._errors import APIError, BlockedError
-from maxapi_async._gemini import Content, GenerateContentResponse, Part
-from maxapi_async._gemini_answer import (
+from maxapi_async._protocol.calls import ImageCall
+from maxapi_async._protocol.errors import APIError, BlockedError
+from maxapi_async._protocol.gemini import Content, GenerateContentResponse, Part
+from maxapi_async._protocol.gemini_answer import (
     check_blocked,
     decode_inline_images,
     image_parts,
@@ -26,16 +27,15 @@ from maxapi_async._gemini_answer import (
     parse_generate_content,
     with_images,
 )
-from maxapi_async._gemini_request import (
+from maxapi_async._protocol.gemini_request import (
     build_generate_content_request,
     needs_loading,
     normalize_contents,
     pending_loads,
     requested_modalities,
 )
-from maxapi_async._images import IMAGE_TYPES
-from maxapi_async._options import ContentOptions
-from maxapi_async._protocol import ImageCall
+from maxapi_async._protocol.images import IMAGE_TYPES
+from maxapi_async._protocol.options import ContentOptions
 from maxapi_async.testing._png import make_png
 
 MODEL = "google/gemini-2.5-flash-image"

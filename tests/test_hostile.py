@@ -27,13 +27,13 @@ from hypothesis import strategies as st
 
 import maxapi_async
 from maxapi_async import AsyncMaxAPI, ImageAsset, MaxAPIError, RetryPolicy
-from maxapi_async._assets import check_asset_type, decode_b64
-from maxapi_async._convert import decode_json
-from maxapi_async._errors import APIError, AssetTypeError, ResponseError, ServerError
-from maxapi_async._gemini_answer import check_blocked, decode_inline_images, parse_generate_content
-from maxapi_async._openai_answer import make_asset, parse_images_response
-from maxapi_async._protocol import ImageCall, error_from_response, parse_retry_after, request_id_from
-from maxapi_async._tasks import parse_task
+from maxapi_async._protocol.assets import check_asset_type, decode_b64
+from maxapi_async._protocol.calls import ImageCall, error_from_response, parse_retry_after, request_id_from
+from maxapi_async._protocol.convert import decode_json
+from maxapi_async._protocol.errors import APIError, AssetTypeError, ResponseError, ServerError
+from maxapi_async._protocol.gemini_answer import check_blocked, decode_inline_images, parse_generate_content
+from maxapi_async._protocol.openai_answer import make_asset, parse_images_response
+from maxapi_async._protocol.tasks import parse_task
 from maxapi_async.testing import FakeMaxAPI, Fault, make_png
 
 MODEL = "google/gemini-2.5-flash-image"

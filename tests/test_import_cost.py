@@ -15,10 +15,10 @@ import maxapi_async
 DEFERRED = (
     "aiohttp",
     "anyio",
-    "maxapi_async._batch",
-    "maxapi_async._batch_items",
+    "maxapi_async._batch.runner",
+    "maxapi_async._batch.items",
     "maxapi_async._blocking",
-    "maxapi_async._cli",
+    "maxapi_async._cli.commands",
     "maxapi_async._display",
     "maxapi_async.testing",
 )
@@ -47,8 +47,8 @@ def test_a_client_is_made_and_closed_without_importing_aiohttp() -> None:
     ("name", "module"),
     [
         ("MaxAPI", "maxapi_async._blocking"),
-        ("Batch", "maxapi_async._batch"),
-        ("Outcome", "maxapi_async._batch"),
+        ("Batch", "maxapi_async._batch.runner"),
+        ("Outcome", "maxapi_async._batch.runner"),
     ],
 )
 def test_a_deferred_name_loads_its_module_on_first_use(name: str, module: str) -> None:

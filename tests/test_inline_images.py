@@ -16,10 +16,14 @@ from typing import Any
 import pytest
 
 from maxapi_async import AssetTypeError, AsyncMaxAPI, PollPolicy, ResponseError, RetryPolicy
-from maxapi_async._assets import decode_b64
-from maxapi_async._gemini_answer import decode_inline_images, make_native_assets, parse_generate_content
-from maxapi_async._openai_answer import make_asset, parse_images_response
-from maxapi_async._protocol import ImageCall
+from maxapi_async._protocol.assets import decode_b64
+from maxapi_async._protocol.calls import ImageCall
+from maxapi_async._protocol.gemini_answer import (
+    decode_inline_images,
+    make_native_assets,
+    parse_generate_content,
+)
+from maxapi_async._protocol.openai_answer import make_asset, parse_images_response
 from maxapi_async.testing import FakeMaxAPI, Fault, make_png
 
 MODEL = "google/gemini-2.5-flash-image"

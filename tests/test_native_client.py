@@ -13,7 +13,7 @@ import pytest
 
 import maxapi_async
 from maxapi_async import AsyncMaxAPI, GenerateContentResponse, PollPolicy, RetryPolicy, TaskHandle
-from maxapi_async._gemini_answer import parse_generate_content
+from maxapi_async._protocol.gemini_answer import parse_generate_content
 from maxapi_async.testing import FakeMaxAPI, Fault, make_png, png_size
 
 pytestmark = pytest.mark.anyio

@@ -10,9 +10,9 @@ import pytest
 from yarl import URL
 
 from maxapi_async import AsyncMaxAPI, ConfigurationError, PollPolicy, RetryPolicy
-from maxapi_async._tasks import poll_path
-from maxapi_async._transport import Timeouts, Transport
-from maxapi_async._urls import on_origin, origin_of
+from maxapi_async._protocol.tasks import poll_path
+from maxapi_async._protocol.urls import on_origin, origin_of
+from maxapi_async._transport.http import Timeouts, Transport
 from maxapi_async.testing import FakeMaxAPI
 
 API = "https://api.maxapi.dev"

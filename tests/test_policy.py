@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from maxapi_async._errors import ConfigurationError
-from maxapi_async._policy import (
+from maxapi_async._protocol.errors import ConfigurationError
+from maxapi_async._protocol.policy import (
     DEFAULT_RETRY_STATUSES,
     FailedAfterSend,
     FailedBeforeSend,

@@ -11,18 +11,20 @@ import zlib
 import pytest
 
 import maxapi_async
-from maxapi_async import _assets, _convert, _openai_answer
-from maxapi_async._catalog import MODELS, lookup_model
-from maxapi_async._images import image_size, sniff_mime_type
-from maxapi_async._openai_answer import parse_images_response
-from maxapi_async._openai_request import (
+from maxapi_async._protocol import assets as _assets
+from maxapi_async._protocol import convert as _convert
+from maxapi_async._protocol import openai_answer as _openai_answer
+from maxapi_async._protocol.calls import ImageCall, error_from_response, parse_retry_after
+from maxapi_async._protocol.catalog import MODELS, lookup_model
+from maxapi_async._protocol.images import image_size, sniff_mime_type
+from maxapi_async._protocol.openai_answer import parse_images_response
+from maxapi_async._protocol.openai_request import (
     build_edit_request,
     build_generate_request,
     check_edit_arguments,
     reference_image,
 )
-from maxapi_async._options import ImageOptions
-from maxapi_async._protocol import ImageCall, error_from_response, parse_retry_after
+from maxapi_async._protocol.options import ImageOptions
 
 
 def tiny_png(width: int = 3, height: int = 2) -> bytes:

@@ -18,7 +18,7 @@ import pytest
 
 import maxapi_async
 from maxapi_async import APITimeoutError, AsyncMaxAPI, InvalidRequestError, RetryPolicy
-from maxapi_async._files import FileTooLarge, NotARegularFile, read_regular_file
+from maxapi_async._transport.files import FileTooLarge, NotARegularFile, read_regular_file
 from maxapi_async.testing import FakeMaxAPI, make_png
 
 CAP = maxapi_async.MAX_REFERENCE_IMAGE_BYTES

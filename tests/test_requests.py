@@ -1,6 +1,6 @@
 """The request side: one options object per endpoint, checked once per option set, and bodies.
 
-The options are defined once (``maxapi_async._options``); the public methods' keyword types,
+The options are defined once (``maxapi_async._protocol.options``); the public methods' keyword types,
 the batch items and the command line are made from them, so these tests hold the copies
 to the definition.
 """
@@ -28,17 +28,18 @@ from maxapi_async import (
     InvalidRequestError,
     MaxAPIWarning,
 )
-from maxapi_async._batch import Batch, BatchOptionsDict
-from maxapi_async._client import ClientOptionsDict
-from maxapi_async._core import new_idempotency_key
-from maxapi_async._gemini_request import (
+from maxapi_async._batch.runner import Batch, BatchOptionsDict
+from maxapi_async._client.client import ClientOptionsDict
+from maxapi_async._client.core import new_idempotency_key
+from maxapi_async._protocol.calls import ImageCall, RequestSpec, encode_json, with_body
+from maxapi_async._protocol.gemini_request import (
     build_generate_content_request,
     inline_data_size,
     normalize_contents,
     scan_contents,
 )
-from maxapi_async._openai_request import build_generate_request
-from maxapi_async._options import (
+from maxapi_async._protocol.openai_request import build_generate_request
+from maxapi_async._protocol.options import (
     ContentOptions,
     ContentOptionsDict,
     ImageOptions,
@@ -46,7 +47,6 @@ from maxapi_async._options import (
     check_content_options,
     check_image_options,
 )
-from maxapi_async._protocol import ImageCall, RequestSpec, encode_json, with_body
 from maxapi_async.testing import FakeMaxAPI, make_png
 
 MODEL = "google/gemini-2.5-flash-image"
@@ -95,7 +95,7 @@ def test_the_passed_on_keywords_are_the_constructors() -> None:
 
 
 def test_every_image_option_is_a_command_line_flag() -> None:
-    from maxapi_async._cli import build_parser
+    from maxapi_async._cli.commands import build_parser
 
     args = build_parser().parse_args(["generate", "x", "--asset-delivery", "mirror", "-n", "2"])
     assert {a.name for a in attrs.fields(ImageOptions)} <= set(vars(args))

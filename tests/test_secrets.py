@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict
 
 import maxapi_async
-import maxapi_async._cli
+import maxapi_async._cli.commands
 from maxapi_async import (
     AsyncMaxAPI,
     Batch,
@@ -45,9 +45,9 @@ from maxapi_async import (
     RetryPolicy,
     Timeouts,
 )
-from maxapi_async._cli import main
-from maxapi_async._files import safe_filename
-from maxapi_async._redact import REDACTED, Redactor
+from maxapi_async._cli.commands import main
+from maxapi_async._protocol.redact import REDACTED, Redactor
+from maxapi_async._transport.files import safe_filename
 from maxapi_async.testing import FakeMaxAPI, Fault, make_png
 
 CANARY = "sk-canary-7f3a9c1e5b2d4f60a8e1"
@@ -481,7 +481,9 @@ def test_a_key_echoed_by_the_service_stays_out_of_the_command_lines_output(
             monkeypatch.setenv("MAXAPI_KEY", CANARY)
             monkeypatch.setenv("MAXAPI_BASE_URL", fake.base_url)
             instant = functools.partial(AsyncMaxAPI, poll_policy=PollPolicy.instant())
-            monkeypatch.setattr(maxapi_async._cli, "AsyncMaxAPI", instant)  # the CLI polls as for the service
+            monkeypatch.setattr(
+                maxapi_async._cli.commands, "AsyncMaxAPI", instant
+            )  # the CLI polls as for the service
             fake.add_fault(Fault(status=401, body={"error": {"message": ECHO, "code": CANARY}}))
             assert main(["--json", "generate", "a cube"]) == 1
             out, err = capsys.readouterr()

@@ -16,7 +16,7 @@ import pytest
 
 import maxapi_async
 from maxapi_async import AsyncMaxAPI, ImageResult, PollPolicy, RetryPolicy, TaskHandle
-from maxapi_async._handles import MAX_CONSECUTIVE_POLL_FAILURES
+from maxapi_async._client.handles import MAX_CONSECUTIVE_POLL_FAILURES
 from maxapi_async.testing import FakeMaxAPI, Fault, RecordedRequest, make_png
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from maxapi_async._errors import (
+from maxapi_async._protocol.errors import (
     APITimeoutError,
     InsufficientCreditsError,
     InvalidRequestError,
@@ -23,8 +23,8 @@ from maxapi_async._errors import (
     TaskProtocolError,
     TaskTimeoutError,
 )
-from maxapi_async._openai_answer import ImageData
-from maxapi_async._tasks import (
+from maxapi_async._protocol.openai_answer import ImageData
+from maxapi_async._protocol.tasks import (
     MachineState,
     TaskKind,
     TaskMachine,

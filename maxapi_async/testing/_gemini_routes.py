@@ -25,8 +25,8 @@ from typing import Any, Protocol
 import attrs
 from aiohttp import web
 
-from .._catalog import ROUTE_MODES
-from .._images import IMAGE_TYPES
+from .._protocol.catalog import ROUTE_MODES
+from .._protocol.images import IMAGE_TYPES
 from ._assets import StoredAsset, render, store_asset
 from ._errors import ApiError, bad
 from ._image_request import (

@@ -17,8 +17,8 @@ from typing import Final
 
 import attrs
 
-from .._catalog import ModelSpec, lookup_model
-from .._images import image_size
+from .._protocol.catalog import ModelSpec, lookup_model
+from .._protocol.images import image_size
 from ._errors import ApiError
 
 __all__ = [

@@ -16,7 +16,7 @@ from typing import Any, Final, Literal, Protocol
 
 from aiohttp import web
 
-from .._catalog import ROUTE_MODES
+from .._protocol.catalog import ROUTE_MODES
 from ._assets import StoredAsset, render, store_asset
 from ._errors import ApiError, bad
 from ._image_request import (

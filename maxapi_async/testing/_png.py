@@ -19,7 +19,7 @@ import functools
 import struct
 import zlib
 
-from .._images import sniff_mime_type
+from .._protocol.images import sniff_mime_type
 
 __all__ = [
     "PNG_SIGNATURE",
@@ -99,7 +99,7 @@ def png_size(data: bytes) -> tuple[int, int] | None:
 def sniff_image_type(data: bytes) -> str | None:
     """The MIME type implied by ``data``'s signature (PNG, JPEG, WEBP, GIF), else ``None``.
 
-    The client's own header sniffing (:func:`maxapi_async._images.sniff_mime_type`), so the fake
+    The client's own header sniffing (:func:`maxapi_async._protocol.images.sniff_mime_type`), so the fake
     and the client agree on what an image is.
     """
     return sniff_mime_type(data)

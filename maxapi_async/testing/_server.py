@@ -10,7 +10,7 @@ which import each other in this order (each only from those above it):
 * :mod:`._recording`: :class:`RecordedRequest` and the reading of a request into one;
 * :mod:`._faults`: :class:`Fault`, the queue of pending faults, how a fault breaks an answer;
 * :mod:`._middleware`: request ids, the API key check, errors rendered in the route's style;
-* :mod:`._assets`: :class:`StoredAsset`, drawing the PNGs, the CDN route serving them;
+* :mod:`maxapi_async._protocol.assets`: :class:`StoredAsset`, drawing the PNGs, the CDN route serving them;
 * :mod:`._image_request`: the checked image request both route families share, its output size;
 * :mod:`._task_queue`: queued tasks, when they finish, ``Idempotency-Key`` repeats;
 * :mod:`._openai_routes`: ``/v1/images/generations``, ``/v1/images/edits``, their task polls;
