@@ -31,7 +31,7 @@ from maxapi_async._protocol.convert import (
 from maxapi_async._protocol.gemini import _camel
 from maxapi_async._protocol.gemini_answer import parse_generate_content, read_native_answer
 from maxapi_async._protocol.openai_answer import parse_images_response, read_images_answer
-from maxapi_async._protocol.tasks import parse_task
+from maxapi_async._protocol.task_objects import parse_task
 from maxapi_async.testing import make_png
 
 MODEL = "google/gemini-2.5-flash-image"

@@ -33,7 +33,7 @@ from maxapi_async._protocol.convert import decode_json
 from maxapi_async._protocol.errors import APIError, AssetTypeError, ResponseError, ServerError
 from maxapi_async._protocol.gemini_answer import check_blocked, decode_inline_images, parse_generate_content
 from maxapi_async._protocol.openai_answer import make_asset, parse_images_response
-from maxapi_async._protocol.tasks import parse_task
+from maxapi_async._protocol.task_objects import parse_task
 from maxapi_async.testing import FakeMaxAPI, Fault, make_png
 
 MODEL = "google/gemini-2.5-flash-image"

@@ -34,7 +34,7 @@ from maxapi_async import (
     RetryPolicy,
     Timeouts,
 )
-from maxapi_async._protocol.tasks import parse_task
+from maxapi_async._protocol.task_objects import parse_task
 from maxapi_async.testing import FakeMaxAPI, make_png
 
 PNG = make_png(8, 8)

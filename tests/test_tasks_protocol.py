@@ -24,6 +24,7 @@ from maxapi_async._protocol.errors import (
     TaskTimeoutError,
 )
 from maxapi_async._protocol.openai_answer import ImageData
+from maxapi_async._protocol.task_objects import parse_operation, parse_task, task_failed_error
 from maxapi_async._protocol.tasks import (
     MachineState,
     TaskKind,
@@ -33,10 +34,7 @@ from maxapi_async._protocol.tasks import (
     TaskState,
     classify_status,
     default_poll_path,
-    parse_operation,
-    parse_task,
     poll_path,
-    task_failed_error,
 )
 
 ORIGIN = URL("https://api.maxapi.dev")

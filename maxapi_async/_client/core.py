@@ -49,7 +49,8 @@ from .._protocol.policy import (
     TokenBucket,
 )
 from .._protocol.pricing import PriceTable, Usage
-from .._protocol.tasks import TaskKind, TaskRef, TaskSnapshot, parse_task, poll_path
+from .._protocol.task_objects import parse_task
+from .._protocol.tasks import TaskKind, TaskRef, TaskSnapshot, poll_path
 from .._protocol.urls import check_asset_url
 from .._transport.files import INLINE_IO_LIMIT, in_thread
 from .._transport.http import RawResponse, Timeouts, Transport

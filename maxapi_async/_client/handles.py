@@ -32,7 +32,8 @@ from .._protocol.errors import (
     ServerError,
     TaskTimeoutError,
 )
-from .._protocol.tasks import TaskKind, TaskMachine, TaskRef, TaskSnapshot, TaskState, task_failed_error
+from .._protocol.task_objects import task_failed_error
+from .._protocol.tasks import TaskKind, TaskMachine, TaskRef, TaskSnapshot, TaskState
 from .._transport.http import cancel_requested
 from .core import Core
 from .hooks import PollEvent, TaskDoneEvent
