@@ -59,7 +59,7 @@ async def _measure(name: str, body: bytes, calls: int, blocks: int) -> list[floa
 
     import maxapi_async
     from maxapi_async._protocol import calls as _protocol
-    from maxapi_async._transport.http import RawResponse
+    from maxapi_async._transport.bodies import RawResponse
 
     length = str(len(body))
     headers = CIMultiDictProxy(

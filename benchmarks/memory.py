@@ -144,7 +144,7 @@ async def _measure(args: argparse.Namespace) -> MemoryResult:
     from multidict import CIMultiDict, CIMultiDictProxy
 
     import maxapi_async
-    from maxapi_async._transport.http import RawResponse
+    from maxapi_async._transport.bodies import RawResponse
 
     shape = args.child
     template = _body(shape, args.images, args.image_bytes)

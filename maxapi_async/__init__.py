@@ -64,7 +64,7 @@ from ._protocol.models import ASSET_TTL, ImageAsset, ImageResult
 from ._protocol.policy import PollPolicy, RetryPolicy
 from ._protocol.pricing import PRICES, PriceTable, RouteUsage, Usage
 from ._protocol.tasks import TaskRef
-from ._transport.http import Timeouts
+from ._transport.timeouts import Timeouts
 from ._version import __version__
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from maxapi_async import AsyncMaxAPI
-from maxapi_async._transport.http import RawResponse
+from maxapi_async._transport.bodies import RawResponse
 from maxapi_async.testing import make_png
 
 MODEL = "google/gemini-2.5-flash-image"

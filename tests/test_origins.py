@@ -12,7 +12,8 @@ from yarl import URL
 from maxapi_async import AsyncMaxAPI, ConfigurationError, PollPolicy, RetryPolicy
 from maxapi_async._protocol.tasks import poll_path
 from maxapi_async._protocol.urls import on_origin, origin_of
-from maxapi_async._transport.http import Timeouts, Transport
+from maxapi_async._transport.http import Transport
+from maxapi_async._transport.timeouts import Timeouts
 from maxapi_async.testing import FakeMaxAPI
 
 API = "https://api.maxapi.dev"

@@ -23,7 +23,9 @@ from .._protocol import calls, catalog
 from .._protocol.errors import ConfigurationError, InvalidRequestError
 from .._protocol.policy import PollPolicy, RetryPolicy
 from .._protocol.pricing import PRICES, PriceTable
-from .._transport.http import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_RESPONSE_BYTES, Timeouts, Transport
+from .._transport.bodies import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_RESPONSE_BYTES
+from .._transport.http import Transport
+from .._transport.timeouts import Timeouts
 from .._version import __version__
 from .core import Core
 from .hooks import Hooks

@@ -52,8 +52,10 @@ from .._protocol.pricing import PriceTable, Usage
 from .._protocol.task_objects import parse_task
 from .._protocol.tasks import TaskKind, TaskRef, TaskSnapshot, poll_path
 from .._protocol.urls import check_asset_url
+from .._transport.bodies import RawResponse
 from .._transport.files import INLINE_IO_LIMIT, in_thread
-from .._transport.http import RawResponse, Timeouts, Transport
+from .._transport.http import Transport
+from .._transport.timeouts import Timeouts
 from .hooks import Hooks, RetryEvent, log_attempt
 
 __all__ = ["Core", "Deadline", "PollGate", "check_call_timeout", "new_idempotency_key"]

@@ -31,15 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import math
 import os
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -62,7 +58,20 @@ from .._protocol.urls import (
     origin_of,
     redirect_target,
 )
+from .bodies import (
+    DEFAULT_MAX_DOWNLOAD_BYTES,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    LARGE_BODY,
+    RawResponse,
+    large_body,
+    read_capped,
+    read_counting,
+    read_error_body,
+    too_large,
+    whole_body_fits,
+)
 from .files import partial_path
+from .timeouts import Timeouts
 
 if TYPE_CHECKING:
     import aiohttp
@@ -71,119 +80,17 @@ if TYPE_CHECKING:
 else:
     _HeadersBase = CIMultiDict
 
-__all__ = [
-    "DEFAULT_MAX_DOWNLOAD_BYTES",
-    "DEFAULT_MAX_RESPONSE_BYTES",
-    "RawResponse",
-    "Timeouts",
-    "Transport",
-    "cancel_requested",
-]
+__all__ = ["Transport", "cancel_requested"]
 
-#: The largest API answer read (64 MiB): four 1.5 MB images as base64 JSON fit many times over.
-DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
-#: The largest asset download (64 MiB); a 4K PNG is a few MB.
-DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 
 _DOWNLOAD_CHUNK = 256 * 1024
-# Counted reads take at most this much past the cap before refusing.
-_READ_CHUNK = 64 * 1024
-# An error answer is read this far at most: its message is in the first bytes, and a
-# 5xx with a huge body (a proxy's HTML page) stays a typed, retryable error.
-_ERROR_BODY_BYTES = 64 * 1024
 # The answers to a GET that send it elsewhere.
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # Enough leading bytes to recognise PNG, JPEG, WebP and GIF.
 _SNIFF_BYTES = 16
-# The whole-call limit given to aiohttp exceeds the connect-phase limit by this
-# much, so a deadline that passes before the request is sent (waiting for a free
-# connection, connecting) is always reported as such (``sent=False``).
-_DEADLINE_MARGIN = 0.1
 # A first attempt starts within this much of the client's whole deadline: it reuses one
 # aiohttp timeout object (see Transport._timeout).
 _FULL_DEADLINE_SLACK = 0.001
-
-
-def _no_limit_if_infinite(value: Any) -> Any:
-    """``inf``, or an int beyond any float, means no limit: ``None``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        try:
-            if math.isinf(value):
-                return None
-        except OverflowError:
-            return None
-    return value
-
-
-def _limit(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is None:
-        return
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not value > 0  # also nan
-        or not math.isfinite(float(value))  # finite: _no_limit_if_infinite ran first
-    ):
-        raise ConfigurationError(
-            f"Timeouts.{attribute.name} must be None or a positive number, got {value!r}"
-        )
-
-
-@attrs.frozen
-class Timeouts:
-    """Deadlines in seconds (``None``, or ``math.inf``, means no limit).
-
-    * ``total`` (default 180): the whole call, retries and their waits
-      included, and any wait for a free connection when ``max_concurrency``
-      calls are already running. A per-call ``timeout=`` replaces it.
-    * ``connect`` (default 10): opening one TCP/TLS connection.
-    * ``read`` (default 150): the longest silence while waiting for the answer;
-      a synchronous generation can take a minute before its first byte.
-
-    Any of them passing raises :class:`~maxapi_async.APITimeoutError` (also a
-    builtin :class:`TimeoutError`); its ``sent`` is ``False`` when the request
-    never left, so it was neither carried out nor charged.
-    """
-
-    total: float | None = attrs.field(default=180.0, converter=_no_limit_if_infinite, validator=_limit)
-    connect: float | None = attrs.field(default=10.0, converter=_no_limit_if_infinite, validator=_limit)
-    read: float | None = attrs.field(default=150.0, converter=_no_limit_if_infinite, validator=_limit)
-
-    def with_total(self, total: float | None) -> Timeouts:
-        """A copy with another whole-call deadline.
-
-        The connect and read limits stay: each attempt is cut to what is left of
-        the deadline anyway, so a per-call ``timeout=`` longer than the client's
-        gets the client's connect and read limits, not shorter ones.
-        """
-        return attrs.evolve(self, total=total)
-
-    def _aiohttp(self, total: float | None) -> aiohttp.ClientTimeout:
-        """aiohttp's limits for one attempt with ``total`` seconds left (``None``: no deadline)."""
-        if total is None:
-            return aiohttp.ClientTimeout(sock_connect=self.connect, sock_read=self.read)
-        return aiohttp.ClientTimeout(
-            total=total + _DEADLINE_MARGIN,
-            connect=total,  # waiting for a pooled connection, then connecting: "not sent"
-            sock_connect=total if self.connect is None else min(self.connect, total),
-            sock_read=total if self.read is None else min(self.read, total),
-            ceil_threshold=math.inf,  # exact deadlines: no rounding up to whole seconds
-        )
-
-
-@attrs.define
-class RawResponse:
-    """An answer as bytes, before the protocol layer reads it (``body`` is empty for a
-    download streamed to disk).
-
-    Not ``frozen``: one is made per request, and a frozen class's ``__init__`` costs
-    twice as much. The client takes ``body`` out to hand it to the reader of the answer
-    (see :class:`~maxapi_async._protocol.convert.Body`); nothing else changes it.
-    """
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
 
 
 class _Credentials:
@@ -223,53 +130,6 @@ def _import_aiohttp() -> None:
     import aiohttp
 
 
-# aiohttp's BytesPayload warns (ResourceWarning, "might lock the event loop") above 1 MiB of
-# bytes; _large_body sends such bodies without the warning.
-_LARGE_BODY = 1024 * 1024
-
-
-@functools.lru_cache(maxsize=1)
-def _large_body_class() -> type[aiohttp.payload.Payload]:
-    """A payload of bytes already in memory, written as they are (made once aiohttp is loaded)."""
-    from aiohttp import payload
-
-    class LargeBody(payload.Payload):
-        """aiohttp's ``BytesPayload`` without its size warning.
-
-        The warning is for a body written to a compressing writer on the loop; the client
-        never compresses a request, and writing bytes to the socket is one buffered call
-        (the encoding and base64 work, the slow part, already ran in a worker thread).
-        """
-
-        _value: bytes
-        _autoclose = True
-
-        def __init__(self, value: bytes, content_type: str) -> None:
-            super().__init__(value, content_type=content_type)
-            self._size = len(value)
-
-        def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-            return self._value.decode(encoding, errors)
-
-        async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-            return self._value
-
-        async def write(self, writer: Any) -> None:
-            await writer.write(self._value)
-
-        async def write_with_length(self, writer: Any, content_length: int | None) -> None:
-            await writer.write(self._value if content_length is None else self._value[:content_length])
-
-    return LargeBody
-
-
-def _large_body(data: bytes, content_type: str) -> aiohttp.payload.Payload:
-    """``data`` (above :data:`_LARGE_BODY` bytes) as a payload aiohttp sends without a warning."""
-    body: Any = _large_body_class()
-    payload: aiohttp.payload.Payload = body(data, content_type)
-    return payload
-
-
 def cancel_requested() -> bool:
     """Whether the current task is being cancelled (always ``False`` before Python 3.11).
 
@@ -299,66 +159,6 @@ def _wire_error(exc: BaseException, where: str, redact: Redactor | None = None) 
     if isinstance(exc, asyncio.TimeoutError):
         return APITimeoutError(f"{where}: no answer within the timeout")
     return APIConnectionError(f"{where}: the connection broke: {text or type(exc).__name__}")
-
-
-def _too_large(
-    resp: aiohttp.ClientResponse, what: str, limit: int, size: int, *, declared: bool
-) -> ResponseTooLargeError:
-    resp.close()  # drop the connection rather than read the rest
-    amount = f"declares {size} bytes" if declared else f"passed {limit} bytes"
-    return ResponseTooLargeError(
-        f"{what} {amount}, above the client's limit of {limit} bytes; it was not read",
-        limit=limit,
-        size=size,
-        status=resp.status,
-        request_id=request_id_from(resp.headers),
-    )
-
-
-def _whole_body_fits(resp: aiohttp.ClientResponse, limit: int, what: str) -> bool:
-    """Whether ``resp.read()`` may read the body at once: its declared, uncompressed length
-    is within ``limit``. A declared length above it raises :class:`ResponseTooLargeError`
-    (``what`` names the body) before anything is read.
-    """
-    declared = resp.content_length
-    if declared is None:
-        return False
-    if declared > limit:
-        raise _too_large(resp, what, limit, declared, declared=True)
-    # HTTP framing stops at Content-Length; a compressed body's decoded size is unknown.
-    return resp.headers.get("Content-Encoding", "identity").lower() == "identity"
-
-
-async def _read_capped(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
-    """The whole body, refusing (before reading it) anything above ``limit`` bytes."""
-    if _whole_body_fits(resp, limit, what):
-        return await resp.read()
-    return await _read_counting(resp, limit, what)
-
-
-async def _read_counting(resp: aiohttp.ClientResponse, limit: int, what: str) -> bytes:
-    """A body without a length, or compressed (its decoded size unknown): counted as it comes."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(_READ_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(resp, what, limit, size, declared=False)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _read_error_body(resp: aiohttp.ClientResponse) -> bytes:
-    """The first ``_ERROR_BODY_BYTES`` of a non-2xx answer (the rest is dropped with the connection)."""
-    chunks: list[bytes] = []
-    size = 0
-    while size < _ERROR_BODY_BYTES:
-        chunk = await resp.content.read(_ERROR_BODY_BYTES - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
 
 
 class Transport:
@@ -484,8 +284,8 @@ class Transport:
         data: Any = None
         if spec.json is not None:
             data = spec.body if spec.body is not None else encode_json(spec.json)
-            if len(data) > _LARGE_BODY:
-                data = _large_body(data, "application/json")
+            if len(data) > LARGE_BODY:
+                data = large_body(data, "application/json")
             headers = self._json_headers
         else:
             headers = self._form_headers
@@ -493,8 +293,8 @@ class Transport:
                 form = aiohttp.FormData(quote_fields=False)
                 for part in spec.form:
                     value: Any = part.value
-                    if isinstance(value, bytes) and len(value) > _LARGE_BODY:
-                        value = _large_body(value, part.content_type or "application/octet-stream")
+                    if isinstance(value, bytes) and len(value) > LARGE_BODY:
+                        value = large_body(value, part.content_type or "application/octet-stream")
                     form.add_field(
                         part.name,
                         value,
@@ -521,11 +321,11 @@ class Transport:
         try:
             limit, what = self._max_response_bytes, f"the answer to {spec.path}"
             if resp.status >= 300:
-                body = await _read_error_body(resp)
-            elif _whole_body_fits(resp, limit, what):  # _read_capped, inline: one frame less
+                body = await read_error_body(resp)
+            elif whole_body_fits(resp, limit, what):  # read_capped, inline: one frame less
                 body = await resp.read()
             else:
-                body = await _read_counting(resp, limit, what)
+                body = await read_counting(resp, limit, what)
         except (aiohttp.ClientError, asyncio.TimeoutError, asyncio.CancelledError) as exc:
             return self._failure(session, exc, spec)
         except ResponseTooLargeError as exc:
@@ -603,7 +403,7 @@ class Transport:
                 continue
             if resp.status >= 300:
                 async with resp:
-                    body = await _read_error_body(resp)
+                    body = await read_error_body(resp)
                 raise error_from_response(resp.status, resp.headers, body)
             return resp
         raise ResponseError(
@@ -633,7 +433,7 @@ class Transport:
         session = self._get_session()
         try:
             async with await self._open_download(session, url, timeout) as resp:
-                body = await _read_capped(resp, self._max_download_bytes, "the download")
+                body = await read_capped(resp, self._max_download_bytes, "the download")
                 self._check_type(body[:_SNIFF_BYTES], resp, claimed)
                 return RawResponse(resp.status, resp.headers, body)
         except (aiohttp.ClientError, asyncio.TimeoutError, asyncio.CancelledError) as exc:
@@ -660,14 +460,14 @@ class Transport:
             async with resp:
                 declared = resp.content_length
                 if declared is not None and declared > limit:
-                    raise _too_large(resp, "the download", limit, declared, declared=True)
+                    raise too_large(resp, "the download", limit, declared, declared=True)
                 async with await anyio.open_file(tmp, "xb") as fh:
                     head: bytes | None = b""
                     size = 0
                     async for chunk in resp.content.iter_chunked(_DOWNLOAD_CHUNK):
                         size += len(chunk)
                         if size > limit:
-                            raise _too_large(resp, "the download", limit, size, declared=False)
+                            raise too_large(resp, "the download", limit, size, declared=False)
                         if head is not None:
                             head += chunk
                             if len(head) < _SNIFF_BYTES:
