@@ -1,0 +1,422 @@
+"""A batch's state in Redis, shared by any number of workers; and a poll budget they share.
+
+:class:`RedisStore` implements the store interface (:mod:`._store`) on redis-py's asyncio
+client (the optional extra ``maxapi-async[redis]``; redis is imported only when a store
+first connects). Each state change is one Lua script (:mod:`._redis_scripts`), so it is
+atomic across workers, and costs one round trip:
+
+* ``claim``: the item's lease (``lease`` seconds, renewed by the run every third of it)
+  is taken unless another live worker holds it; a worker that dies stops renewing, its
+  lease expires, and the next claim takes the item over from its recorded state;
+* ``reserve``: the budget is one counter for every worker: an estimate is added only if
+  the sum stays within the budget, and the first refusal stops later ones;
+* ``submitting``: the submission's ``Idempotency-Key`` is :func:`derived_idempotency_key`
+  of the batch's name, the item's key and its attempt, recorded before it is sent;
+* ``submitted``, ``done``, ``failed``: the task, then the outcome, settling the
+  reservation. A finished item stays finished: :meth:`RedisStore.retry_failed` puts the
+  failed ones back.
+
+:class:`RedisPollLimiter` is the client's poll gate moved into Redis: every client that
+uses it, in any process, shares one ``max_polls_per_second``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from . import _redis_scripts as lua
+from ._errors import ConfigurationError, InvalidRequestError
+from ._pricing import NANO
+from ._store import (
+    ClaimLost,
+    Held,
+    ItemState,
+    Status,
+    Store,
+    StoreError,
+    StoreProgress,
+    StoreRun,
+    derived_idempotency_key,
+    retried,
+)
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = ["RedisPollLimiter", "RedisStore"]
+
+T = TypeVar("T")
+
+_STATUSES: frozenset[str] = frozenset(
+    ("new", "reserved", "submitting", "submitted", "skipped", "done", "failed")
+)
+
+
+def _import_redis() -> Any:
+    try:
+        import redis.asyncio
+    except ImportError as exc:
+        raise ConfigurationError(
+            "RedisStore and RedisPollLimiter need redis-py: pip install 'maxapi-async[redis]'"
+        ) from exc
+    return redis.asyncio
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _json(value: object) -> dict[str, Any] | None:
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise StoreError(f"the store holds a record that is not JSON: {text[:80]!r}") from exc
+    return doc if isinstance(doc, dict) else None
+
+
+def _encode(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"), default=str)
+
+
+class _Connection:
+    """One redis-py asyncio client (made from a URL on first use, or the caller's) and the
+    store's scripts on it. Every Redis error becomes a :class:`StoreError`."""
+
+    def __init__(self, redis: Redis | str) -> None:
+        if not isinstance(redis, str) and not hasattr(redis, "register_script"):
+            raise InvalidRequestError(
+                "redis", f"must be a Redis URL or a redis.asyncio.Redis client, got {type(redis).__name__}"
+            )
+        self._url = redis if isinstance(redis, str) else None
+        self._client: Any = None if isinstance(redis, str) else redis
+        self._owned = isinstance(redis, str)
+        self._scripts: dict[str, Any] = {}
+
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = _import_redis().from_url(self._url)
+        return self._client
+
+    async def run(self, script: str, keys: Sequence[str], args: Sequence[object]) -> Any:
+        """Run one of :mod:`._redis_scripts` (by ``EVALSHA``, loading it when Redis lacks it)."""
+        compiled = self._scripts.get(script)
+        if compiled is None:
+            compiled = self._scripts[script] = self.client().register_script(script)
+        return await self.call(lambda: compiled(keys=list(keys), args=list(args)))
+
+    async def call(self, command: Callable[[], Awaitable[T]]) -> T:
+        redis = _import_redis()
+        try:
+            return await command()
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis failed: {type(exc).__name__}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._owned:
+            await self.call(client.aclose)
+
+
+class RedisStore(Store):
+    """A batch's state in Redis, for batches that run in many processes or on many machines.
+
+    ``redis`` is a URL (``"redis://host:6379/0"``; the store makes its client on first
+    use and closes it in :meth:`aclose`) or a ``redis.asyncio.Redis`` client (used as
+    given, left open). ``name`` names the batch: every worker of one batch gives the
+    same name, and a new batch gets a new one (a name's state, done items included,
+    lasts until :meth:`clear`). ``lease`` is how long, in seconds, an item stays claimed
+    by a worker that stopped renewing it (it died): then another takes it over, resuming
+    its task rather than submitting it again (default 30).
+
+    Use it with ``client.batch(items, store=RedisStore(...))`` in each worker (each item
+    runs in one of them; every batch returns every item's outcome, those finished
+    elsewhere as ``"restored"``), or a batch of one item per task of a task queue (see
+    ``examples/celery_batch``). Keys live under ``maxapi:{<name>}:``, one hash tag, so
+    a Redis Cluster serves them too. Redis errors raise :class:`StoreError`.
+    """
+
+    def __init__(self, redis: Redis | str, name: str, *, lease: float = 30.0) -> None:
+        if not isinstance(name, str) or not name:
+            raise InvalidRequestError("name", f"must be a non-empty string, got {name!r}")
+        if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not 0.1 <= lease <= 86400:
+            raise InvalidRequestError("lease", f"must be seconds between 0.1 and 86400, got {lease!r}")
+        self.name = name
+        self.lease = float(lease)
+        self._redis = _Connection(redis)
+        self._prefix = f"maxapi:{{{name}}}:"
+
+    def __repr__(self) -> str:
+        return f"RedisStore(name={self.name!r}, lease={self.lease:g})"
+
+    # -- keys --------------------------------------------------------------------------
+
+    def _item(self, key: str) -> str:
+        return f"{self._prefix}item:{key}"
+
+    def _lease(self, key: str) -> str:
+        return f"{self._prefix}lease:{key}"
+
+    @property
+    def _meta(self) -> str:
+        return f"{self._prefix}meta"
+
+    @property
+    def _failed(self) -> str:
+        return f"{self._prefix}failed"
+
+    # -- the store ---------------------------------------------------------------------
+
+    async def open_run(self) -> RedisRun:
+        """A run of this batch, holding its claims under its own owner token."""
+        return RedisRun(self)
+
+    async def progress(self) -> StoreProgress:
+        """The batch's counts, over every worker."""
+        meta = await self._redis.call(lambda: self._redis.client().hgetall(self._meta))
+        counts = {_text(k): _text(v) for k, v in meta.items()}
+
+        def number(name: str) -> int:
+            return int(counts.get(name) or 0)
+
+        return StoreProgress(
+            submitted=number("submitted"),
+            resubmitted=number("resubmitted"),
+            done=number("done"),
+            failed=number("failed"),
+            skipped=number("skipped"),
+            committed=number("committed") / NANO,
+            spent=number("spent") / NANO,
+        )
+
+    async def state(self, key: str) -> ItemState:
+        """What the store holds for the item ``key`` (``status="new"`` when nothing)."""
+        fields = await self._redis.call(
+            lambda: self._redis.client().hmget(self._item(key), "status", "idem", "task", "record")
+        )
+        return _state(*fields)
+
+    async def retry_failed(self) -> int:
+        """Put every failed item back, to be run again; returns how many.
+
+        A failure that made no task starts a new attempt (a new ``Idempotency-Key``);
+        one whose submission's answer was lost keeps its key, and one whose wait timed out
+        keeps its task, to be waited for again. Run it between runs of the batch, not
+        while workers run it.
+        """
+        count = 0
+        client = self._redis.client()
+        members = await self._redis.call(lambda: client.smembers(self._failed))
+        for member in members:
+            key = cast(str, _text(member))
+            state, new_attempt = retried(await self.state(key))
+            args = [state.status, state.idempotency_key or "", "1" if new_attempt else "0", key]
+            keys = [self._item(key), self._meta, self._failed]
+            count += int(await self._redis.run(lua.RETRY, keys, args))
+        return count
+
+    async def clear(self) -> None:
+        """Delete everything this batch's name holds in Redis."""
+        client = self._redis.client()
+
+        async def delete() -> None:
+            async for chunk in _chunks(client.scan_iter(match=_glob_escape(self._prefix) + "*", count=500)):
+                await client.unlink(*chunk)
+
+        await self._redis.call(delete)
+
+    async def aclose(self) -> None:
+        """Close the Redis client the store made from a URL (a client given is left open)."""
+        await self._redis.aclose()
+
+
+class RedisRun(StoreRun):
+    """One run of a batch on a :class:`RedisStore`: its claims, renewed while it lives."""
+
+    shared = True
+
+    def __init__(self, store: RedisStore) -> None:
+        self._store = store
+        self._redis = store._redis
+        self._lease_ms = max(1, round(store.lease * 1000))
+        #: Unique to this run: two batches in one process never share a claim.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._held: dict[str, int] = {}  # item key -> its attempt, as claimed
+        self._renewer: asyncio.Task[None] | None = None
+
+    async def claim(self, key: str) -> ItemState | Held:
+        store = self._store
+        reply = await self._redis.run(
+            lua.CLAIM, [store._item(key), store._lease(key)], [self.owner, self._lease_ms]
+        )
+        kind = _text(reply[0])
+        if kind == "held":
+            return Held(max(0.0, int(reply[1]) / 1000))
+        status, attempt, idem, task, record = reply[1:6]
+        state = _state(status, idem, task, record)
+        if kind == "claimed":
+            self._held[key] = int(_text(attempt) or 0)
+            self._start_renewing()
+        return state
+
+    async def reserve(self, key: str, estimate: int | None, budget: int | None) -> bool:
+        store = self._store
+        keys = [store._item(key), store._lease(key), store._meta]
+        args = [self.owner, self._lease_ms, _optional(estimate), _optional(budget)]
+        reply = _text(await self._redis.run(lua.RESERVE, keys, args))
+        if reply == "ok":
+            return True
+        if reply == "budget":
+            return False
+        raise self._lost(key)
+
+    async def submitting(self, key: str, request: dict[str, Any]) -> str:
+        store = self._store
+        fresh = derived_idempotency_key(store.name, key, self._held.get(key, 0))
+        keys = [store._item(key), store._lease(key), store._meta]
+        reply = await self._redis.run(lua.SUBMITTING, keys, [self.owner, self._lease_ms, fresh])
+        if _text(reply[0]) == "send":
+            return cast(str, _text(reply[1]))
+        raise self._lost(key)
+
+    async def submitted(self, key: str, idempotency_key: str, task: dict[str, Any]) -> None:
+        await self._redis.run(lua.SUBMITTED, [self._store._item(key)], [idempotency_key, _encode(task)])
+
+    async def done(self, key: str, record: dict[str, Any], cost: int | None) -> None:
+        store = self._store
+        self._held.pop(key, None)
+        keys = [store._item(key), store._lease(key), store._meta]
+        await self._redis.run(lua.DONE, keys, [self.owner, _encode(record), _optional(cost)])
+
+    async def failed(self, key: str, record: dict[str, Any], *, keep_reservation: bool) -> None:
+        store = self._store
+        self._held.pop(key, None)
+        keys = [store._item(key), store._lease(key), store._meta, store._failed]
+        args = [self.owner, _encode(record), "1" if keep_reservation else "0", key]
+        await self._redis.run(lua.FAILED, keys, args)
+
+    async def release(self, key: str) -> None:
+        self._held.pop(key, None)
+        await self._redis.run(lua.RELEASE, [self._store._lease(key)], [self.owner])
+
+    async def progress(self) -> StoreProgress:
+        return await self._store.progress()
+
+    async def close(self) -> None:
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+        held, self._held = list(self._held), {}
+        for key in held:  # what this run did not finish is free for the next worker at once
+            with contextlib.suppress(StoreError):
+                await self._redis.run(lua.RELEASE, [self._store._lease(key)], [self.owner])
+
+    # -- leases ------------------------------------------------------------------------
+
+    def _lost(self, key: str) -> ClaimLost:
+        self._held.pop(key, None)
+        return ClaimLost(key)
+
+    def _start_renewing(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.get_running_loop().create_task(self._renew())
+
+    async def _renew(self) -> None:
+        """Every third of the lease, extend the leases this run holds (one script for all)."""
+        while self._held:
+            await asyncio.sleep(self._store.lease / 3)
+            held = list(self._held)
+            if not held:
+                break
+            try:
+                lost = await self._redis.run(
+                    lua.RENEW, [self._store._lease(k) for k in held], [self.owner, self._lease_ms]
+                )
+            except StoreError:
+                continue  # Redis is away for a moment: the next round tries again, the lease may hold
+            for index in lost:  # expired and taken: the item's next step finds out and stops
+                self._held.pop(held[int(index) - 1], None)
+
+
+def _state(status: object, idem: object, task: object, record: object) -> ItemState:
+    word = _text(status) or "new"
+    if word not in _STATUSES:
+        raise StoreError(f"the store holds an unknown item status {word!r}")
+    return ItemState(cast(Status, word), _text(idem), _json(task), _json(record))
+
+
+def _optional(number: int | None) -> int | str:
+    return "" if number is None else number
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+async def _chunks(keys: AsyncIterator[Any], size: int = 500) -> AsyncIterator[list[Any]]:
+    chunk: list[Any] = []
+    async for key in keys:
+        chunk.append(key)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class RedisPollLimiter:
+    """The client's poll budget, shared through Redis by every client that uses it.
+
+    ``AsyncMaxAPI(max_polls_per_second=20, poll_limiter=RedisPollLimiter(redis, "my-key"))``
+    in each worker: together they poll at most 20 times in any second. ``redis`` is a URL
+    or a ``redis.asyncio.Redis`` client; ``name`` names what is shared (one per API key).
+    Give every worker the same ``max_polls_per_second``.
+
+    Two rules, as in the client's own gate, timed on Redis's clock (one clock for every
+    machine): slots are booked ``1 / rate`` apart (a token bucket with a burst of one),
+    and a poll whose slot came waits while the past second already holds its share
+    (sleepers wake late and together on a busy machine). Each poll costs two round trips.
+    """
+
+    def __init__(self, redis: Redis | str, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise InvalidRequestError("name", f"must be a non-empty string, got {name!r}")
+        self.name = name
+        self._redis = _Connection(redis)
+        self._tat = f"maxapi:{{polls:{name}}}:next"
+        self._log = f"maxapi:{{polls:{name}}}:sent"
+        self._sequence = 0
+        self._token = uuid.uuid4().hex[:12]
+
+    def __repr__(self) -> str:
+        return f"RedisPollLimiter(name={self.name!r})"
+
+    async def wait(self, rate: float) -> None:
+        """Return when one more poll fits in ``rate`` polls per second, counted over every user."""
+        delay = float(await self._redis.run(lua.POLL_RESERVE, [self._tat], [repr(float(rate))]))
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._sequence += 1
+        member = f"{self._token}:{self._sequence}"
+        while True:
+            ahead = float(await self._redis.run(lua.POLL_DEPART, [self._log], [repr(float(rate)), member]))
+            if ahead <= 0:
+                return
+            await asyncio.sleep(ahead)
+
+    async def aclose(self) -> None:
+        """Close the Redis client made from a URL (a client given is left open)."""
+        await self._redis.aclose()
