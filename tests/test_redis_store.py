@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from typing import Any
 
 import anyio
 import pytest
-from _redis_server import RedisServer
+from _redis_server import RedisServer, redis_server_or_skip
 
 from maxapi_async import MaxAPIError
 from maxapi_async._redis_store import RedisPollLimiter, RedisRun, RedisStore
@@ -485,3 +486,13 @@ async def _clear(redis_server: RedisServer, name: str) -> None:
     store = RedisStore(redis_server.url(), name)
     await store.clear()
     await store.aclose()
+
+
+def test_a_missing_redis_server_skips_the_test_but_fails_it_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        redis_server_or_skip()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="redis-server is not installed"):
+        redis_server_or_skip()
