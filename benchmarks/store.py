@@ -77,7 +77,8 @@ RECORD = {
 async def _child(url: str, name: str, keys: list[str], concurrency: int, poll: bool) -> dict[str, Any]:
     import redis.asyncio
 
-    from maxapi_async._redis_store import RedisPollLimiter, RedisStore
+    from maxapi_async._redis_client import RedisPollLimiter
+    from maxapi_async._redis_store import RedisStore
     from maxapi_async._store import ItemState
 
     class Counting(redis.asyncio.Redis):  # type: ignore[type-arg]

@@ -8,9 +8,10 @@ Everything public is re-exported here; every other module is private.
         result = await client.images.generate("a glass cube", aspect_ratio="16:9")
         await result.images[0].save("cube.png")
 
-Batches (:mod:`._batch`) and the blocking facade (:mod:`._blocking`, which starts an
-event loop thread through anyio) load on first use of one of their names, so
-``import maxapi_async`` stays cheap; so does aiohttp, which the transport imports
+Batches (:mod:`._batch`), their Redis store (:mod:`._redis_store`, which imports
+redis-py when it first connects) and the blocking facade (:mod:`._blocking`, which
+starts an event loop thread through anyio) load on first use of one of their names,
+so ``import maxapi_async`` stays cheap; so does aiohttp, which the transport imports
 when the first session is created.
 """
 
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._catalog import DEFAULT_MODEL, MODELS, ROUTE_MODES, ModelSpec, lookup_model
 from ._client import DEFAULT_BASE_URL, DEFAULT_MAX_POLLS_PER_SECOND, DEFAULT_TASK_TIMEOUT, AsyncMaxAPI
+from ._core import PollLimiter
 from ._errors import (
     APIConnectionError,
     APIError,
@@ -42,6 +44,7 @@ from ._errors import (
     ResponseTooLargeError,
     RunningLoopError,
     ServerError,
+    StoreError,
     TaskFailedError,
     TaskProtocolError,
     TaskTimeoutError,
@@ -71,6 +74,9 @@ if TYPE_CHECKING:
     from ._batch import Batch, BatchSummary, Outcome
     from ._batch_items import BatchItem, BatchProgress, ContentRequest, EditRequest, GenerateRequest
     from ._blocking import BlockingTaskHandle, MaxAPI
+    from ._redis_client import RedisPollLimiter
+    from ._redis_store import RedisStore
+    from ._store import StoreProgress
 
 __all__ = [
     "ASSET_TTL",
@@ -125,10 +131,13 @@ __all__ = [
     "Part",
     "PermissionDeniedError",
     "PollEvent",
+    "PollLimiter",
     "PollPolicy",
     "PriceTable",
     "PromptFeedback",
     "RateLimitError",
+    "RedisPollLimiter",
+    "RedisStore",
     "ReferenceInput",
     "RequestEvent",
     "ResponseError",
@@ -138,6 +147,8 @@ __all__ = [
     "RouteUsage",
     "RunningLoopError",
     "ServerError",
+    "StoreError",
+    "StoreProgress",
     "TaskDoneEvent",
     "TaskFailedError",
     "TaskHandle",
@@ -165,6 +176,9 @@ _LAZY = {
     "Outcome": "_batch",
     "BlockingTaskHandle": "_blocking",
     "MaxAPI": "_blocking",
+    "RedisPollLimiter": "_redis_client",
+    "RedisStore": "_redis_store",
+    "StoreProgress": "_store",
 }
 
 

@@ -1,4 +1,4 @@
-"""A batch's state in Redis, shared by any number of workers; and a poll budget they share.
+"""A batch's state in Redis, shared by any number of workers on any number of machines.
 
 :class:`RedisStore` implements the store interface (:mod:`._store`) on redis-py's asyncio
 client (the optional extra ``maxapi-async[redis]``; redis is imported only when a store
@@ -15,9 +15,6 @@ atomic across workers, and costs one round trip:
 * ``submitted``, ``done``, ``failed``: the task, then the outcome, settling the
   reservation. A finished item stays finished: :meth:`RedisStore.retry_failed` puts the
   failed ones back.
-
-:class:`RedisPollLimiter` is the client's poll gate moved into Redis: every client that
-uses it, in any process, shares one ``max_polls_per_second``.
 """
 
 from __future__ import annotations
@@ -28,19 +25,19 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import _redis_scripts as lua
-from ._errors import ConfigurationError, InvalidRequestError
+from ._errors import InvalidRequestError, StoreError
 from ._pricing import NANO
+from ._redis_client import RedisConnection, text
 from ._store import (
     ClaimLost,
     Held,
     ItemState,
     Status,
     Store,
-    StoreError,
     StoreProgress,
     StoreRun,
     derived_idempotency_key,
@@ -50,7 +47,7 @@ from ._store import (
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["RedisPollLimiter", "RedisStore"]
+__all__ = ["RedisRun", "RedisStore"]
 
 T = TypeVar("T")
 
@@ -59,74 +56,19 @@ _STATUSES: frozenset[str] = frozenset(
 )
 
 
-def _import_redis() -> Any:
-    try:
-        import redis.asyncio
-    except ImportError as exc:
-        raise ConfigurationError(
-            "RedisStore and RedisPollLimiter need redis-py: pip install 'maxapi-async[redis]'"
-        ) from exc
-    return redis.asyncio
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
 def _json(value: object) -> dict[str, Any] | None:
-    text = _text(value)
-    if text is None:
+    raw = text(value)
+    if raw is None:
         return None
     try:
-        doc = json.loads(text)
+        doc = json.loads(raw)
     except ValueError as exc:
-        raise StoreError(f"the store holds a record that is not JSON: {text[:80]!r}") from exc
+        raise StoreError(f"the store holds a record that is not JSON: {raw[:80]!r}") from exc
     return doc if isinstance(doc, dict) else None
 
 
 def _encode(record: Mapping[str, Any]) -> str:
     return json.dumps(record, separators=(",", ":"), default=str)
-
-
-class _Connection:
-    """One redis-py asyncio client (made from a URL on first use, or the caller's) and the
-    store's scripts on it. Every Redis error becomes a :class:`StoreError`."""
-
-    def __init__(self, redis: Redis | str) -> None:
-        if not isinstance(redis, str) and not hasattr(redis, "register_script"):
-            raise InvalidRequestError(
-                "redis", f"must be a Redis URL or a redis.asyncio.Redis client, got {type(redis).__name__}"
-            )
-        self._url = redis if isinstance(redis, str) else None
-        self._client: Any = None if isinstance(redis, str) else redis
-        self._owned = isinstance(redis, str)
-        self._scripts: dict[str, Any] = {}
-
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = _import_redis().from_url(self._url)
-        return self._client
-
-    async def run(self, script: str, keys: Sequence[str], args: Sequence[object]) -> Any:
-        """Run one of :mod:`._redis_scripts` (by ``EVALSHA``, loading it when Redis lacks it)."""
-        compiled = self._scripts.get(script)
-        if compiled is None:
-            compiled = self._scripts[script] = self.client().register_script(script)
-        return await self.call(lambda: compiled(keys=list(keys), args=list(args)))
-
-    async def call(self, command: Callable[[], Awaitable[T]]) -> T:
-        redis = _import_redis()
-        try:
-            return await command()
-        except redis.RedisError as exc:
-            raise StoreError(f"Redis failed: {type(exc).__name__}: {exc}") from exc
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._owned:
-            await self.call(client.aclose)
 
 
 class RedisStore(Store):
@@ -154,7 +96,7 @@ class RedisStore(Store):
             raise InvalidRequestError("lease", f"must be seconds between 0.1 and 86400, got {lease!r}")
         self.name = name
         self.lease = float(lease)
-        self._redis = _Connection(redis)
+        self._redis = RedisConnection(redis)
         self._prefix = f"maxapi:{{{name}}}:"
 
     def __repr__(self) -> str:
@@ -185,7 +127,7 @@ class RedisStore(Store):
     async def progress(self) -> StoreProgress:
         """The batch's counts, over every worker."""
         meta = await self._redis.call(lambda: self._redis.client().hgetall(self._meta))
-        counts = {_text(k): _text(v) for k, v in meta.items()}
+        counts = {text(k): text(v) for k, v in meta.items()}
 
         def number(name: str) -> int:
             return int(counts.get(name) or 0)
@@ -219,7 +161,7 @@ class RedisStore(Store):
         client = self._redis.client()
         members = await self._redis.call(lambda: client.smembers(self._failed))
         for member in members:
-            key = cast(str, _text(member))
+            key = cast(str, text(member))
             state, new_attempt = retried(await self.state(key))
             args = [state.status, state.idempotency_key or "", "1" if new_attempt else "0", key]
             keys = [self._item(key), self._meta, self._failed]
@@ -260,13 +202,13 @@ class RedisRun(StoreRun):
         reply = await self._redis.run(
             lua.CLAIM, [store._item(key), store._lease(key)], [self.owner, self._lease_ms]
         )
-        kind = _text(reply[0])
+        kind = text(reply[0])
         if kind == "held":
             return Held(max(0.0, int(reply[1]) / 1000))
         status, attempt, idem, task, record = reply[1:6]
         state = _state(status, idem, task, record)
         if kind == "claimed":
-            self._held[key] = int(_text(attempt) or 0)
+            self._held[key] = int(text(attempt) or 0)
             self._start_renewing()
         return state
 
@@ -274,7 +216,7 @@ class RedisRun(StoreRun):
         store = self._store
         keys = [store._item(key), store._lease(key), store._meta]
         args = [self.owner, self._lease_ms, _optional(estimate), _optional(budget)]
-        reply = _text(await self._redis.run(lua.RESERVE, keys, args))
+        reply = text(await self._redis.run(lua.RESERVE, keys, args))
         if reply == "ok":
             return True
         if reply == "budget":
@@ -286,8 +228,8 @@ class RedisRun(StoreRun):
         fresh = derived_idempotency_key(store.name, key, self._held.get(key, 0))
         keys = [store._item(key), store._lease(key), store._meta]
         reply = await self._redis.run(lua.SUBMITTING, keys, [self.owner, self._lease_ms, fresh])
-        if _text(reply[0]) == "send":
-            return cast(str, _text(reply[1]))
+        if text(reply[0]) == "send":
+            return cast(str, text(reply[1]))
         raise self._lost(key)
 
     async def submitted(self, key: str, idempotency_key: str, task: dict[str, Any]) -> None:
@@ -352,10 +294,10 @@ class RedisRun(StoreRun):
 
 
 def _state(status: object, idem: object, task: object, record: object) -> ItemState:
-    word = _text(status) or "new"
+    word = text(status) or "new"
     if word not in _STATUSES:
         raise StoreError(f"the store holds an unknown item status {word!r}")
-    return ItemState(cast(Status, word), _text(idem), _json(task), _json(record))
+    return ItemState(cast(Status, word), text(idem), _json(task), _json(record))
 
 
 def _optional(number: int | None) -> int | str:
@@ -375,48 +317,3 @@ async def _chunks(keys: AsyncIterator[Any], size: int = 500) -> AsyncIterator[li
             chunk = []
     if chunk:
         yield chunk
-
-
-class RedisPollLimiter:
-    """The client's poll budget, shared through Redis by every client that uses it.
-
-    ``AsyncMaxAPI(max_polls_per_second=20, poll_limiter=RedisPollLimiter(redis, "my-key"))``
-    in each worker: together they poll at most 20 times in any second. ``redis`` is a URL
-    or a ``redis.asyncio.Redis`` client; ``name`` names what is shared (one per API key).
-    Give every worker the same ``max_polls_per_second``.
-
-    Two rules, as in the client's own gate, timed on Redis's clock (one clock for every
-    machine): slots are booked ``1 / rate`` apart (a token bucket with a burst of one),
-    and a poll whose slot came waits while the past second already holds its share
-    (sleepers wake late and together on a busy machine). Each poll costs two round trips.
-    """
-
-    def __init__(self, redis: Redis | str, name: str) -> None:
-        if not isinstance(name, str) or not name:
-            raise InvalidRequestError("name", f"must be a non-empty string, got {name!r}")
-        self.name = name
-        self._redis = _Connection(redis)
-        self._tat = f"maxapi:{{polls:{name}}}:next"
-        self._log = f"maxapi:{{polls:{name}}}:sent"
-        self._sequence = 0
-        self._token = uuid.uuid4().hex[:12]
-
-    def __repr__(self) -> str:
-        return f"RedisPollLimiter(name={self.name!r})"
-
-    async def wait(self, rate: float) -> None:
-        """Return when one more poll fits in ``rate`` polls per second, counted over every user."""
-        delay = float(await self._redis.run(lua.POLL_RESERVE, [self._tat], [repr(float(rate))]))
-        if delay > 0:
-            await asyncio.sleep(delay)
-        self._sequence += 1
-        member = f"{self._token}:{self._sequence}"
-        while True:
-            ahead = float(await self._redis.run(lua.POLL_DEPART, [self._log], [repr(float(rate)), member]))
-            if ahead <= 0:
-                return
-            await asyncio.sleep(ahead)
-
-    async def aclose(self) -> None:
-        """Close the Redis client made from a URL (a client given is left open)."""
-        await self._redis.aclose()

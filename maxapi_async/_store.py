@@ -38,8 +38,6 @@ from typing import Any, Literal
 
 import attrs
 
-from ._errors import MaxAPIError
-
 __all__ = [
     "UNKNOWN_OUTCOME_ERRORS",
     "ClaimLost",
@@ -47,7 +45,6 @@ __all__ = [
     "ItemState",
     "Status",
     "Store",
-    "StoreError",
     "StoreProgress",
     "StoreRun",
     "derived_idempotency_key",
@@ -63,17 +60,6 @@ Status = Literal["new", "reserved", "submitting", "submitted", "skipped", "done"
 #: Failures whose submission may have reached the service: a retry repeats it under the
 #: same ``Idempotency-Key``, so a service that created the task returns it.
 UNKNOWN_OUTCOME_ERRORS = frozenset({"APIConnectionError", "APITimeoutError"})
-
-
-class StoreError(MaxAPIError):
-    """A batch's shared store cannot be reached or holds something unreadable.
-
-    Raised by :class:`~maxapi_async.RedisStore` when Redis fails (``__cause__`` is
-    redis-py's error) or is missing (``pip install 'maxapi-async[redis]'``). The batch
-    stops, as it does when its journal cannot be written: without its store it could not
-    resume without paying twice. The message names the item, and its task when one was
-    already submitted, so that task is never lost.
-    """
 
 
 class ClaimLost(Exception):

@@ -18,7 +18,8 @@ import json
 import sys
 import time
 
-from maxapi_async._redis_store import RedisPollLimiter, RedisStore
+from maxapi_async._redis_client import RedisPollLimiter
+from maxapi_async._redis_store import RedisStore
 from maxapi_async._store import ItemState
 
 

@@ -24,9 +24,10 @@ import anyio
 import pytest
 from _redis_server import RedisServer, redis_server_or_skip
 
-from maxapi_async import MaxAPIError
-from maxapi_async._redis_store import RedisPollLimiter, RedisRun, RedisStore
-from maxapi_async._store import ClaimLost, Held, ItemState, StoreError, derived_idempotency_key
+from maxapi_async import MaxAPIError, StoreError
+from maxapi_async._redis_client import RedisPollLimiter
+from maxapi_async._redis_store import RedisRun, RedisStore
+from maxapi_async._store import ClaimLost, Held, ItemState, derived_idempotency_key
 
 pytestmark = pytest.mark.anyio
 
