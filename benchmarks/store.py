@@ -103,7 +103,7 @@ async def _child(url: str, name: str, keys: list[str], concurrency: int, poll: b
             assert isinstance(state, ItemState), state
             assert state.status == "new", state
             assert await run.reserve(key, E, budget)
-            sent = await run.submitting(key, {})
+            sent = await run.submitting(key, dict)
             await run.submitted(
                 key, sent, {"id": f"task_{key}", "kind": "generation", "idempotency_key": sent}
             )

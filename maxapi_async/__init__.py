@@ -71,8 +71,16 @@ from ._transport import Timeouts
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._batch import Batch, BatchSummary, Outcome
-    from ._batch_items import BatchItem, BatchProgress, ContentRequest, EditRequest, GenerateRequest
+    from ._batch import Batch
+    from ._batch_items import (
+        BatchItem,
+        BatchProgress,
+        BatchSummary,
+        ContentRequest,
+        EditRequest,
+        GenerateRequest,
+        Outcome,
+    )
     from ._blocking import BlockingTaskHandle, MaxAPI
     from ._redis_client import RedisPollLimiter
     from ._redis_store import RedisStore
@@ -169,11 +177,11 @@ _LAZY = {
     "Batch": "_batch",
     "BatchItem": "_batch_items",
     "BatchProgress": "_batch_items",
-    "BatchSummary": "_batch",
+    "BatchSummary": "_batch_items",
     "ContentRequest": "_batch_items",
     "EditRequest": "_batch_items",
     "GenerateRequest": "_batch_items",
-    "Outcome": "_batch",
+    "Outcome": "_batch_items",
     "BlockingTaskHandle": "_blocking",
     "MaxAPI": "_blocking",
     "RedisPollLimiter": "_redis_client",

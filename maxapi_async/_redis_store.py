@@ -25,7 +25,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import _redis_scripts as lua
@@ -223,7 +223,7 @@ class RedisRun(StoreRun):
             return False
         raise self._lost(key)
 
-    async def submitting(self, key: str, request: dict[str, Any]) -> str:
+    async def submitting(self, key: str, describe: Callable[[], dict[str, Any]]) -> str:
         store = self._store
         fresh = derived_idempotency_key(store.name, key, self._held.get(key, 0))
         keys = [store._item(key), store._lease(key), store._meta]

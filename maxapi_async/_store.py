@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+from collections.abc import Callable
 from typing import Any, Literal
 
 import attrs
@@ -170,10 +171,11 @@ class StoreRun(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def submitting(self, key: str, request: dict[str, Any]) -> str:
+    async def submitting(self, key: str, describe: Callable[[], dict[str, Any]]) -> str:
         """Record that the item's submission is about to be sent; returns its ``Idempotency-Key``.
 
-        A submission whose answer was never recorded gets its old key back. Raises
+        ``describe()`` gives the request as JSON, for a store that records it (the journal
+        does). A submission whose answer was never recorded gets its old key back. Raises
         :class:`ClaimLost` when another worker took the item (nothing may be sent then).
         """
 

@@ -55,7 +55,7 @@ async def die(url: str, name: str, lease: str, key: str) -> None:
     run = await store.open_run()
     await run.claim(key)
     await run.reserve(key, 40_000_000, None)
-    sent = await run.submitting(key, {"prompt": "x"})
+    sent = await run.submitting(key, dict)
     await run.submitted(key, sent, {"id": "task_1", "kind": "generation"})
     _say({"idempotency_key": sent})
     await asyncio.sleep(3600)  # killed here, its claim held

@@ -53,7 +53,7 @@ def test_a_client_is_made_and_closed_without_importing_aiohttp() -> None:
     [
         ("MaxAPI", "maxapi_async._blocking"),
         ("Batch", "maxapi_async._batch"),
-        ("Outcome", "maxapi_async._batch"),
+        ("Outcome", "maxapi_async._batch_items"),
         ("RedisStore", "maxapi_async._redis_store"),
     ],
 )

@@ -96,7 +96,7 @@ async def test_finished_items_come_back_with_their_record_and_no_claim(store: Re
     run = await _run(store)
     await run.claim("a")
     await run.reserve("a", E, None)
-    key = await run.submitting("a", {})
+    key = await run.submitting("a", dict)
     await run.submitted("a", key, {"id": "t1", "kind": "generation"})
     await run.done("a", {"task_id": "t1", "images": []}, E)
     other = await _run(store)
@@ -135,14 +135,14 @@ async def test_a_submission_repeated_by_another_worker_carries_the_same_key(stor
     first = await _run(store)
     await first.claim("a")
     assert await first.reserve("a", E, None)
-    key = await first.submitting("a", {"prompt": "x"})
+    key = await first.submitting("a", dict)
     assert key == derived_idempotency_key(store.name, "a", 0)
     await first.release("a")  # its answer never recorded: as if the worker died here
 
     second = await _run(store)
     assert await second.claim("a") == ItemState("submitting", key)
     assert await second.reserve("a", E, 1)  # reserved by the first: never refused, never counted twice
-    assert await second.submitting("a", {"prompt": "x"}) == key
+    assert await second.submitting("a", dict) == key
     progress = await store.progress()
     assert (progress.submitted, progress.resubmitted, progress.committed) == (1, 1, 0.04)
     await first.close()
@@ -171,7 +171,7 @@ async def test_a_run_whose_claim_was_taken_sends_nothing(
     with pytest.raises(ClaimLost):
         await first.reserve("a", E, None)
     with pytest.raises(ClaimLost):
-        await first.submitting("a", {})
+        await first.submitting("a", dict)
     assert (await store.progress()).submitted == 0
     await first.close()
     await second.close()
@@ -183,7 +183,7 @@ async def test_retrying_failed_items_keeps_a_key_only_when_the_outcome_was_unkno
     for item in ("refused", "lost", "slow"):
         await run.claim(item)
         await run.reserve(item, E, None)
-        keys[item] = await run.submitting(item, {})
+        keys[item] = await run.submitting(item, dict)
     await run.submitted("slow", keys["slow"], {"id": "t-slow", "kind": "generation"})
     await run.failed("refused", {"error": "TaskFailedError", "task_id": "t-x"}, keep_reservation=False)
     await run.failed("lost", {"error": "APIConnectionError", "task_id": None}, keep_reservation=False)
@@ -197,7 +197,7 @@ async def test_retrying_failed_items_keeps_a_key_only_when_the_outcome_was_unkno
     again = await _run(store)
     assert await again.claim("refused") == ItemState("new")
     assert await again.reserve("refused", E, None)
-    assert await again.submitting("refused", {}) == derived_idempotency_key(store.name, "refused", 1)
+    assert await again.submitting("refused", dict) == derived_idempotency_key(store.name, "refused", 1)
     assert await again.claim("lost") == ItemState("submitting", keys["lost"])
     assert await again.claim("slow") == ItemState(
         "submitted", keys["slow"], {"id": "t-slow", "kind": "generation"}
