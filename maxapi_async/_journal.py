@@ -350,6 +350,7 @@ class JournalRun(StoreRun):
         self._committed = 0  # estimated spend of finished and in-flight items, nano-credits
         self._reserved: dict[str, int] = {}
         self._stopped = False
+        self._resumed = 0
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._journal is not None:
@@ -365,8 +366,10 @@ class JournalRun(StoreRun):
             state, _ = retried(ItemState("failed", entry.idempotency_key, entry.task, entry.failed))
             entry = self._entries[key] = Entry(idempotency_key=state.idempotency_key, task=state.task)
         if entry.task is not None:
+            self._resumed += 1
             return ItemState("submitted", entry.idempotency_key, entry.task)
         if entry.idempotency_key is not None:
+            self._resumed += 1
             return ItemState("submitting", entry.idempotency_key)
         return ItemState()
 
@@ -418,6 +421,7 @@ class JournalRun(StoreRun):
         entries = list(self._entries.values())
         return StoreProgress(
             submitted=sum(1 for e in entries if e.idempotency_key is not None),
+            resumed=self._resumed,
             done=sum(1 for e in entries if e.done is not None),
             failed=sum(1 for e in entries if e.done is None and e.failed is not None),
             committed=self._committed / NANO,

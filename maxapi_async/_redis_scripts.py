@@ -38,7 +38,7 @@ local function hold(lease, owner, ms)
 end
 """
 
-#: KEYS item, lease; ARGV owner, lease_ms.
+#: KEYS item, lease, meta; ARGV owner, lease_ms.
 #: -> {'final', status, attempt, idem, task, record} | {'held', pttl} | {'claimed', status, ...}
 CLAIM = """
 local f = redis.call('HMGET', KEYS[1], 'status', 'attempt', 'idem', 'task', 'record')
@@ -48,6 +48,9 @@ end
 local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[1] then
   return {'held', redis.call('PTTL', KEYS[2])}
+end
+if not holder and (f[1] == 'reserved' or f[1] == 'submitting' or f[1] == 'submitted') then
+  redis.call('HINCRBY', KEYS[3], 'resumed', 1)  -- its worker died, or stopped before the end
 end
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 return {'claimed', f[1] or 'new', f[2], f[3], f[4], f[5]}
@@ -187,35 +190,46 @@ return lost
 """
 
 # The shared poll budget, in two steps per poll, both on Redis's clock (one clock for all
-# workers). As the client's own gate does, it aims 1 % under the rate so that the service,
-# counting arrivals on its own clock, never sees more than the rate either.
+# workers). At most SHARE = floor(0.99 rate) polls leave in any WINDOW = 1.05 s: the 1 %
+# (as in the client's own gate) because the service counts arrivals on its own clock, and
+# the 50 ms because workers on other machines reach it with delays that differ: up to 50 ms
+# apart, it still never sees more than SHARE polls in any one second.
+_POLL_TERMS = """
+local share = math.max(1, math.floor(tonumber(ARGV[1]) * 0.99))
+local window = 1.05
+"""
 
-#: Book the next slot, 1 / (0.99 rate) after the last one booked (a token bucket with a
+#: Book the next slot, WINDOW / SHARE after the last one booked (a token bucket with a
 #: burst of one); the caller sleeps until it. KEYS tat; ARGV rate.
 #: -> the seconds to wait, as a string
-POLL_RESERVE = """
+POLL_RESERVE = (
+    _POLL_TERMS
+    + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local interval = 1 / (tonumber(ARGV[1]) * 0.99)
+local interval = window / share
 local slot = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'))
 redis.call('SET', KEYS[1], string.format('%.6f', slot + interval),
   'PX', math.ceil((slot + interval - now) * 1000) + 1000)
 return string.format('%.6f', slot - now)
 """
+)
 
-#: Depart, unless the past second already holds its share of departures (sleepers wake
-#: late and together on a busy machine). KEYS log; ARGV rate, a unique member.
+#: Depart, unless the past WINDOW already holds SHARE departures (sleepers wake late and
+#: together on a busy machine). KEYS log; ARGV rate, a unique member.
 #: -> '0' departed | the seconds to wait before asking again, as a string
-POLL_DEPART = """
+POLL_DEPART = (
+    _POLL_TERMS
+    + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local share = math.max(1, math.floor(tonumber(ARGV[1]) * 0.99))
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.6f', now - 1))
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. string.format('%.6f', now - window))
 if redis.call('ZCARD', KEYS[1]) >= share then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return string.format('%.6f', math.max(0.001, tonumber(oldest[2]) + 1 - now))
+  return string.format('%.6f', math.max(0.001, tonumber(oldest[2]) + window - now))
 end
 redis.call('ZADD', KEYS[1], string.format('%.6f', now), ARGV[2])
 redis.call('PEXPIRE', KEYS[1], 2000)
 return '0'
 """
+)

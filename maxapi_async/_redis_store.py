@@ -135,6 +135,7 @@ class RedisStore(Store):
         return StoreProgress(
             submitted=number("submitted"),
             resubmitted=number("resubmitted"),
+            resumed=number("resumed"),
             done=number("done"),
             failed=number("failed"),
             skipped=number("skipped"),
@@ -200,7 +201,7 @@ class RedisRun(StoreRun):
     async def claim(self, key: str) -> ItemState | Held:
         store = self._store
         reply = await self._redis.run(
-            lua.CLAIM, [store._item(key), store._lease(key)], [self.owner, self._lease_ms]
+            lua.CLAIM, [store._item(key), store._lease(key), store._meta], [self.owner, self._lease_ms]
         )
         kind = text(reply[0])
         if kind == "held":

@@ -99,14 +99,17 @@ class StoreProgress:
     """A store's counts for the whole batch, over every worker and run that shared it.
 
     ``submitted`` counts items submitted (once each per attempt), ``resubmitted`` the
-    submissions repeated under the same key after their first answer was lost (a worker
-    died, a connection broke); ``skipped`` items refused by the budget and not taken since.
+    submissions sent again under a key already used (a worker died or a connection broke
+    before the answer was recorded, or the service said to come back later); ``resumed``
+    the items a worker took up where another left them unfinished (it died, or stopped);
+    ``skipped`` items refused by the budget and not taken since.
     ``committed`` is the credits counted against the budget (spent, plus estimates of
     what is in flight), ``spent`` the credits of the items done (those with a price).
     """
 
     submitted: int = 0
     resubmitted: int = 0
+    resumed: int = 0
     done: int = 0
     failed: int = 0
     skipped: int = 0
