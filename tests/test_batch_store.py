@@ -186,4 +186,17 @@ async def test_a_dead_workers_item_is_taken_over_from_its_task_not_paid_again(
         == 1
     )  # one submission: the rest are polls of its task
     progress = await store.progress()
-    assert (progress.submitted, progress.resubmitted, progress.done) == (1, 0, 1)
+    assert (progress.submitted, progress.resubmitted, progress.resumed, progress.done) == (1, 0, 1, 1)
+
+
+async def test_the_journal_store_counts_what_its_file_holds(client: AsyncMaxAPI, tmp_path: Path) -> None:
+    from maxapi_async._journal import JournalStore
+
+    await Batch(client, generations(3), journal=tmp_path / "run.jsonl", budget=2 * PRICE)
+    run = await JournalStore(tmp_path / "run.jsonl").open_run()
+    try:
+        progress = await run.progress()
+        assert (progress.submitted, progress.done, progress.failed) == (2, 2, 0)
+        assert progress.spent == pytest.approx(2 * PRICE)
+    finally:
+        await run.close()

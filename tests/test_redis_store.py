@@ -144,7 +144,8 @@ async def test_a_submission_repeated_by_another_worker_carries_the_same_key(stor
     assert await second.reserve("a", E, 1)  # reserved by the first: never refused, never counted twice
     assert await second.submitting("a", dict) == key
     progress = await store.progress()
-    assert (progress.submitted, progress.resubmitted, progress.committed) == (1, 1, 0.04)
+    assert (progress.submitted, progress.resubmitted, progress.resumed) == (1, 1, 1)
+    assert progress.committed == 0.04
     await first.close()
     await second.close()
 
@@ -452,7 +453,7 @@ def test_a_dead_workers_item_is_taken_over_from_its_recorded_task(
         second = await run.claim("a")
         assert await run.reserve("a", E, E)  # its reservation stands: never counted twice
         progress = await store.progress()
-        assert (progress.submitted, progress.committed) == (1, 0.04)
+        assert (progress.submitted, progress.resumed, progress.committed) == (1, 1, 0.04)
         await run.close()
         await store.clear()
         await store.aclose()
