@@ -25,7 +25,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from . import _redis_scripts as lua
@@ -200,8 +200,13 @@ class RedisRun(StoreRun):
 
     async def claim(self, key: str) -> ItemState | Held:
         store = self._store
-        reply = await self._redis.run(
-            lua.CLAIM, [store._item(key), store._lease(key), store._meta], [self.owner, self._lease_ms]
+        reply = await self._script(
+            key,
+            "claim",
+            None,
+            lua.CLAIM,
+            [store._item(key), store._lease(key), store._meta],
+            [self.owner, self._lease_ms],
         )
         kind = text(reply[0])
         if kind == "held":
@@ -217,7 +222,7 @@ class RedisRun(StoreRun):
         store = self._store
         keys = [store._item(key), store._lease(key), store._meta]
         args = [self.owner, self._lease_ms, _optional(estimate), _optional(budget)]
-        reply = text(await self._redis.run(lua.RESERVE, keys, args))
+        reply = text(await self._script(key, "reserve credits for", None, lua.RESERVE, keys, args))
         if reply == "ok":
             return True
         if reply == "budget":
@@ -228,30 +233,36 @@ class RedisRun(StoreRun):
         store = self._store
         fresh = derived_idempotency_key(store.name, key, self._held.get(key, 0))
         keys = [store._item(key), store._lease(key), store._meta]
-        reply = await self._redis.run(lua.SUBMITTING, keys, [self.owner, self._lease_ms, fresh])
+        reply = await self._script(
+            key, "record the submission of", None, lua.SUBMITTING, keys, [self.owner, self._lease_ms, fresh]
+        )
         if text(reply[0]) == "send":
             return cast(str, text(reply[1]))
         raise self._lost(key)
 
     async def submitted(self, key: str, idempotency_key: str, task: dict[str, Any]) -> None:
-        await self._redis.run(lua.SUBMITTED, [self._store._item(key)], [idempotency_key, _encode(task)])
+        keys = [self._store._item(key)]
+        await self._script(
+            key, "record the task of", task.get("id"), lua.SUBMITTED, keys, [idempotency_key, _encode(task)]
+        )
 
     async def done(self, key: str, record: dict[str, Any], cost: int | None) -> None:
         store = self._store
         self._held.pop(key, None)
         keys = [store._item(key), store._lease(key), store._meta]
-        await self._redis.run(lua.DONE, keys, [self.owner, _encode(record), _optional(cost)])
+        args = [self.owner, _encode(record), _optional(cost)]
+        await self._script(key, "record the result of", record.get("task_id"), lua.DONE, keys, args)
 
     async def failed(self, key: str, record: dict[str, Any], *, keep_reservation: bool) -> None:
         store = self._store
         self._held.pop(key, None)
         keys = [store._item(key), store._lease(key), store._meta, store._failed]
         args = [self.owner, _encode(record), "1" if keep_reservation else "0", key]
-        await self._redis.run(lua.FAILED, keys, args)
+        await self._script(key, "record the failure of", record.get("task_id"), lua.FAILED, keys, args)
 
     async def release(self, key: str) -> None:
         self._held.pop(key, None)
-        await self._redis.run(lua.RELEASE, [self._store._lease(key)], [self.owner])
+        await self._script(key, "release", None, lua.RELEASE, [self._store._lease(key)], [self.owner])
 
     async def progress(self) -> StoreProgress:
         return await self._store.progress()
@@ -266,6 +277,20 @@ class RedisRun(StoreRun):
         for key in held:  # what this run did not finish is free for the next worker at once
             with contextlib.suppress(StoreError):
                 await self._redis.run(lua.RELEASE, [self._store._lease(key)], [self.owner])
+
+    async def _script(
+        self, key: str, doing: str, task: object, script: str, keys: Sequence[str], args: Sequence[object]
+    ) -> Any:
+        """One of the item's scripts; a Redis failure names the item, and its task when it has one."""
+        try:
+            return await self._redis.run(script, keys, args)
+        except StoreError as exc:
+            runs_on = (
+                f" (its task {task} runs on at the service: resume it with client.tasks.get({task!r}))"
+                if task
+                else ""
+            )
+            raise StoreError(f"cannot {doing} item {key!r}{runs_on}: {exc}") from exc.__cause__
 
     # -- leases ------------------------------------------------------------------------
 

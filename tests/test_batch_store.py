@@ -16,7 +16,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from _redis_server import RedisServer
+from _redis_server import RedisServer, running_redis
 
 import maxapi_async
 from maxapi_async import AsyncMaxAPI, Batch, GenerateRequest, Outcome, RedisStore
@@ -146,8 +146,36 @@ async def test_an_unreachable_redis_stops_the_batch_with_a_store_error(client: A
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     store = RedisStore(f"redis://127.0.0.1:{port}/0", "nowhere")
-    with anyio.fail_after(10), pytest.raises(maxapi_async.StoreError, match="Redis failed"):
+    with anyio.fail_after(10), pytest.raises(maxapi_async.StoreError, match="cannot claim item 'k00'"):
         await Batch(client, generations(3), store=store)
+    await store.aclose()
+
+
+@pytest.mark.fake_maxapi(complete_after_seconds=0.5)
+async def test_a_redis_lost_after_a_submission_stops_the_batch_naming_the_task(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    with running_redis(tmp_path) as server:
+        store = RedisStore(server.url(), "lost")
+        batch = Batch(client, generations(1), store=store)
+        with anyio.fail_after(10):
+            outcomes = batch.__aiter__()
+            async with anyio.create_task_group() as tg:
+
+                async def stop_redis_once_submitted() -> None:
+                    # Redis is ours alone here: polling its state is the only way to know.
+                    while (await store.state("k00")).status != "submitted":  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
+                    server.process.kill()
+
+                tg.start_soon(stop_redis_once_submitted)
+                with pytest.raises(maxapi_async.StoreError) as info:
+                    async for _ in outcomes:
+                        pass
+    message = str(info.value)
+    assert message.startswith("cannot record the result of item 'k00' (its task task_")
+    assert "resume it with client.tasks.get(" in message
+    assert fake_maxapi.created_tasks == 1
     await store.aclose()
 
 

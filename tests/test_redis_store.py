@@ -273,7 +273,7 @@ async def test_a_redis_that_cannot_be_reached_is_a_store_error() -> None:
         port = sock.getsockname()[1]  # nobody listens there once closed
     store = RedisStore(f"redis://127.0.0.1:{port}/0", "nowhere")
     run = await store.open_run()
-    with pytest.raises(StoreError, match="Redis failed") as caught:
+    with pytest.raises(StoreError, match="cannot claim item 'a': Redis failed") as caught:
         await run.claim("a")
     assert isinstance(caught.value, MaxAPIError)
     await run.close()
