@@ -8,15 +8,17 @@ Everything public is re-exported here; every other module is private.
         result = await client.images.generate("a glass cube", aspect_ratio="16:9")
         await result.images[0].save("cube.png")
 
-Batches (:mod:`maxapi_async._batch.runner`) and the blocking facade (:mod:`._blocking`, which starts an
-event loop thread through anyio) load on first use of one of their names, so
-``import maxapi_async`` stays cheap; so does aiohttp, which the transport imports
+Batches (:mod:`._batch`), their Redis store (:mod:`._batch.redis_store`, which imports
+redis-py when it first connects) and the blocking facade (:mod:`._blocking`, which
+starts an event loop thread through anyio) load on first use of one of their names,
+so ``import maxapi_async`` stays cheap; so does aiohttp, which the transport imports
 when the first session is created.
 """
 
 from typing import TYPE_CHECKING, Any
 
 from ._client.client import DEFAULT_BASE_URL, DEFAULT_MAX_POLLS_PER_SECOND, DEFAULT_TASK_TIMEOUT, AsyncMaxAPI
+from ._client.core import PollLimiter
 from ._client.handles import TaskHandle, TaskStatus
 from ._client.hooks import Hooks, PollEvent, RequestEvent, RetryEvent, TaskDoneEvent
 from ._client.resources import Images, Models, ReferenceInput, Tasks
@@ -46,6 +48,7 @@ from ._protocol.errors import (
     ResponseTooLargeError,
     RunningLoopError,
     ServerError,
+    StoreError,
     TaskFailedError,
     TaskProtocolError,
     TaskTimeoutError,
@@ -68,8 +71,19 @@ from ._transport.timeouts import Timeouts
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._batch.items import BatchItem, BatchProgress, ContentRequest, EditRequest, GenerateRequest
-    from ._batch.runner import Batch, BatchSummary, Outcome
+    from ._batch.items import (
+        BatchItem,
+        BatchProgress,
+        BatchSummary,
+        ContentRequest,
+        EditRequest,
+        GenerateRequest,
+        Outcome,
+    )
+    from ._batch.redis_client import RedisPollLimiter
+    from ._batch.redis_store import RedisStore
+    from ._batch.runner import Batch
+    from ._batch.store import StoreProgress
     from ._blocking import BlockingTaskHandle, MaxAPI
 
 __all__ = [
@@ -125,10 +139,13 @@ __all__ = [
     "Part",
     "PermissionDeniedError",
     "PollEvent",
+    "PollLimiter",
     "PollPolicy",
     "PriceTable",
     "PromptFeedback",
     "RateLimitError",
+    "RedisPollLimiter",
+    "RedisStore",
     "ReferenceInput",
     "RequestEvent",
     "ResponseError",
@@ -138,6 +155,8 @@ __all__ = [
     "RouteUsage",
     "RunningLoopError",
     "ServerError",
+    "StoreError",
+    "StoreProgress",
     "TaskDoneEvent",
     "TaskFailedError",
     "TaskHandle",
@@ -158,13 +177,16 @@ _LAZY = {
     "Batch": "_batch.runner",
     "BatchItem": "_batch.items",
     "BatchProgress": "_batch.items",
-    "BatchSummary": "_batch.runner",
+    "BatchSummary": "_batch.items",
     "ContentRequest": "_batch.items",
     "EditRequest": "_batch.items",
     "GenerateRequest": "_batch.items",
-    "Outcome": "_batch.runner",
+    "Outcome": "_batch.items",
     "BlockingTaskHandle": "_blocking",
     "MaxAPI": "_blocking",
+    "RedisPollLimiter": "_batch.redis_client",
+    "RedisStore": "_batch.redis_store",
+    "StoreProgress": "_batch.store",
 }
 
 

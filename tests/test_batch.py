@@ -12,12 +12,14 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+from _redis_server import RedisServer
 
 import maxapi_async
 from maxapi_async import AsyncMaxAPI, Batch, BatchProgress, ContentRequest, EditRequest, GenerateRequest
@@ -193,13 +195,6 @@ async def test_a_budget_refuses_an_item_without_a_price_before_any_request(
     assert fake_maxapi.requests == []
 
 
-async def test_a_budget_refuses_an_unpriced_item_of_another_shard_too(client: AsyncMaxAPI) -> None:
-    items = [*generations(20), GenerateRequest("x", key="dear", model=UNPRICED)]
-    for index in (0, 1):  # every shard sees the same batch, and refuses it alike
-        with pytest.raises(maxapi_async.InvalidRequestError, match=UNPRICED):
-            Batch(client, items, budget=5, shard=(index, 2))
-
-
 async def test_an_unpriced_item_costs_none_never_zero(client: AsyncMaxAPI, tmp_path: Path) -> None:
     journal = tmp_path / "run.jsonl"
     items = [*generations(2, model=UNPRICED), GenerateRequest("y", key="priced", route_mode="official")]
@@ -363,26 +358,26 @@ async def test_a_batch_that_crashes_lets_go_of_its_journal(client: AsyncMaxAPI, 
     assert all(o.ok for o in outcomes)
 
 
-async def test_each_shard_locks_its_own_file(
+async def test_a_journal_folder_split_by_the_removed_shard_option_is_refused_unread(
     client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
 ) -> None:
     folder = tmp_path / "journal"
     folder.mkdir()
-    items = generations(12)
-    arrived = hold_the_next_submission(fake_maxapi)
-    first = Batch(client, items, journal=folder, shard=(0, 2), concurrency=1)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(first.gather)
-        with anyio.fail_after(5):
-            await arrived()
-        other = await Batch(client, items, journal=folder, shard=(1, 2))  # another file: runs
-        assert other  # shard 1 has items of its own, all done
-        assert all(o.ok for o in other)
-        with pytest.raises(maxapi_async.JournalLockedError, match=r"journal-0of2\.jsonl"):
-            await Batch(client, items, journal=folder, shard=(0, 2))
-        tg.cancel_scope.cancel()
-    await first.aclose()
-    assert sorted(p.name for p in folder.iterdir()) == ["journal-0of2.jsonl", "journal-1of2.jsonl"]
+    for name in ("journal-0of2.jsonl", "journal-1of2.jsonl"):  # what shard=(i, 2) wrote
+        (folder / name).write_text('{"event":"done","key":"k00","task_id":"t","images":[]}\n')
+    with pytest.raises(maxapi_async.JournalError, match=r"journal-0of2\.jsonl, journal-1of2\.jsonl") as info:
+        await Batch(client, generations(2), journal=folder)
+    assert "join them into one journal" in str(info.value)
+    assert fake_maxapi.requests == []  # items finished there are not paid again
+    assert not (folder / "journal.jsonl.lock").exists()
+
+
+async def test_a_journal_folder_holds_one_journal_file(client: AsyncMaxAPI, tmp_path: Path) -> None:
+    folder = tmp_path / "journal"
+    folder.mkdir()
+    assert all(o.status == "done" for o in await Batch(client, generations(2), journal=folder))
+    assert sorted(p.name for p in folder.iterdir()) == ["journal.jsonl"]
+    assert all(o.status == "restored" for o in await Batch(client, generations(2), journal=folder))
 
 
 async def test_downloads_are_named_after_keys_and_skipped_when_present(
@@ -409,8 +404,12 @@ async def test_bad_batch_arguments_fail_before_any_request(
     with pytest.raises(maxapi_async.InvalidRequestError) as info:
         Batch(client, generations(1), concurrency=0)
     assert info.value.argument == "concurrency"
-    with pytest.raises(maxapi_async.InvalidRequestError, match="shard"):
-        Batch(client, generations(1), shard=(2, 2))
+    with pytest.raises(maxapi_async.InvalidRequestError, match="RedisStore") as info:
+        Batch(client, generations(1), store="redis://localhost")  # type: ignore[arg-type]
+    assert info.value.argument == "store"
+    store = maxapi_async.RedisStore("redis://localhost", "b")
+    with pytest.raises(maxapi_async.InvalidRequestError, match="not both"):
+        Batch(client, generations(1), store=store, journal="run.jsonl")
     with pytest.raises(maxapi_async.InvalidRequestError, match="items"):
         Batch(client, ["a prompt"])  # type: ignore[list-item]
     assert fake_maxapi.requests == []
@@ -605,26 +604,28 @@ def _events_or_empty(path: Path) -> list[dict[str, object]]:
     return events
 
 
-async def test_two_processes_split_a_batch_through_one_journal_folder(
-    fake_maxapi: FakeMaxAPI, tmp_path: Path
+async def test_two_processes_split_a_batch_through_one_redis_store(
+    fake_maxapi: FakeMaxAPI, redis_server: RedisServer
 ) -> None:
-    folder = tmp_path / "journal"
-    folder.mkdir()
+    name = f"split-{uuid.uuid4().hex[:8]}"
     outputs: list[str] = []
 
-    async def shard(index: int) -> None:
-        outputs.append(await _run_worker(fake_maxapi, str(folder), "20", str(index), "2"))
+    async def worker() -> None:
+        outputs.append(await _run_worker(fake_maxapi, redis_server.url(), "20", name))
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(shard, 0)
-        tg.start_soon(shard, 1)
-    keys = [line.split()[0] for out in outputs for line in out.splitlines() if line.startswith("item-")]
-    assert sorted(keys) == [f"item-{i:03}" for i in range(20)]
-    assert sorted(p.name for p in folder.iterdir()) == ["journal-0of2.jsonl", "journal-1of2.jsonl"]
+        tg.start_soon(worker)
+        tg.start_soon(worker)
+    lines = [line.split() for out in outputs for line in out.splitlines() if line.startswith("item-")]
+    done = sorted(key for key, status in lines if status == "done")
+    assert done == [f"item-{i:03}" for i in range(20)]  # each item ran in one of them
+    assert sorted(key for key, _ in lines) == sorted(2 * done)  # and both report every item
+    assert {status for _, status in lines} <= {"done", "restored"}
     assert fake_maxapi.created_tasks == 20
-    # A rerun of either shard finds everything finished, from both files.
-    again = await _run_worker(fake_maxapi, str(folder), "20", "0", "2")
-    assert "done" not in {line.split()[1] for line in again.splitlines() if line.startswith("item-")}
+    assert len(submissions_by_prompt(fake_maxapi)) == 20
+    # A rerun finds everything finished, done by either process.
+    again = await _run_worker(fake_maxapi, redis_server.url(), "20", name)
+    assert {line.split()[1] for line in again.splitlines() if line.startswith("item-")} == {"restored"}
     assert fake_maxapi.created_tasks == 20
 
 
@@ -745,7 +746,7 @@ from maxapi_async import JournalError
 from maxapi_async._batch.journal import Journal
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-journal = Journal(sys.argv[1], None)
+journal = Journal(sys.argv[1])
 journal.open()
 journal.write({"event": "submit", "key": "k0", "idempotency_key": "abc"})
 size = os.path.getsize(sys.argv[1])

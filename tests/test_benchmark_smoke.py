@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from _redis_server import RedisServer
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 SCENARIOS = ("overhead", "native", "polling", "payload", "batch", "import")
 NUMBER = r"[\d,]+(\.\d+)?x?"
@@ -115,3 +117,21 @@ def test_the_scripts_still_run_on_their_own() -> None:
     for call in ("images, URL answer", "generate_content, URL answer"):
         assert all(re.fullmatch(NUMBER, c) for c in _cells(out, call)), out
     assert len(out.splitlines()) == 6, out  # the header, its rule and four calls
+
+
+def test_the_store_benchmark_counts_five_round_trips_per_item(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    out = _run(
+        "store.py", "--items", "300", "--processes", "2", "--concurrency", "4",
+        "--redis", redis_server.url(2), "--json", str(tmp_path / "store.json"),
+    )  # fmt: skip
+    item = _cells(out, "item")
+    assert all(re.fullmatch(NUMBER, c) for c in item), out
+    # claim, reserve, submitting, submitted, done; and each worker loads each script once
+    assert item[0] == "300"
+    assert 5 <= float(item[1]) <= 5.15, out
+    polled = _cells(out, "item + one poll through the limiter")
+    assert 7 <= float(polled[1]) <= 7.15, out  # two more per poll
+    rows = json.loads((tmp_path / "store.json").read_text())["rows"]
+    assert [row["items"] for row in rows] == [300, 300]

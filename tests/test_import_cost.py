@@ -11,7 +11,9 @@ import pytest
 import maxapi_async
 
 # aiohttp alone costs about 100 ms to import, anyio 20 ms; batches, the blocking facade,
-# the command line, notebook display and the fake server are for some programs only.
+# the command line, notebook display and the fake server are for some programs only; the
+# Redis store (and redis-py, an optional extra) for batches spread over machines, and
+# Celery never (only its example uses it).
 DEFERRED = (
     "aiohttp",
     "anyio",
@@ -21,6 +23,9 @@ DEFERRED = (
     "maxapi_async._cli.commands",
     "maxapi_async._display",
     "maxapi_async.testing",
+    "maxapi_async._batch.redis_store",
+    "redis",
+    "celery",
 )
 
 
@@ -48,7 +53,8 @@ def test_a_client_is_made_and_closed_without_importing_aiohttp() -> None:
     [
         ("MaxAPI", "maxapi_async._blocking"),
         ("Batch", "maxapi_async._batch.runner"),
-        ("Outcome", "maxapi_async._batch.runner"),
+        ("Outcome", "maxapi_async._batch.items"),
+        ("RedisStore", "maxapi_async._batch.redis_store"),
     ],
 )
 def test_a_deferred_name_loads_its_module_on_first_use(name: str, module: str) -> None:
@@ -61,3 +67,10 @@ def test_deferred_names_are_listed_and_unknown_names_still_fail() -> None:
     assert maxapi_async.MaxAPI is maxapi_async.MaxAPI  # cached after the first lookup
     with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
         _ = maxapi_async.NoSuchThing  # type: ignore[attr-defined]
+
+
+def test_making_a_redis_store_does_not_import_redis() -> None:
+    # redis-py comes with the store's first connection: a program that only builds one
+    # (or never uses one) pays nothing for it.
+    code = "import maxapi_async\nmaxapi_async.RedisStore('redis://localhost:6379/0', 'batch')"
+    assert "redis" not in _loaded_after(code)

@@ -123,8 +123,8 @@ def pytest_block_outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[int,
     return outcomes
 
 
-async def run_python(args: list[str], fake: FakeMaxAPI, cwd: Path) -> str:
-    env = {**os.environ, "MAXAPI_KEY": fake.api_key, "MAXAPI_BASE_URL": fake.base_url}
+async def run_python(args: list[str], fake: FakeMaxAPI, cwd: Path, **extra_env: str) -> str:
+    env = {**os.environ, "MAXAPI_KEY": fake.api_key, "MAXAPI_BASE_URL": fake.base_url, **extra_env}
     env.pop("PYTHONWARNINGS", None)
     with anyio.fail_after(60):
         done = await anyio.run_process([sys.executable, "-W", "error", *args], env=env, cwd=cwd, check=False)
@@ -173,7 +173,10 @@ async def test_readme_example_runs(
     script.write_text(source)
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER)
-    output = await run_python([str(runner), str(script)], fake_maxapi, tmp_path)
+    extra_env = {}
+    if "RedisStore" in source:  # "Beyond one machine": a real Redis, a database of its own
+        extra_env["REDIS_URL"] = request.getfixturevalue("redis_server").url(5)
+    output = await run_python([str(runner), str(script)], fake_maxapi, tmp_path, **extra_env)
     assert "EXAMPLE OK" in output
 
 

@@ -1,5 +1,5 @@
 """What a batch is made of: one item per call, each the options of its call plus a ``key``;
-the batch's own options, and the progress counts it reports.
+the batch's own options; and what it reports: progress counts, each item's outcome, a summary.
 
 :class:`GenerateRequest`, :class:`EditRequest` and :class:`ContentRequest` subclass the
 options classes (:mod:`.._protocol.options`): an item is its call's options, its prompt or contents,
@@ -10,8 +10,10 @@ and the caller's ``key``. Each submits itself through the resources' functions w
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any, TypedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import attrs
 
@@ -19,18 +21,26 @@ from .._client.core import Core
 from .._client.handles import TaskHandle
 from .._client.resources import edit_images, generate_content, generate_images
 from .._protocol.errors import InvalidRequestError
-from .._protocol.models import ImageAsset
+from .._protocol.gemini import GenerateContentResponse
+from .._protocol.models import ImageAsset, ImageResult
 from .._protocol.options import ContentOptions, ImageOptions, options_of
 from .._protocol.pricing import PriceTable
+
+if TYPE_CHECKING:
+    from .redis_store import RedisStore
 
 __all__ = [
     "BatchItem",
     "BatchOptionsDict",
     "BatchProgress",
+    "BatchSummary",
     "ContentRequest",
     "EditRequest",
     "GenerateRequest",
+    "Outcome",
+    "Result",
     "check_batch_arguments",
+    "tqdm_progress",
 ]
 
 
@@ -121,6 +131,69 @@ def _handle(submitted: object) -> TaskHandle[Any]:
 
 BatchItem = GenerateRequest | EditRequest | ContentRequest
 
+#: What an item gives when it is done.
+Result = ImageResult | GenerateContentResponse
+
+
+@attrs.frozen
+class Outcome:
+    """How one item ended.
+
+    ``status`` is ``"done"``, ``"failed"``, ``"skipped"`` (not submitted:
+    ``reason`` says ``"budget"``, ``"fail_fast"`` or ``"cancelled"``),
+    ``"cancelled"`` (stopped while running; a submitted task resumes from the
+    journal) or ``"restored"`` (finished in an earlier run, or by another
+    worker of a shared store: ``images`` come from the journal or the store,
+    ``result`` is ``None``). An item another worker failed is ``"failed"``
+    with ``error`` ``None`` and ``reason`` that worker's error.
+    ``cost`` is the estimated credits charged: 0 for an item failed or not
+    submitted, ``None`` for one whose model has no price (the client's
+    ``prices=`` can give it one). ``error`` is
+    the exception for a failed item (``None`` otherwise): an item whose wait
+    passed the client's ``task_timeout`` has :class:`TaskTimeoutError` (its
+    task runs on; a rerun with the journal waits for it again), and items
+    never submitted because the service asked for too long a pause have its
+    :class:`RateLimitError`; ``task_id`` the
+    service's task id when one was assigned; ``files`` the saved images.
+    """
+
+    key: str
+    status: str
+    result: Result | None = None
+    error: BaseException | None = None
+    cost: float | None = 0.0
+    images: list[ImageAsset] = attrs.field(factory=list)
+    task_id: str | None = None
+    files: list[Path] = attrs.field(factory=list)
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True for an item that produced its images, in this run or an earlier one."""
+        return self.status in ("done", "restored")
+
+
+@attrs.frozen
+class BatchSummary:
+    """What a finished (or stopped) batch did and what it left.
+
+    ``remaining`` lists the keys not finished: skipped by the budget or
+    ``fail_fast``, and failed ones (a rerun with the same journal retries only
+    what did not finish). ``credits`` are this run's estimated credits, added
+    exactly; ``unpriced`` counts the items done in this run whose model has no
+    price, whose credits are therefore not in ``credits``.
+    """
+
+    total: int
+    done: int
+    restored: int
+    failed: int
+    skipped: int
+    credits: float
+    remaining: list[str]
+    stopped_by_budget: bool
+    unpriced: int = 0
+
 
 @attrs.frozen
 class BatchProgress:
@@ -148,12 +221,14 @@ class BatchOptionsDict(TypedDict, total=False):
       item's model needs a price, see ``prices``: else ``InvalidRequestError``);
     * ``journal``: a ``.jsonl`` file or a folder, for crash-safe resumption;
       one batch at a time writes it (else ``JournalLockedError``);
+    * ``store``: a :class:`RedisStore` instead, holding the batch's state for
+      every process that runs it (each item runs in one; the budget is theirs
+      together);
     * ``fail_fast``: the first failure stops the batch (default: never);
     * ``progress``: a callback taking :class:`BatchProgress`, or ``True``
       for a tqdm bar on a terminal (``pip install 'maxapi-async[progress]'``);
     * ``download_to``: save every image into this folder, named after the
       item's key, skipping files already there;
-    * ``shard``: ``(index, count)``, to split one batch across processes;
     * ``prices``: the :class:`PriceTable` of the estimates (default: the client's).
     """
 
@@ -161,10 +236,10 @@ class BatchOptionsDict(TypedDict, total=False):
     max_pending: int
     budget: float | None
     journal: str | os.PathLike[str] | None
+    store: RedisStore | None
     fail_fast: bool
     progress: Callable[[BatchProgress], Any] | bool | None
     download_to: str | os.PathLike[str] | None
-    shard: tuple[int, int] | None
     prices: PriceTable | None
 
 
@@ -173,7 +248,6 @@ def check_batch_arguments(
     concurrency: int,
     max_pending: int,
     budget: float | None,
-    shard: tuple[int, int] | None,
 ) -> None:
     kinds = (GenerateRequest, EditRequest, ContentRequest)
     seen: set[str] = set()
@@ -194,10 +268,24 @@ def check_batch_arguments(
         isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget >= 0
     ):
         raise InvalidRequestError("budget", f"must be a non-negative number of credits, got {budget!r}")
-    if shard is not None and (
-        not isinstance(shard, tuple)
-        or len(shard) != 2
-        or not all(isinstance(v, int) for v in shard)
-        or not 0 <= shard[0] < shard[1]
-    ):
-        raise InvalidRequestError("shard", f"must be (index, count) with 0 <= index < count, got {shard!r}")
+
+
+# -- progress ---------------------------------------------------------------------
+
+
+def tqdm_progress(total: int) -> tuple[Callable[[BatchProgress], None], Callable[[], None]] | None:
+    """A tqdm bar on stderr, when tqdm is installed and stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    bar = tqdm(total=total, unit="img", file=sys.stderr)
+
+    def update(p: BatchProgress) -> None:
+        bar.n = p.done + p.failed + p.skipped
+        bar.set_postfix(running=p.running, failed=p.failed, credits=f"{p.credits:.3f}", refresh=False)
+        bar.refresh()
+
+    return update, bar.close

@@ -1,6 +1,9 @@
-"""The batch journal: what makes a batch crash-safe and resumable.
+"""The batch journal: what makes a batch crash-safe and resumable on one machine.
 
-Each line is a JSON record, flushed to the OS before the step it records is relied on:
+:class:`JournalStore` is the single-machine implementation of the store interface
+(:mod:`.store`): the runner's default, a JSON-lines file, or nothing at all (a batch
+without a journal keeps its state in memory). Each line is a JSON record, flushed to
+the OS before the step it records is relied on:
 
 * ``submit``: written before the submission is sent, with its ``Idempotency-Key``;
 * ``task``: the task's resumable description, once the service accepted it;
@@ -33,20 +36,24 @@ import io
 import json
 import os
 import sys
+import time
 import warnings
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 import attrs
 
+from .._client.core import new_idempotency_key
 from .._protocol.errors import JournalError, JournalLockedError, MaxAPIWarning
 from .._protocol.models import ImageAsset, _AssetFetcher
+from .._protocol.pricing import NANO, nano_credits
+from .store import ItemState, Store, StoreProgress, StoreRun, retried
 
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["Entry", "Journal", "asset_record", "restored_images", "retry_entry"]
+__all__ = ["Entry", "Journal", "JournalRun", "JournalStore", "asset_record", "restored_images"]
 
 
 @attrs.define
@@ -66,7 +73,7 @@ class Journal:
     (``flock`` on ``<file>.lock`` beside it, which holds the owner's pid), so a
     second batch on the same file, in this process or another, meets
     :class:`JournalLockedError` before it sends anything; :meth:`close` lets go.
-    Shards each lock their own file of the folder. Windows has no ``flock``:
+    Windows has no ``flock``:
     there the file is not locked, and running two batches on it is the caller's
     mistake to avoid.
 
@@ -75,13 +82,12 @@ class Journal:
     complete line again, so the next record is not glued to it and lost.
     """
 
-    def __init__(self, location: str | os.PathLike[str], shard: tuple[int, int] | None) -> None:
+    def __init__(self, location: str | os.PathLike[str]) -> None:
         path = Path(location)
         self._folder: Path | None = None
         if path.is_dir() or os.fspath(location).endswith(os.sep):
-            name = f"journal-{shard[0]}of{shard[1]}.jsonl" if shard else "journal.jsonl"
             self._folder = path
-            self.path = path / name
+            self.path = path / "journal.jsonl"
         else:
             self.path = path
         self._fh: io.RawIOBase | None = None
@@ -100,45 +106,58 @@ class Journal:
             ) from exc
 
     def open(self) -> dict[str, Entry]:
-        """Lock this batch's file, set aside a torn last line, and read every file."""
+        """Lock this batch's file, set aside a torn last line, and read it."""
         with self._os_errors("cannot lock it"):
             self._lock.acquire()
         try:
             with self._os_errors("cannot read it"):
                 if self.path.exists() and not self.path.is_file():
                     raise IsADirectoryError(errno.EISDIR, "not a regular file")
+                self._refuse_shard_files()
                 _set_aside_torn_tail(self.path)
                 return self._load()
         except BaseException:
             self._lock.release()
             raise
 
+    def _refuse_shard_files(self) -> None:
+        """A folder written with the removed ``shard=`` option holds its batch in several
+        files: read as one journal now, the items finished there would be paid again."""
+        if self._folder is None:
+            return
+        shards = sorted(p.name for p in self._folder.glob("journal-*of*.jsonl"))
+        if shards:
+            raise JournalError(
+                os.fspath(self._folder),
+                f"journal folder {self._folder} holds the files of a batch split with shard= "
+                f"({', '.join(shards)}), which batches no longer read; join them into one journal "
+                f"first (cat {self._folder / 'journal-*of*.jsonl'} >> {self.path}, then remove them), "
+                "or to spread a batch over processes use a RedisStore",
+            )
+
     def _load(self) -> dict[str, Entry]:
-        if self._folder is not None:  # the other shards' files too: what they finished is done
-            files = sorted(self._folder.glob("*.jsonl"))
-        else:
-            files = [self.path] if self.path.exists() else []
         entries: dict[str, Entry] = {}
-        for file in files:
-            with open(file, encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        record = json.loads(line)
-                    except ValueError:
-                        continue  # torn: another shard's line being written, or an old crash's
-                    if not isinstance(record, dict) or not isinstance(record.get("key"), str):
-                        continue
-                    entry = entries.setdefault(record["key"], Entry())
-                    event = record.get("event")
-                    if event == "submit":  # a new attempt: what an earlier one left is history
-                        entry.idempotency_key = record.get("idempotency_key")
-                        entry.task = entry.failed = None
-                    elif event == "task" and isinstance(record.get("task"), dict):
-                        entry.task = record["task"]
-                    elif event == "done":
-                        entry.done = record
-                    elif event == "failed":
-                        entry.failed = record
+        if not self.path.exists():
+            return entries
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # an old crash's torn line
+                if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+                    continue
+                entry = entries.setdefault(record["key"], Entry())
+                event = record.get("event")
+                if event == "submit":  # a new attempt: what an earlier one left is history
+                    entry.idempotency_key = record.get("idempotency_key")
+                    entry.task = entry.failed = None
+                elif event == "task" and isinstance(record.get("task"), dict):
+                    entry.task = record["task"]
+                elif event == "done":
+                    entry.done = record
+                elif event == "failed":
+                    entry.failed = record
         return entries
 
     def write(self, record: dict[str, Any]) -> None:
@@ -303,22 +322,116 @@ def restored_images(record: Mapping[str, Any], fetcher: _AssetFetcher) -> list[I
     ]
 
 
-#: Failures whose submission may have reached the service: retry under the same key.
-_UNKNOWN_OUTCOME_ERRORS = frozenset({"APIConnectionError", "APITimeoutError"})
+# -- the store ---------------------------------------------------------------------
 
 
-def retry_entry(entry: Entry) -> Entry:
-    """What a rerun does with an item that failed before: submit it again.
+class JournalStore(Store):
+    """A batch's state on one machine: a journal file (``location``), or memory (``None``).
 
-    Failed calls are not charged, so a fresh submission is safe. Only when the
-    failure left the outcome unknown is the old ``Idempotency-Key`` reused, so
-    a service that created the task after all returns it instead of a second one.
-    An item whose wait passed the client's ``task_timeout`` is not submitted
-    again: its task is waited for once more.
+    Its budget is the run's own: what a run commits starts from nothing, and resumed
+    tasks count without being refused (they were paid for by an earlier run).
     """
-    failed = entry.failed or {}
-    if failed.get("error") == "TaskTimeoutError" and entry.task is not None:
-        # Nobody waited long enough, but the task runs on at the service: wait for it again.
-        return Entry(idempotency_key=entry.idempotency_key, task=entry.task)
-    keep = failed.get("error") in _UNKNOWN_OUTCOME_ERRORS and failed.get("task_id") is None
-    return Entry(idempotency_key=entry.idempotency_key if keep else None)
+
+    def __init__(self, location: str | os.PathLike[str] | None) -> None:
+        self.journal = Journal(location) if location is not None else None
+
+    async def open_run(self) -> JournalRun:
+        """Lock the journal and read it (before any request: a second batch stops here)."""
+        entries = self.journal.open() if self.journal is not None else {}
+        return JournalRun(self.journal, entries)
+
+
+class JournalRun(StoreRun):
+    """One run on a :class:`JournalStore`: its entries in memory, each change a journal line."""
+
+    def __init__(self, journal: Journal | None, entries: dict[str, Entry]) -> None:
+        self._journal = journal
+        self._entries = entries
+        self._committed = 0  # estimated spend of finished and in-flight items, nano-credits
+        self._reserved: dict[str, int] = {}
+        self._stopped = False
+        self._resumed = 0
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self._journal is not None:
+            self._journal.write(record)
+
+    async def claim(self, key: str) -> ItemState:
+        entry = self._entries.get(key)
+        if entry is None:
+            return ItemState()
+        if entry.done is not None:
+            return ItemState("done", entry.idempotency_key, entry.task, entry.done)
+        if entry.failed is not None:  # an earlier run's failure: this run tries again
+            state, _ = retried(ItemState("failed", entry.idempotency_key, entry.task, entry.failed))
+            entry = self._entries[key] = Entry(idempotency_key=state.idempotency_key, task=state.task)
+        if entry.task is not None:
+            self._resumed += 1
+            return ItemState("submitted", entry.idempotency_key, entry.task)
+        if entry.idempotency_key is not None:
+            self._resumed += 1
+            return ItemState("submitting", entry.idempotency_key)
+        return ItemState()
+
+    async def reserve(self, key: str, estimate: int | None, budget: int | None) -> bool:
+        entry = self._entries.get(key)
+        resumed = entry is not None and entry.task is not None
+        # (An unpriced item never gets here with a budget: the batch refused it.)
+        refused = self._stopped or estimate is None or self._committed + estimate > (budget or 0)
+        if budget is not None and not resumed and refused:
+            self._stopped = True
+            return False
+        if estimate is not None:
+            self._committed += estimate
+            self._reserved[key] = estimate
+        return True
+
+    async def submitting(self, key: str, describe: Callable[[], dict[str, Any]]) -> str:
+        entry = self._entries.setdefault(key, Entry())
+        # The key of a submission whose answer never arrived is reused, so the service can
+        # recognise the repeat and return the task it already created.
+        idempotency_key = entry.idempotency_key or new_idempotency_key()
+        if self._journal is not None:  # the record is built only when there is a journal to write
+            self._journal.write({"event": "submit", "key": key, "idempotency_key": idempotency_key,
+                                 "request": describe(), "t": time.time()})  # fmt: skip
+        entry.idempotency_key, entry.task = idempotency_key, None
+        return idempotency_key
+
+    async def submitted(self, key: str, idempotency_key: str, task: dict[str, Any]) -> None:
+        self._write({"event": "task", "key": key, "task": task})
+        self._entries.setdefault(key, Entry(idempotency_key)).task = task
+
+    async def done(self, key: str, record: dict[str, Any], cost: int | None) -> None:
+        self._committed += (cost or 0) - self._reserved.pop(key, 0)
+        line = {"event": "done", "key": key, **record}
+        self._write(line)
+        self._entries.setdefault(key, Entry()).done = line
+
+    async def failed(self, key: str, record: dict[str, Any], *, keep_reservation: bool) -> None:
+        if not keep_reservation:  # failed calls are not charged
+            self._committed -= self._reserved.pop(key, 0)
+        line = {"event": "failed", "key": key, **record}
+        self._write(line)
+        self._entries.setdefault(key, Entry()).failed = line
+
+    async def release(self, key: str) -> None:
+        """Nothing to let go of: a journal has one writer, and claims are not recorded."""
+
+    async def progress(self) -> StoreProgress:
+        entries = list(self._entries.values())
+        return StoreProgress(
+            submitted=sum(1 for e in entries if e.idempotency_key is not None),
+            resumed=self._resumed,
+            done=sum(1 for e in entries if e.done is not None),
+            failed=sum(1 for e in entries if e.done is None and e.failed is not None),
+            committed=self._committed / NANO,
+            spent=sum(_nanos(e.done.get("cost")) for e in entries if e.done is not None) / NANO,
+        )
+
+    async def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+
+
+def _nanos(cost: object) -> int:
+    return nano_credits(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else 0

@@ -10,41 +10,35 @@ and the items not submitted fail with that error, which says when to rerun.
 Iterate ``async for outcome in batch`` to get outcomes as they complete, or
 ``await batch`` for all of them in input order.
 
-``shard=(i, n)`` runs the items whose key hashes to ``i`` of ``n``, so processes or
-machines sharing one journal folder split a batch.
-
-Crash safety comes from the journal (``journal="run.jsonl"`` or a folder; see
-:mod:`maxapi_async._batch.journal`): rerun the same batch with the same journal and it skips what
-finished, resumes what was submitted, and submits only what was never sent.
-Items are in :mod:`maxapi_async._batch.items`.
+The batch's state goes through one store (:mod:`.store`): by default the journal
+(``journal="run.jsonl"`` or a folder, or memory without one; see :mod:`.journal`):
+rerun the same batch with the same journal and it skips what finished, resumes what
+was submitted, and submits only what was never sent. With ``store=RedisStore(...)``
+(:mod:`.redis_store`) the same batch runs in many processes at once: each item runs
+in the one that claims it, the others wait for it (taking it over if its worker dies)
+and report it ``"restored"``. Items are in :mod:`.items`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import sys
-import time
-import zlib
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-import attrs
 
 from .._client.client import AsyncMaxAPI, core_of
-from .._client.core import new_idempotency_key
 from .._client.handles import TaskHandle
 from .._protocol.errors import (
     ClientClosedError,
     InvalidRequestError,
-    JournalError,
     MaxAPIError,
+    StoreError,
     TaskTimeoutError,
 )
-from .._protocol.gemini import GenerateContentResponse
-from .._protocol.models import ImageAsset, ImageResult, _extension
+from .._protocol.models import ImageAsset, _extension
 from .._protocol.options import ImageOptions
 from .._protocol.pricing import NANO, PriceTable, nano_credits
 from .._transport.files import key_filename
@@ -53,13 +47,21 @@ from .items import (
     BatchItem,
     BatchOptionsDict,
     BatchProgress,
+    BatchSummary,
     ContentRequest,
     EditRequest,
     GenerateRequest,
+    Outcome,
+    Result,
     check_batch_arguments,
+    tqdm_progress,
 )
-from .journal import Entry, Journal, asset_record, restored_images, retry_entry
+from .journal import JournalStore, asset_record, restored_images
 from .pacing import SubmissionPause
+from .store import ClaimLost, Held, ItemState, Store, StoreRun
+
+if TYPE_CHECKING:
+    from .redis_store import RedisStore
 
 __all__ = [
     "Batch",
@@ -73,94 +75,9 @@ __all__ = [
     "Outcome",
 ]
 
-Result = ImageResult | GenerateContentResponse
-
-
-@attrs.frozen
-class Outcome:
-    """How one item ended.
-
-    ``status`` is ``"done"``, ``"failed"``, ``"skipped"`` (not submitted:
-    ``reason`` says ``"budget"``, ``"fail_fast"`` or ``"cancelled"``),
-    ``"cancelled"`` (stopped while running; a submitted task resumes from the
-    journal) or ``"restored"`` (finished in an earlier run: ``images`` come
-    from the journal, ``result`` is ``None``).
-    ``cost`` is the estimated credits charged: 0 for an item failed or not
-    submitted, ``None`` for one whose model has no price (the client's
-    ``prices=`` can give it one). ``error`` is
-    the exception for a failed item (``None`` otherwise): an item whose wait
-    passed the client's ``task_timeout`` has :class:`TaskTimeoutError` (its
-    task runs on; a rerun with the journal waits for it again), and items
-    never submitted because the service asked for too long a pause have its
-    :class:`RateLimitError`; ``task_id`` the
-    service's task id when one was assigned; ``files`` the saved images.
-    """
-
-    key: str
-    status: str
-    result: Result | None = None
-    error: BaseException | None = None
-    cost: float | None = 0.0
-    images: list[ImageAsset] = attrs.field(factory=list)
-    task_id: str | None = None
-    files: list[Path] = attrs.field(factory=list)
-    reason: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True for an item that produced its images, in this run or an earlier one."""
-        return self.status in ("done", "restored")
-
-
-@attrs.frozen
-class BatchSummary:
-    """What a finished (or stopped) batch did and what it left.
-
-    ``remaining`` lists the keys not finished: skipped by the budget or
-    ``fail_fast``, and failed ones (a rerun with the same journal retries only
-    what did not finish). ``credits`` are this run's estimated credits, added
-    exactly; ``unpriced`` counts the items done in this run whose model has no
-    price, whose credits are therefore not in ``credits``.
-    """
-
-    total: int
-    done: int
-    restored: int
-    failed: int
-    skipped: int
-    credits: float
-    remaining: list[str]
-    stopped_by_budget: bool
-    unpriced: int = 0
-
 
 def _images_of(result: Result) -> list[ImageAsset]:
     return list(result.images)
-
-
-def _shard_of(key: str, count: int) -> int:
-    return zlib.crc32(key.encode("utf-8")) % count
-
-
-# -- progress ---------------------------------------------------------------------
-
-
-def _tqdm_progress(total: int) -> tuple[Callable[[BatchProgress], None], Callable[[], None]] | None:
-    """A tqdm bar on stderr, when tqdm is installed and stderr is a terminal."""
-    if not sys.stderr.isatty():
-        return None
-    try:
-        from tqdm import tqdm  # type: ignore[import-untyped]
-    except ImportError:
-        return None
-    bar = tqdm(total=total, unit="img", file=sys.stderr)
-
-    def update(p: BatchProgress) -> None:
-        bar.n = p.done + p.failed + p.skipped
-        bar.set_postfix(running=p.running, failed=p.failed, credits=f"{p.credits:.3f}", refresh=False)
-        bar.refresh()
-
-    return update, bar.close
 
 
 # -- the batch ---------------------------------------------------------------------
@@ -186,16 +103,22 @@ class Batch:
         max_pending: int = 1000,
         budget: float | None = None,
         journal: str | os.PathLike[str] | None = None,
+        store: RedisStore | None = None,
         fail_fast: bool = False,
         progress: Callable[[BatchProgress], Any] | bool | None = None,
         download_to: str | os.PathLike[str] | None = None,
-        shard: tuple[int, int] | None = None,
         prices: PriceTable | None = None,
     ) -> None:
         self._client = client
         self._core = core_of(client)
         self.items: list[BatchItem] = list(items)
-        check_batch_arguments(self.items, concurrency, max_pending, budget, shard)
+        check_batch_arguments(self.items, concurrency, max_pending, budget)
+        if store is not None and not isinstance(store, Store):
+            raise InvalidRequestError("store", f"must be a RedisStore, got {type(store).__name__}")
+        if store is not None and journal is not None:
+            raise InvalidRequestError(
+                "store", "give journal= (one machine) or store= (shared by many workers), not both"
+            )
         self.prices = prices if prices is not None else client.prices
         # Credits are counted in whole nano-credits, exactly; BatchSummary shows them as floats.
         self._estimates: dict[tuple[str, str | None, int], int | None] = {}
@@ -203,13 +126,11 @@ class Batch:
         self._budget = nano_credits(budget) if budget is not None else None
         if budget is not None:
             self._check_priced()
-        if shard is not None:
-            self.items = [i for i in self.items if _shard_of(i.key, shard[1]) == shard[0]]
         self.concurrency = concurrency
         self.max_pending = max_pending
         self.fail_fast = fail_fast
         self.download_to = Path(download_to) if download_to is not None else None
-        self._journal = Journal(journal, shard) if journal is not None else None
+        self._store: Store = store if store is not None else JournalStore(journal)
         self._progress = progress
         # Only each item's status is kept: holding every Outcome (its result, raw answer and
         # images) would grow with the batch even when the caller streams the outcomes away.
@@ -219,10 +140,9 @@ class Batch:
         self._counts = {"submitted": 0, "running": 0, "done": 0, "failed": 0, "skipped": 0}
         self._credits = 0
         self._unpriced = 0  # items done whose model has no price: not in _credits
-        self._committed = 0  # estimated spend of finished and in-flight items
         self._stopped_by_budget = False
         self._failed_fast = False
-        self._journal_failed: JournalError | None = None  # the batch stops and raises it
+        self._store_failed: StoreError | None = None  # the batch stops and raises it
         # The service's "come back later" (Retry-After on a failed submission) pauses submissions.
         self._pause = SubmissionPause(client.retry_policy.retry_statuses, client.task_timeout)
         self._report: Callable[[BatchProgress], Any] | None = None
@@ -271,37 +191,21 @@ class Batch:
         return self._runner
 
     async def _run(self) -> None:
-        try:  # locked, before any request: a second batch on this journal stops here
-            entries = self._journal.open() if self._journal is not None else {}
+        try:  # before any request: a second batch on a locked journal stops here
+            run = await self._store.open_run()
         except BaseException:
             self._queue.put_nowait(None)  # the iteration ends and re-raises this
             raise
-        self._setup_progress()
         try:
+            self._setup_progress()
             async with anyio.create_task_group() as tg:
-                submit_slots = anyio.CapacityLimiter(self.concurrency)
-                pending_slots = anyio.Semaphore(self.max_pending)
+                slots = (anyio.CapacityLimiter(self.concurrency), anyio.Semaphore(self.max_pending), tg)
                 for item in self.items:
-                    entry = entries.get(item.key)
-                    if entry is not None and entry.done is not None:
-                        self._finish(self._restored(item, entry.done))
-                        continue
-                    if entry is not None and entry.failed is not None:
-                        entry = retry_entry(entry)
-                    resumable = entry is not None and entry.task is not None
-                    estimate = self._estimate(item)
-                    if self._failed_fast:
-                        self._finish(Outcome(item.key, "skipped", reason="fail_fast"))
-                        continue
-                    if not resumable and not self._within_budget(estimate):
-                        self._finish(Outcome(item.key, "skipped", reason="budget"))
-                        continue
-                    await pending_slots.acquire()
-                    if estimate is not None:
-                        self._committed += estimate
-                    tg.start_soon(self._one, item, entry, estimate, submit_slots, pending_slots, tg)
-            if self._journal_failed is not None:
-                raise self._journal_failed
+                    if self._store_failed is not None:
+                        break
+                    await self._schedule(run, item, *slots)
+            if self._store_failed is not None:
+                raise self._store_failed
         finally:
             try:
                 reason = "fail_fast" if self._failed_fast else "cancelled"
@@ -311,12 +215,80 @@ class Batch:
                 self.summary = self._summarize()
                 if self._close_report is not None:
                     self._close_report()
-            finally:  # even when a progress callback raised: let go of the journal, end the iteration
+            finally:  # even when a progress callback raised: let go of the store, end the iteration
                 try:
-                    if self._journal is not None:
-                        self._journal.close()
+                    with anyio.move_on_after(10, shield=True):  # its claims, its lock
+                        await run.close()
                 finally:
                     self._queue.put_nowait(None)
+
+    async def _schedule(
+        self,
+        run: StoreRun,
+        item: BatchItem,
+        submit_slots: anyio.CapacityLimiter,
+        pending_slots: anyio.Semaphore,
+        tg: anyio.abc.TaskGroup,
+    ) -> None:
+        """Claim ``item`` and start it, or settle it at once (finished, refused): in item order,
+        so the first item the budget refuses stops the later ones."""
+        state: ItemState | None = None  # None: another worker runs it, wait beside the others
+        try:
+            claimed = await run.claim(item.key)
+            if isinstance(claimed, ItemState):
+                if self._settled(item, claimed):
+                    return
+                if self._failed_fast:
+                    await run.release(item.key)
+                    self._finish(Outcome(item.key, "skipped", reason="fail_fast"))
+                    return
+                if not await self._reserve(run, item):
+                    return
+                state = claimed
+        except ClaimLost:
+            state = None  # taken over meanwhile: wait for it like a held one
+        except StoreError as exc:
+            self._stop(item, exc, None, tg)
+            return
+        await pending_slots.acquire()
+        tg.start_soon(self._one, run, item, state, submit_slots, pending_slots, tg)
+
+    def _settled(self, item: BatchItem, state: ItemState) -> bool:
+        """Whether the item finished earlier (or elsewhere); then its outcome is out."""
+        if state.status == "done":
+            self._finish(self._restored(item, state.record or {}))
+            return True
+        if state.status == "failed":  # recorded by another worker of a shared store
+            record = state.record or {}
+            reason = f"{record.get('error')}: {record.get('message')}"
+            self._finish(Outcome(item.key, "failed", task_id=record.get("task_id"), reason=reason))
+            return True
+        return False
+
+    async def _reserve(self, run: StoreRun, item: BatchItem) -> bool:
+        """Count the item's estimate against the budget; refused, it is skipped."""
+        if await run.reserve(item.key, self._estimate(item), self._budget):
+            return True
+        self._stopped_by_budget = True
+        await run.release(item.key)
+        self._finish(Outcome(item.key, "skipped", reason="budget"))
+        return False
+
+    async def _claim_when_free(self, run: StoreRun, item: BatchItem) -> ItemState:
+        """Wait while another worker holds ``item``: until it finishes it, or dies (its lease
+        runs out, and this run takes the item over from what the store recorded)."""
+        while True:
+            state = await run.claim(item.key)
+            if not isinstance(state, Held):
+                return state
+            await anyio.sleep(min(max(state.retry_in, 0.01), 1.0))
+
+    def _stop(self, item: BatchItem, error: StoreError, task_id: str | None, tg: anyio.abc.TaskGroup) -> None:
+        """Without its store the batch could not resume without paying twice: it stops, and
+        raises ``error`` (which names the item's task when there is one)."""
+        self._store_failed = self._store_failed or error
+        self._finish(Outcome(item.key, "failed", error=error, task_id=task_id))
+        tg.cancel_scope.cancel()
 
     def _estimate(self, item: BatchItem) -> int | None:
         """The item's estimated nano-credits; ``None`` when its model has no price."""
@@ -341,95 +313,91 @@ class Batch:
                     f"{{({item.model!r}, ROUTE_MODE): CREDITS}})), or prices=PriceTable({{...}})",
                 )
 
-    def _within_budget(self, estimate: int | None) -> bool:
-        """Whether a new submission fits; the first one that does not stops all later ones.
-
-        (Resumed tasks were paid for already and never count against the budget.)
-        """
-        if self._budget is None:
-            return True
-        # (An unpriced item never gets here with a budget: _check_priced refused the batch.)
-        if self._stopped_by_budget or estimate is None or self._committed + estimate > self._budget:
-            self._stopped_by_budget = True
-            return False
-        return True
-
     async def _one(
         self,
+        run: StoreRun,
         item: BatchItem,
-        entry: Entry | None,
-        estimate: int | None,
+        state: ItemState | None,
         submit_slots: anyio.CapacityLimiter,
         pending_slots: anyio.Semaphore,
         tg: anyio.abc.TaskGroup,
     ) -> None:
+        """Run one item from what the store holds (``None``: another worker holds it)."""
+        try:
+            while True:
+                try:
+                    if state is None:
+                        state = await self._claim_when_free(run, item)
+                        if self._settled(item, state) or not await self._reserve(run, item):
+                            return
+                    await self._process(run, item, state, submit_slots, tg)
+                    return
+                except ClaimLost:
+                    state = None  # taken over before anything was sent: its new holder has it
+        except StoreError as exc:
+            self._stop(item, exc, None, tg)
+        finally:
+            pending_slots.release()
+
+    async def _process(
+        self,
+        run: StoreRun,
+        item: BatchItem,
+        state: ItemState,
+        submit_slots: anyio.CapacityLimiter,
+        tg: anyio.abc.TaskGroup,
+    ) -> None:
         handle: TaskHandle[Any] | None = None
         try:
-            if entry is not None and entry.task is not None:
-                handle = self._client.tasks.from_dict(entry.task)
+            if state.task is not None:
+                handle = self._client.tasks.from_dict(state.task)
             else:
                 async with submit_slots:
-                    handle = await self._pause.run(lambda: self._submit(item, entry))
+                    handle = await self._pause.run(lambda: self._submit(run, item))
             self._count(running=+1)
             try:
                 result: Result = await handle
             finally:
                 self._count(running=-1)
             files = await self._save(item.key, _images_of(result))
-            cost = result.cost if result.cost is not None else _as_float(estimate)
+            cost = result.cost if result.cost is not None else _as_float(self._estimate(item))
             if cost is None:
                 self._unpriced += 1
             else:
                 self._credits += nano_credits(cost)
-                self._committed += nano_credits(cost)
-            if estimate is not None:
-                self._committed -= estimate
-            if self._journal is not None:
-                self._journal.write({"event": "done", "key": item.key, "task_id": handle.id, "cost": cost,
-                                     "images": [asset_record(a) for a in result.images],
-                                     "files": [str(f) for f in files]})  # fmt: skip
+            record = {"task_id": handle.id, "cost": cost, "images": [asset_record(a) for a in result.images],
+                      "files": [str(f) for f in files]}  # fmt: skip
+            await run.done(item.key, record, None if cost is None else nano_credits(cost))
             self._finish(Outcome(item.key, "done", result, None, cost, _images_of(result), handle.id, files))
         except anyio.get_cancelled_exc_class():
             # fail_fast or aclose(): the task (if any) runs on at the service and
-            # resumes from the journal; the caller still hears about this item.
+            # resumes from the store; the caller still hears about this item.
             self._finish(Outcome(item.key, "cancelled", task_id=handle.id if handle else None))
             raise
         except MaxAPIError as exc:
             task_id = handle.id if handle else None
             try:
-                if isinstance(exc, JournalError):
+                if isinstance(exc, StoreError):
                     raise
-                # (A timed-out task runs on, and may yet be charged: its estimate stays committed.)
-                if estimate is not None and not isinstance(exc, TaskTimeoutError):
-                    self._committed -= estimate  # failed calls are not charged
-                self._record({"event": "failed", "key": item.key, "error": type(exc).__name__,
-                              "message": str(exc), "task_id": task_id})  # fmt: skip
-            except JournalError as journal_error:
-                # Without its journal the batch could not resume without paying twice: it
-                # stops, and raises this (which names the item's task when there is one).
-                self._journal_failed = self._journal_failed or journal_error
-                self._finish(Outcome(item.key, "failed", error=journal_error, task_id=task_id))
-                tg.cancel_scope.cancel()
+                # Failed calls are not charged; a timed-out task runs on, and may yet be: it
+                # keeps its reservation.
+                await run.failed(item.key, {"error": type(exc).__name__, "message": str(exc),
+                                            "task_id": task_id},
+                                 keep_reservation=isinstance(exc, TaskTimeoutError))  # fmt: skip
+            except StoreError as store_error:
+                self._stop(item, store_error, task_id, tg)
                 return
             self._finish(Outcome(item.key, "failed", error=exc, task_id=task_id))
             if self.fail_fast:
                 self._failed_fast = True
                 tg.cancel_scope.cancel()
-        finally:
-            pending_slots.release()
 
-    async def _submit(self, item: BatchItem, entry: Entry | None) -> TaskHandle[Any]:
-        # Reuse the key of a submission whose answer never arrived: the service can
-        # recognise the repeat and return the task it already created.
-        key = entry.idempotency_key if entry is not None and entry.idempotency_key else None
-        key = key or new_idempotency_key()
-        journal = self._journal  # records are built only when there is a journal to write them to
-        if journal is not None:
-            journal.write({"event": "submit", "key": item.key, "idempotency_key": key,
-                           "request": item._describe(), "t": time.time()})  # fmt: skip
+    async def _submit(self, run: StoreRun, item: BatchItem) -> TaskHandle[Any]:
+        # Recorded before it is sent, under the key the store gives: a submission whose
+        # answer never arrived gets its old key, so the service can return its task.
+        key = await run.submitting(item.key, item._describe)
         handle = await item._submit(self._core, key)
-        if journal is not None:
-            journal.write({"event": "task", "key": item.key, "task": handle.to_dict()})
+        await run.submitted(item.key, key, handle.to_dict())
         self._count(submitted=+1)
         return handle
 
@@ -465,10 +433,6 @@ class Batch:
 
     # -- bookkeeping ----------------------------------------------------------------
 
-    def _record(self, record: dict[str, Any]) -> None:
-        if self._journal is not None:
-            self._journal.write(record)
-
     def _finish(self, outcome: Outcome) -> None:
         self._statuses[outcome.key] = outcome.status
         bucket = _BUCKETS.get(outcome.status, "skipped")
@@ -493,7 +457,7 @@ class Batch:
         if callable(self._progress):
             self._report = self._progress
         elif self._progress:
-            bar = _tqdm_progress(len(self.items))
+            bar = tqdm_progress(len(self.items))
             if bar is not None:
                 self._report, self._close_report = bar
 

@@ -27,7 +27,7 @@ from .._transport.bodies import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_RESPONSE
 from .._transport.http import Transport
 from .._transport.timeouts import Timeouts
 from .._version import __version__
-from .core import Core
+from .core import Core, PollLimiter
 from .hooks import Hooks
 from .resources import Images, Models, Tasks
 
@@ -130,6 +130,7 @@ class ClientOptionsDict(TypedDict, total=False):
     retry_policy: RetryPolicy | None
     poll_policy: PollPolicy | None
     max_polls_per_second: float
+    poll_limiter: PollLimiter | None
     task_timeout: float | None
     wait_by_polling: bool
     hooks: Hooks | None
@@ -168,6 +169,9 @@ class AsyncMaxAPI:
     * ``poll_policy``: when queued tasks are polled (:class:`PollPolicy`).
     * ``max_polls_per_second``: the poll budget shared by every task handle of
       this client (default 50).
+    * ``poll_limiter``: where polls wait for that budget instead of the client's
+      own gate, to share it with other clients: a :class:`RedisPollLimiter`
+      shares it between processes and machines (or any :class:`PollLimiter`).
     * ``task_timeout``: the longest wait for a queued task, in seconds (default
       1800, 30 minutes): ``await handle``, ``handle.wait()`` without its own
       ``timeout``, every batch item. Past it, :class:`TaskTimeoutError` carries
@@ -201,6 +205,7 @@ class AsyncMaxAPI:
         retry_policy: RetryPolicy | None = None,
         poll_policy: PollPolicy | None = None,
         max_polls_per_second: float = DEFAULT_MAX_POLLS_PER_SECOND,
+        poll_limiter: PollLimiter | None = None,
         task_timeout: float | None = DEFAULT_TASK_TIMEOUT,
         wait_by_polling: bool = False,
         hooks: Hooks | None = None,
@@ -241,6 +246,11 @@ class AsyncMaxAPI:
                 f"max_polls_per_second must be a positive number up to {_MAX_POLL_RATE:g}, "
                 f"got {max_polls_per_second!r}"
             )
+        if poll_limiter is not None and not isinstance(poll_limiter, PollLimiter):
+            raise ConfigurationError(
+                f"poll_limiter must have an async wait(rate) method (a PollLimiter), "
+                f"got {type(poll_limiter).__name__}"
+            )
         if task_timeout is not None and not (
             _positive(task_timeout) and task_timeout <= sys.float_info.max  # not inf, nor an int beyond
         ):
@@ -270,6 +280,7 @@ class AsyncMaxAPI:
         self.retry_policy = retry_policy if retry_policy is not None else RetryPolicy()
         self.poll_policy = poll_policy if poll_policy is not None else PollPolicy()
         self.max_polls_per_second = float(max_polls_per_second)
+        self.poll_limiter = poll_limiter
         self.task_timeout = None if task_timeout is None else float(task_timeout)
         self.wait_by_polling = wait_by_polling
         self.hooks = hooks if hooks is not None else Hooks()
@@ -296,6 +307,7 @@ class AsyncMaxAPI:
             wait_by_polling=wait_by_polling,
             hooks=self.hooks,
             prices=self.prices,
+            poll_limiter=poll_limiter,
         )
         #: The running ledger of this client's calls (estimated credits by route).
         self.usage = core.usage

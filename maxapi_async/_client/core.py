@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
 from yarl import URL
@@ -58,7 +58,7 @@ from .._transport.http import Transport
 from .._transport.timeouts import Timeouts
 from .hooks import Hooks, RetryEvent, log_attempt
 
-__all__ = ["Core", "Deadline", "PollGate", "check_call_timeout", "new_idempotency_key"]
+__all__ = ["Core", "Deadline", "PollGate", "PollLimiter", "check_call_timeout", "new_idempotency_key"]
 
 logger = logging.getLogger("maxapi_async")
 
@@ -166,6 +166,22 @@ class PollGate:
         sent.append(loop.time())
 
 
+@runtime_checkable
+class PollLimiter(Protocol):
+    """Where a client's polls wait for their turn, when it is not the client's own gate.
+
+    ``AsyncMaxAPI(poll_limiter=...)`` hands every poll of every task handle to
+    :meth:`wait`, with the client's ``max_polls_per_second``; the poll is sent when it
+    returns. :class:`~maxapi_async.RedisPollLimiter` shares one budget between the
+    clients of many processes through Redis. A limiter's errors end the wait of the
+    handle that polled (make them :class:`MaxAPIError` subclasses).
+    """
+
+    async def wait(self, rate: float) -> None:
+        """Return when one more poll fits in ``rate`` polls per second."""
+        ...
+
+
 class Core:
     """The session core of one client: its transport, retry and poll policies, pollers, ledger.
 
@@ -189,6 +205,7 @@ class Core:
         wait_by_polling: bool,
         hooks: Hooks,
         prices: PriceTable,
+        poll_limiter: PollLimiter | None = None,
     ) -> None:
         self.transport = transport
         self.base_url = base_url
@@ -204,6 +221,8 @@ class Core:
         self.usage = Usage()
         self.closing = False  # set by close() before it stops the poll loops
         self._gate = PollGate(max_polls_per_second)
+        self._poll_limiter = poll_limiter
+        self._poll_rate = max_polls_per_second
         self._pollers: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
@@ -305,7 +324,10 @@ class Core:
 
     async def poll(self, ref: TaskRef) -> tuple[TaskSnapshot, str | None]:
         """Poll ``ref``'s task once, when the client-wide poll budget allows."""
-        await self._gate.wait()
+        if self._poll_limiter is None:
+            await self._gate.wait()
+        else:
+            await self._poll_limiter.wait(self._poll_rate)
         spec = _poll_spec(ref, self.base_url)
         raw, request_id = await self.send(spec, deadline=self.deadline(None))
         obj = await self._json(raw, request_id, "task")

@@ -6,8 +6,9 @@
     ├── ConfigurationError           no API key, a bad base URL, bad client options
     ├── ClientClosedError            the client was used after aclose(), or it cut a call short
     ├── RunningLoopError             the blocking MaxAPI was called inside a running loop
-    ├── JournalError                 a batch journal cannot be read or written (``path``)
-    │   └── JournalLockedError       another batch holds the journal (``pid`` names it)
+    ├── StoreError                   a batch's store (its Redis, its journal) failed: the batch stops
+    │   └── JournalError             a batch journal cannot be read or written (``path``)
+    │       └── JournalLockedError   another batch holds the journal (``pid`` names it)
     ├── InvalidRequestError          bad input caught before any request (also ValueError)
     ├── APIError                     the service answered with a non-2xx status
     │   ├── BadRequestError          400, 422: the service rejected the request
@@ -78,6 +79,7 @@ __all__ = [
     "ResponseTooLargeError",
     "RunningLoopError",
     "ServerError",
+    "StoreError",
     "TaskFailedError",
     "TaskProtocolError",
     "TaskTimeoutError",
@@ -108,7 +110,18 @@ class RunningLoopError(MaxAPIError, RuntimeError):
     """
 
 
-class JournalError(MaxAPIError):
+class StoreError(MaxAPIError):
+    """Where a batch keeps its state cannot be reached, or holds something unreadable.
+
+    From a :class:`~maxapi_async.RedisStore` (or a :class:`~maxapi_async.RedisPollLimiter`),
+    ``__cause__`` is redis-py's error. A batch that meets it stops, as it does when its journal
+    cannot be written (:class:`JournalError`, a kind of this): without its store it could
+    not resume without paying twice. The message names the item, and its task when one was
+    already submitted, so that task is never lost.
+    """
+
+
+class JournalError(StoreError):
     """A batch journal cannot be read or written: ``path`` names the file, ``__cause__`` the OS error.
 
     Raised when the batch opens its journal (before any request), or when a record

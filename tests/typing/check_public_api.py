@@ -66,6 +66,23 @@ async def batches_are_made_from_the_client(client: AsyncMaxAPI) -> None:
     maxapi_async.GenerateRequest("x", key="k", aspect_ratio=3)  # type: ignore[arg-type]
 
 
+async def batches_shared_through_redis() -> None:
+    store = maxapi_async.RedisStore("redis://localhost:6379/0", "cubes", lease=10)
+    limiter = maxapi_async.RedisPollLimiter("redis://localhost:6379/0", "my-key")
+    poll_limiter: maxapi_async.PollLimiter = limiter
+    async with AsyncMaxAPI(max_polls_per_second=20, poll_limiter=poll_limiter) as client:
+        items = [maxapi_async.GenerateRequest("x", key="k")]
+        assert_type(await maxapi_async.Batch(client, items, store=store), "list[maxapi_async.Outcome]")
+        maxapi_async.Batch(client, items, store="redis://")  # type: ignore[arg-type]
+    assert_type(await store.progress(), maxapi_async.StoreProgress)
+    assert_type(await store.retry_failed(), int)
+    with maxapi_async.MaxAPI(poll_limiter=limiter) as blocking:
+        blocking.batch(items, store=store, budget=1.0)
+    AsyncMaxAPI(poll_limiter=object())  # type: ignore[arg-type]
+    await store.aclose()
+    await limiter.aclose()
+
+
 async def script_the_fake() -> None:
     def polls(request: RecordedRequest) -> int:
         return 1 if request.prompt else 3

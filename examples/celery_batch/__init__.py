@@ -1,0 +1,1 @@
+"""Batches on Celery with a shared Redis store: see README.md beside this file."""
