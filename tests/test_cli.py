@@ -291,6 +291,41 @@ def test_bad_argument_values_exit_2(fake: FakeMaxAPI, capsys: pytest.CaptureFixt
     assert not fake.requests
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["generate"], "the following arguments are required: prompt (see: maxapi-async generate --help)"),
+        (["generate", "x", "-n", "0"], "n: must be an integer from 1 to 10, got 0"),
+        (["batch", "p.txt", "--concurrency", "0"], "argument --concurrency: must be at least 1, got 0"),
+        (["task", "wait"], "the following arguments are required: ID (see: maxapi-async task wait --help)"),
+        (["bogus"], "argument COMMAND: invalid choice: 'bogus'"),
+        (["generate", "x", "--route-mode", "fast"], "argument --route-mode: invalid choice: 'fast'"),
+    ],
+)
+def test_usage_errors_are_one_line_without_a_usage_dump(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str
+) -> None:
+    monkeypatch.setenv("MAXAPI_KEY", "sk-unused-key")
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert out == ""
+    (line,) = err.splitlines()
+    assert line.startswith("maxapi-async: error: ")
+    assert message in line
+    assert "usage:" not in err
+
+
+def test_usage_errors_in_json_mode_give_the_error_document(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--json", "generate")
+    assert code == 2
+    assert json.loads(out) == {
+        "error": {
+            "message": "the following arguments are required: prompt (see: maxapi-async generate --help)",
+            "exit_code": 2,
+        }
+    }
+
+
 def test_service_errors_exit_1_with_a_json_error_document(
     fake: FakeMaxAPI, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -381,6 +416,10 @@ def test_batch_runs_saves_and_resumes_from_the_journal(
     assert doc["summary"]["done"] == 5
     assert doc["summary"]["remaining"] == []
     assert [o["key"] for o in doc["outcomes"]] == ["0002", "0004", "night", "native", "0007"]
+    # Each image names the file it was saved to (no "path": null beside a separate list).
+    paths = [image["path"] for o in doc["outcomes"] for image in o["images"]]
+    assert sorted(Path(p).name for p in paths) == sorted(p.name for p in out.iterdir())
+    assert all("files" not in o for o in doc["outcomes"])
     assert sorted(p.name for p in out.iterdir()) == [
         "0002.png",
         "0004.png",
@@ -412,7 +451,7 @@ def test_batch_stopped_by_the_budget_exits_1(
     prompts.write_text("one\ntwo\nthree\n")
     code, out, err = run(capsys, "--json", "batch", str(prompts), "--budget", "0.05", "--concurrency", "1")
     assert code == 1
-    assert "the budget (0.05 credits) stopped the batch" in err
+    assert "the budget (0.050 credits) stopped the batch" in err
     summary = json.loads(out)["summary"]
     assert summary["stopped_by_budget"] is True
     assert summary["done"] == 1
@@ -546,11 +585,28 @@ def test_prices_table_and_estimate(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "prices")
     assert code == 0
     assert "official-cheap" in out
+    assert " official         0.040\n" in out  # money with a fixed number of decimals
+    assert run(capsys, "prices", "-n", "10")[1].splitlines()[-1].endswith(": 0.400 credits")
     doc = run_json(capsys, "prices", "-n", "10", "--route-mode", "official-cheap")
     assert doc["estimate"]["credits"] == pytest.approx(
         maxapi_async.PRICES.estimate(maxapi_async.DEFAULT_MODEL, "official-cheap", 10)
     )
     assert {"model": maxapi_async.DEFAULT_MODEL, "route_mode": "official", "credits": 0.04} in doc["prices"]
+
+
+def test_prices_for_a_model_without_a_price_fails_before_printing_the_table(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "prices", "-n", "3", "--model", UNPRICED)
+    assert code == 2
+    assert out == ""
+    assert err.strip() == (
+        f"maxapi-async: error: no published price for {UNPRICED!r} yet, so no estimate "
+        "(priced: google/gemini-2.5-flash-image)"
+    )
+    code, out, err = run(capsys, "prices", "-n", "3", "--model", "acme/unknown")
+    assert (code, out) == (2, "")
+    assert "unknown model 'acme/unknown' (known: google/gemini-2.5-flash-image" in err
 
 
 def test_fake_server_serves_until_interrupted(tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import maxapi_async
 import maxapi_async.testing
 
@@ -115,3 +117,11 @@ def test_every_error_derives_from_the_base() -> None:
     assert errors
     for cls in errors:
         assert issubclass(cls, maxapi_async.MaxAPIError), cls
+
+
+def test_pyproject_names_the_project_urls() -> None:
+    text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    urls = text.split("[project.urls]\n", 1)[1].split("\n[", 1)[0]
+    links = [line.split("=", 1)[1].strip().strip('"') for line in urls.splitlines() if "=" in line]
+    assert links
+    assert all(link.startswith("https://") for link in links)

@@ -33,7 +33,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from .._batch.runner import Batch, Outcome
 from .._client.client import AsyncMaxAPI
@@ -46,7 +46,7 @@ from .._protocol.errors import (
     MaxAPIWarning,
     ResponseError,
 )
-from .._protocol.pricing import PRICES
+from .._protocol.pricing import PRICES, format_credits
 from .._version import __version__
 from .input import (
     add_globals,
@@ -187,7 +187,7 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
     seconds = time.perf_counter() - started
     order = {item.key: i for i, item in enumerate(items)}
     outcomes.sort(key=lambda o: order.get(o.key, len(order)))
-    credits = f"{summary.credits:.3f} credits estimated"
+    credits = f"{format_credits(summary.credits)} credits estimated"
     if summary.unpriced:
         plural = "s" if summary.unpriced != 1 else ""
         credits += f" (not counting {summary.unpriced} item{plural} of models without a price)"
@@ -196,7 +196,7 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
         f"{summary.skipped} skipped; {credits}; {seconds:.1f} s"
     )
     if summary.stopped_by_budget:
-        text += f"; stopped by the budget of {args.budget:g} credits"
+        text += f"; stopped by the budget of {format_credits(args.budget)} credits"
     out.note(text)
     out.document(
         {
@@ -216,7 +216,8 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
         }
     )
     if summary.remaining:
-        why = f"; the budget ({args.budget:g} credits) stopped the batch" if summary.stopped_by_budget else ""
+        budget = format_credits(args.budget or 0)
+        why = f"; the budget ({budget} credits) stopped the batch" if summary.stopped_by_budget else ""
         hint = "; rerun with the same --journal to finish them" if args.journal else ""
         raise CommandError(f"{len(summary.remaining)} of {summary.total} items not finished{why}{hint}", 1)
     return 0
@@ -250,19 +251,27 @@ def cmd_sizes(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_prices(args: argparse.Namespace, out: Output) -> int:
+    estimate = None
+    if args.n is not None:  # checked before anything is printed: an error is the whole answer
+        if catalog.lookup_model(args.model) is None:
+            known = ", ".join(catalog.MODELS)
+            raise CommandError(f"unknown model {args.model!r} (known: {known})", 2)
+        estimate = PRICES.estimate(args.model, args.route_mode, args.n)
+        if estimate is None:
+            priced = ", ".join(sorted({m for m, _ in PRICES.prices}))
+            raise CommandError(
+                f"no published price for {args.model!r} yet, so no estimate (priced: {priced})", 2
+            )
     rows = sorted(PRICES.prices.items())
     out.line(f"{'model':<32} {'route':<16} credits per image")
     for (model, route), price in rows:
-        out.line(f"{model:<32} {route:<16} {price:g}")
+        out.line(f"{model:<32} {route:<16} {format_credits(price)}")
     out.line("mix and the key's default order are estimated at the model's dearest route; 1 credit = 1 USD")
     doc: dict[str, Any] = {"prices": [{"model": m, "route_mode": r, "credits": p} for (m, r), p in rows]}
-    if args.n is not None:
-        estimate = PRICES.estimate(args.model, args.route_mode, args.n)
-        if estimate is None:
-            raise CommandError(f"no prices for model {args.model!r}", 2)
+    if estimate is not None:
         route = args.route_mode or "the key's default order"
         images = f"{args.n} image{'s' if args.n != 1 else ''}"
-        out.line(f"estimate: {images} of {args.model} on {route}: {estimate:g} credits")
+        out.line(f"estimate: {images} of {args.model} on {route}: {format_credits(estimate)} credits")
         doc["estimate"] = {
             "model": args.model,
             "route_mode": args.route_mode,
@@ -296,8 +305,15 @@ async def cmd_demo(args: argparse.Namespace, out: Output) -> int:
 # -- the parser ---------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as one line (no usage dump) and exit code 2, like ours."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CommandError(f"{message} (see: {self.prog} --help)", 2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Command line for MaxAPI's Gemini 2.5 Flash Image API (maxapi-async).",
         epilog="Start with: maxapi-async demo  (a fake MaxAPI on loopback; no key, no network)",
@@ -418,14 +434,17 @@ def _cli_warnings() -> Iterator[None]:
 def _fail(out: Output | None, message: str, code: int, error: BaseException | None = None) -> int:
     print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
     if out is not None and out.json_mode and not out.documented:  # one document, even on failure
-        doc: dict[str, Any] = {"error": {"message": message, "exit_code": code}}
-        if error is not None:
-            doc["error"]["type"] = type(error).__name__
+        doc: dict[str, Any] = {"message": message, "exit_code": code}
+        cause = error.cause if isinstance(error, CommandError) else error
+        if isinstance(error, CommandError):
+            doc.update(error.details)
+        if cause is not None:
+            doc["type"] = type(cause).__name__
             for name in ("status", "code", "request_id"):
-                value = getattr(error, name, None)
+                value = getattr(cause, name, None)
                 if value is not None:
-                    doc["error"][name] = value
-        print(json.dumps(doc, indent=2, default=str), file=sys.stdout, flush=True)
+                    doc[name] = value
+        print(json.dumps({"error": doc}, indent=2, default=str), file=sys.stdout, flush=True)
     return code
 
 
@@ -441,8 +460,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, or a usage error (already printed)
+    except SystemExit as exc:  # --help or --version (printed)
         return exc.code if isinstance(exc.code, int) else 2
+    except CommandError as exc:  # a usage error: one line, like every other error
+        given = sys.argv[1:] if argv is None else argv
+        return _fail(Output(json_mode="--json" in given, quiet=False), str(exc), exc.code, exc)
     out = Output(json_mode=args.json, quiet=args.quiet)
     if args.verbose:
         logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")

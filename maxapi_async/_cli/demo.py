@@ -22,6 +22,7 @@ from .._batch.runner import Batch, GenerateRequest
 from .._client.client import AsyncMaxAPI
 from .._protocol.models import ImageAsset
 from .._protocol.policy import PollPolicy
+from .._protocol.pricing import format_credits
 
 __all__ = ["DEFAULT_OUT", "DemoImage", "DemoReport", "run_demo"]
 
@@ -157,7 +158,7 @@ async def run_demo(out: Path = DEFAULT_OUT, *, echo: Callable[[str], Any] = prin
         credits = client.usage.credits
     report = DemoReport(saved, calls, credits, time.perf_counter() - started, out, fake.base_url)
     echo(
-        f"{len(saved)} images, {calls} API calls, {credits:.3f} credits estimated "
+        f"{len(saved)} images, {calls} API calls, {format_credits(credits)} credits estimated "
         f"(at MaxAPI's prices; the fake charges nothing), {report.seconds:.2f} s; images in {out}/"
     )
     return report

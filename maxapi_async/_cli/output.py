@@ -22,9 +22,15 @@ from .._protocol.errors import TaskTimeoutError
 from .._protocol.gemini import GenerateContentResponse
 from .._protocol.images import image_size
 from .._protocol.models import ImageAsset, ImageResult, _extension
+from .._protocol.pricing import format_credits
 from .._transport.files import read_file
 
 __all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PAID_NOT_SAVED",
+    "EXIT_USAGE",
     "CommandError",
     "Output",
     "Progress",
@@ -42,12 +48,31 @@ Result = ImageResult | GenerateContentResponse
 T = TypeVar("T")
 
 
-class CommandError(Exception):
-    """A user-facing failure: printed as one line, with an exit code."""
+#: The exit codes (README, "Command line"): done; the service, a task or a batch item
+#: failed; bad arguments or configuration (nothing was sent); paid for, but not saved
+#: (the message names the URLs or task id to fetch it again); interrupted (Ctrl-C).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PAID_NOT_SAVED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
-    def __init__(self, message: str, code: int = 1) -> None:
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, with an exit code.
+
+    ``details`` go into the ``--json`` error document beside the message (what was paid
+    for: URLs, a task id); ``cause`` is the library's error behind it, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        code: int = EXIT_FAILED,
+        *,
+        details: dict[str, Any] | None = None,
+        cause: BaseException | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
+        self.details = details or {}
+        self.cause = cause
 
 
 class Output:
@@ -221,7 +246,7 @@ async def deliver(result: Result, args: argparse.Namespace, out: Output, stem: s
         out.line(f"{size_text(asset):>9}  {where}".rstrip())
     if isinstance(result, GenerateContentResponse) and result.text:
         out.line(result.text)
-    cost = f", {result.cost:.3f} credits estimated" if result.cost is not None else ""
+    cost = f", {format_credits(result.cost)} credits estimated" if result.cost is not None else ""
     count = f"{len(images)} image" + ("" if len(images) == 1 else "s")
     out.note(f"{count}{cost}" + (f", request id {result.request_id}" if result.request_id else ""))
     out.document(_result_json(images, result, paths))
@@ -282,7 +307,9 @@ def submitted(handle: TaskHandle[Any], out: Output) -> int:
 
 
 def outcome_json(outcome: Outcome) -> dict[str, Any]:
-    files = [str(f) for f in outcome.files]
+    # Each image with the file it was saved to (the batch saves them in order, or none).
+    images = outcome.images
+    files: list[Path | None] = [*outcome.files, *[None] * len(images)][: len(images)]
     return {
         "key": outcome.key,
         "status": outcome.status,
@@ -291,8 +318,7 @@ def outcome_json(outcome: Outcome) -> dict[str, Any]:
         "error": str(outcome.error) if outcome.error is not None else None,
         "error_type": type(outcome.error).__name__ if outcome.error is not None else None,
         "reason": outcome.reason,
-        "files": files,
-        "images": [asset_json(a) for a in outcome.images],
+        "images": [asset_json(a, f) for a, f in zip(images, files, strict=True)],
     }
 
 

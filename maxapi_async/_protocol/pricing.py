@@ -20,11 +20,20 @@ import attrs
 
 from .catalog import lookup_model
 
-__all__ = ["PRICES", "PriceTable", "RouteUsage", "Usage"]
+__all__ = ["CREDIT_DECIMALS", "PRICES", "PriceTable", "RouteUsage", "Usage", "format_credits"]
 
 
 #: Nano-credits per credit: sums of credits are exact in these integer units.
 NANO = 1_000_000_000
+
+
+#: Decimals shown wherever credits are printed: the published prices are in thousandths.
+CREDIT_DECIMALS = 3
+
+
+def format_credits(credits: float) -> str:
+    """Credits as people read them, always with :data:`CREDIT_DECIMALS` decimals: ``0.040``."""
+    return f"{credits:.{CREDIT_DECIMALS}f}"
 
 
 def nano_credits(credits: float) -> int:
