@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._batch.runner import Batch, BatchItem, BatchOptionsDict, Outcome
-from ._client.client import AsyncMaxAPI, ClientOptionsDict
+from ._client.client import AsyncMaxAPI, ClientOptionsDict, ClientOverridesDict
 from ._client.handles import TaskHandle, TaskStatus
 from ._client.resources import ReferenceInput
 from ._protocol.errors import ClientClosedError, RunningLoopError
@@ -39,6 +39,7 @@ from ._protocol.gemini import GenerateContentResponse
 from ._protocol.models import ImageAsset, ImageResult, _extension
 from ._protocol.options import ContentOptionsDict, ImageOptionsDict
 from ._protocol.tasks import TaskKind, TaskRef
+from ._transport.timeouts import Timeouts
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -61,18 +62,35 @@ def _refuse_running_loop(what: str) -> None:
 
 
 class _Runner:
-    """The portal thread and the async client living in it; shared by the facade's parts."""
+    """The portal thread and the async client living in it; shared by the facade's parts.
 
-    def __init__(self, make_client: Callable[[], AsyncMaxAPI]) -> None:
+    A runner made with a ``parent`` (``MaxAPI.with_options``) runs its client in the
+    parent's loop thread: closing it closes only its client; closing the parent ends both.
+    """
+
+    def __init__(self, make_client: Callable[[], AsyncMaxAPI], parent: _Runner | None = None) -> None:
         self._lock = threading.Lock()
-        self._portal_cm = start_blocking_portal("asyncio", name="maxapi-async-portal")
-        self.portal: BlockingPortal | None = self._portal_cm.__enter__()
+        self._parent = parent
+        self._closed = False
+        if parent is None:
+            self._portal_cm = start_blocking_portal("asyncio", name="maxapi-async-portal")
+            self._portal: BlockingPortal | None = self._portal_cm.__enter__()
+        portal = self.portal
+        if portal is None:
+            raise ClientClosedError("this MaxAPI client is closed; create a new one")
         try:
             # Built in the loop's thread: everything it creates belongs to that loop.
-            self.client: AsyncMaxAPI = self.portal.call(make_client)
+            self.client: AsyncMaxAPI = portal.call(make_client)
         except BaseException:
             self._stop()
             raise
+
+    @property
+    def portal(self) -> BlockingPortal | None:
+        """The loop thread's portal; ``None`` once this runner (or its parent) is closed."""
+        if self._closed:
+            return None
+        return self._parent.portal if self._parent is not None else self._portal
 
     def run(self, func: Callable[[], Awaitable[T]], what: str) -> T:
         _refuse_running_loop(what)
@@ -105,8 +123,10 @@ class _Runner:
                 self._stop()
 
     def _stop(self) -> None:
-        self.portal = None
-        self._portal_cm.__exit__(None, None, None)
+        self._closed = True
+        if self._parent is None:
+            self._portal = None
+            self._portal_cm.__exit__(None, None, None)
 
 
 def _close_quietly(runner: _Runner) -> None:
@@ -179,13 +199,13 @@ class BlockingImages:
         self._runner = owner._runner
 
     @overload
-    def generate(self, prompt: str, *, wait: Literal[True] = ..., timeout: float | None = ...,
+    def generate(self, prompt: str, *, wait: Literal[True] = ..., timeout: float | Timeouts | None = ...,
         **options: Unpack[ImageOptionsDict]) -> ImageResult: ...  # fmt: skip
     @overload
-    def generate(self, prompt: str, *, wait: Literal[False], timeout: float | None = ...,
+    def generate(self, prompt: str, *, wait: Literal[False], timeout: float | Timeouts | None = ...,
         **options: Unpack[ImageOptionsDict]) -> BlockingTaskHandle[ImageResult]: ...  # fmt: skip
     def generate(
-        self, prompt: str, *, wait: bool = True, timeout: float | None = None,
+        self, prompt: str, *, wait: bool = True, timeout: float | Timeouts | None = None,
         **options: Unpack[ImageOptionsDict],
     ) -> ImageResult | BlockingTaskHandle[ImageResult]:  # fmt: skip
         """:meth:`Images.generate <maxapi_async.Images.generate>`, blocking."""
@@ -197,15 +217,15 @@ class BlockingImages:
 
     @overload
     def edit(self, prompt: str, images: Sequence[ReferenceInput], *,
-        wait: Literal[True] = ..., timeout: float | None = ...,
+        wait: Literal[True] = ..., timeout: float | Timeouts | None = ...,
         **options: Unpack[ImageOptionsDict]) -> ImageResult: ...  # fmt: skip
     @overload
     def edit(self, prompt: str, images: Sequence[ReferenceInput], *,
-        wait: Literal[False], timeout: float | None = ...,
+        wait: Literal[False], timeout: float | Timeouts | None = ...,
         **options: Unpack[ImageOptionsDict]) -> BlockingTaskHandle[ImageResult]: ...  # fmt: skip
     def edit(
         self, prompt: str, images: Sequence[ReferenceInput], *, wait: bool = True,
-        timeout: float | None = None, **options: Unpack[ImageOptionsDict],
+        timeout: float | Timeouts | None = None, **options: Unpack[ImageOptionsDict],
     ) -> ImageResult | BlockingTaskHandle[ImageResult]:  # fmt: skip
         """:meth:`Images.edit <maxapi_async.Images.edit>`, blocking; references may be its assets."""
         api, what = self._runner.client.images, "images.edit()"
@@ -226,15 +246,15 @@ class BlockingModels:
 
     @overload
     def generate_content(self, *, contents: object,
-        wait: Literal[True] = ..., timeout: float | None = ...,
+        wait: Literal[True] = ..., timeout: float | Timeouts | None = ...,
         **options: Unpack[ContentOptionsDict]) -> GenerateContentResponse: ...  # fmt: skip
     @overload
     def generate_content(self, *, contents: object,
-        wait: Literal[False], timeout: float | None = ...,
+        wait: Literal[False], timeout: float | Timeouts | None = ...,
         **options: Unpack[ContentOptionsDict],
     ) -> BlockingTaskHandle[GenerateContentResponse]: ...  # fmt: skip
     def generate_content(
-        self, *, contents: object, wait: bool = True, timeout: float | None = None,
+        self, *, contents: object, wait: bool = True, timeout: float | Timeouts | None = None,
         **options: Unpack[ContentOptionsDict],
     ) -> GenerateContentResponse | BlockingTaskHandle[GenerateContentResponse]:  # fmt: skip
         """:meth:`Models.generate_content <maxapi_async.Models.generate_content>`, blocking."""
@@ -300,12 +320,28 @@ class MaxAPI:
 
     def __init__(self, api_key: str | None = None, **options: Unpack[ClientOptionsDict]) -> None:
         _refuse_running_loop("MaxAPI")
-        make = functools.partial(AsyncMaxAPI, api_key, **options)
-        self._runner = _Runner(make)
+        self._parent: MaxAPI | None = None
+        self._start(_Runner(functools.partial(AsyncMaxAPI, api_key, **options)))
+
+    def _start(self, runner: _Runner) -> None:
+        self._runner = runner
         self._finalizer = weakref.finalize(self, _close_quietly, self._runner)
         self.images = BlockingImages(self)
         self.models = BlockingModels(self)
         self.tasks = BlockingTasks(self)
+
+    def with_options(self, *, api_key: str | None = None, **options: Unpack[ClientOverridesDict]) -> MaxAPI:
+        """:meth:`AsyncMaxAPI.with_options`, blocking: a client with some options changed that
+        shares this one's loop thread and connection pool. Closing it leaves this one open;
+        closing this one closes it too."""
+        _refuse_running_loop("MaxAPI.with_options()")
+        parent = self._runner
+        if parent.portal is None:
+            raise ClientClosedError("this MaxAPI client is closed; create a new one")
+        derived = MaxAPI.__new__(MaxAPI)
+        derived._parent = self  # keeps this client (and its loop thread) alive while that one is used
+        derived._start(_Runner(lambda: parent.client.with_options(api_key=api_key, **options), parent))
+        return derived
 
     @property
     def closed(self) -> bool:

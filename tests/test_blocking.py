@@ -184,3 +184,28 @@ def test_inside_a_running_loop_it_refuses_and_names_asyncmaxapi(client: MaxAPI, 
     asyncio.run(inside())
     assert issubclass(maxapi_async.RunningLoopError, RuntimeError)
     assert client.images.generate("still works outside").images
+
+
+def test_with_options_shares_the_loop_thread_and_the_pool(fake: FakeMaxAPI) -> None:
+    with MaxAPI(fake.api_key, base_url=fake.base_url) as client:
+        threads = len(portal_threads())
+        cheap = client.with_options(route_mode="official-cheap")
+        assert cheap.images.generate("a cube").images
+        assert len(portal_threads()) == threads  # no thread of its own
+        cheap.close()
+        assert cheap.closed
+        assert not client.closed
+        assert client.images.generate("a cube").images
+        other = client.with_options(timeout=20)
+    assert other.closed  # closing the parent closed it
+    with pytest.raises(maxapi_async.ClientClosedError):
+        other.images.generate("a cube")
+    routes = [r.json.get("route_mode") for r in fake.requests_to("/v1/images/generations")]
+    assert routes == ["official-cheap", None]
+
+
+def test_a_derived_client_keeps_its_parent_alive(fake: FakeMaxAPI) -> None:
+    derived = MaxAPI(fake.api_key, base_url=fake.base_url).with_options(timeout=20)
+    gc.collect()
+    assert derived.images.generate("a cube").images
+    derived.close()

@@ -90,6 +90,8 @@ IMAGE_OPTIONS = [
     "route_mode",
     "asset_delivery",
     "response_format",
+    "extra_body",
+    "extra_headers",
 ]
 NATIVE_OPTIONS = [
     "model",
@@ -100,6 +102,8 @@ NATIVE_OPTIONS = [
     "system_instruction",
     "generation_config",
     "safety_settings",
+    "extra_body",
+    "extra_headers",
 ]
 
 
@@ -363,6 +367,8 @@ CLIENT_OPTIONS = [
     "max_download_bytes",
     "http_session",
     "task_timeout",
+    "max_retries",
+    "default_headers",
 ]
 
 

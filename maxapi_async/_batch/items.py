@@ -44,6 +44,15 @@ __all__ = [
 ]
 
 
+def _described(item: Any, **replaced: Any) -> dict[str, Any]:
+    """An item's fields for the journal: its extra headers by name only (they may hold secrets)."""
+    described = attrs.asdict(item, recurse=False)
+    if described.get("extra_headers"):
+        described["extra_headers"] = dict.fromkeys(described["extra_headers"], "[not recorded]")
+    described.update(replaced)
+    return described
+
+
 def _describe_image(image: object) -> object:
     if isinstance(image, (str, os.PathLike)):
         return os.fspath(image)
@@ -71,7 +80,7 @@ class GenerateRequest(ImageOptions):
         )
 
     def _describe(self) -> dict[str, Any]:
-        return {"type": "generate", **attrs.asdict(self)}
+        return {"type": "generate", **_described(self)}
 
 
 @attrs.frozen(kw_only=True)
@@ -97,9 +106,7 @@ class EditRequest(ImageOptions):
         )
 
     def _describe(self) -> dict[str, Any]:
-        described = attrs.asdict(self, recurse=False)
-        described["images"] = [_describe_image(i) for i in self.images]
-        return {"type": "edit", **described}
+        return {"type": "edit", **_described(self, images=[_describe_image(i) for i in self.images])}
 
 
 @attrs.frozen(kw_only=True)
@@ -119,9 +126,8 @@ class ContentRequest(ContentOptions):
         )
 
     def _describe(self) -> dict[str, Any]:
-        described = attrs.asdict(self, recurse=False)
-        described["contents"] = self.contents if isinstance(self.contents, str) else "<contents>"
-        return {"type": "generate_content", **described}
+        contents = self.contents if isinstance(self.contents, str) else "<contents>"
+        return {"type": "generate_content", **_described(self, contents=contents)}
 
 
 def _handle(submitted: object) -> TaskHandle[Any]:

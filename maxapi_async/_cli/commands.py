@@ -37,6 +37,7 @@ from typing import Any, NoReturn, TextIO
 
 from .._batch.runner import Batch, Outcome
 from .._client.client import AsyncMaxAPI
+from .._client.hooks import log_to_stderr
 from .._protocol import catalog
 from .._protocol.errors import (
     APIError,
@@ -467,8 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(Output(json_mode="--json" in given, quiet=False), str(exc), exc.code, exc)
     out = Output(json_mode=args.json, quiet=args.quiet)
     if args.verbose:
-        logging.basicConfig(level=logging.WARNING, format=f"{PROG}: %(message)s")
-        logging.getLogger("maxapi_async").setLevel(logging.DEBUG)
+        log_to_stderr(logging.DEBUG, PROG)
     try:
         with _cli_warnings():
             return _run(args.handler, args, out)

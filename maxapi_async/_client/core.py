@@ -4,7 +4,8 @@ Resources (:mod:`.resources`), task handles (:mod:`.handles`), the answer reader
 (:mod:`.results`) and batches use a :class:`Core` through these package-internal methods,
 and nothing else of it:
 
-* :meth:`Core.deadline`: a call's :class:`Deadline` (its own ``timeout``, else the client's);
+* :meth:`Core.deadline`: a call's :class:`Deadline` (its own ``timeout``, seconds or a
+  :class:`Timeouts`, else the client's);
 * :meth:`Core.send`: a request spec sent under the retry policy, its 2xx answer returned;
 * :meth:`Core.call`: a synchronous call: sent with its ``Idempotency-Key``, its answer read
   (in a worker thread when big) and finished into the caller's result;
@@ -27,6 +28,7 @@ import logging
 import math
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -69,9 +71,12 @@ T = TypeVar("T")
 _Attempt = RawResponse | APIConnectionError | ResponseError
 
 
-def check_call_timeout(timeout: object) -> float | None:
-    """A per-call ``timeout``: ``None`` (the client's), a positive number of seconds, or
-    ``math.inf`` (no limit); anything else raises :class:`InvalidRequestError`."""
+def check_call_timeout(timeout: object) -> float | Timeouts | None:
+    """A per-call ``timeout``: ``None`` (the client's), a positive number of seconds,
+    ``math.inf`` (no limit) or a :class:`Timeouts` (the call's own whole-call, connect and
+    read limits); anything else raises :class:`InvalidRequestError`."""
+    if isinstance(timeout, Timeouts):
+        return timeout
     return calls.check_timeout("timeout", timeout)
 
 
@@ -85,12 +90,15 @@ class Deadline:
 
     ``seconds`` is the limit as given: ``None`` when neither the call nor the client set one
     (a queued wait then falls back to the client's ``task_timeout``), ``math.inf`` for no limit.
+    ``limits`` are the call's own connect and read limits (a per-call :class:`Timeouts`), or
+    ``None`` for the client's.
     """
 
-    __slots__ = ("_end", "seconds")
+    __slots__ = ("_end", "limits", "seconds")
 
-    def __init__(self, seconds: float | None) -> None:
+    def __init__(self, seconds: float | None, limits: Timeouts | None = None) -> None:
         self.seconds = seconds
+        self.limits = limits
         self._end = None if seconds is None or seconds == math.inf else time.monotonic() + seconds
 
     def remaining(self) -> float | None:
@@ -206,6 +214,7 @@ class Core:
         hooks: Hooks,
         prices: PriceTable,
         poll_limiter: PollLimiter | None = None,
+        parent: Core | None = None,
     ) -> None:
         self.transport = transport
         self.base_url = base_url
@@ -217,19 +226,28 @@ class Core:
         self.wait_by_polling = wait_by_polling
         self.hooks = hooks
         self.prices = prices
-        #: The running ledger of the client's calls (estimated credits by route).
-        self.usage = Usage()
         self.closing = False  # set by close() before it stops the poll loops
-        self._gate = PollGate(max_polls_per_second)
+        self._pollers: set[asyncio.Task[Any]] = set()
+        # Cores made from this one (``with_options``): closed with it, since they share its pool.
+        self._children: weakref.WeakSet[Core] = weakref.WeakSet()
+        if parent is None:
+            #: The running ledger of the client's calls (estimated credits by route).
+            self.usage = Usage()
+            self._gate = PollGate(max_polls_per_second)
+        else:  # one connection pool, one account: one ledger and one poll budget
+            self.usage, self._gate = parent.usage, parent._gate
+            parent._children.add(self)
         self._poll_limiter = poll_limiter
         self._poll_rate = max_polls_per_second
-        self._pollers: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
         return f"<Core {self.transport!r}>"
 
-    def deadline(self, timeout: float | None) -> Deadline:
-        """The deadline of a call made now: its own checked ``timeout``, else the client's."""
+    def deadline(self, timeout: float | Timeouts | None) -> Deadline:
+        """The deadline of a call made now: its own checked ``timeout`` (seconds, or a
+        :class:`Timeouts` whose ``total`` ``None`` means no limit), else the client's."""
+        if isinstance(timeout, Timeouts):
+            return Deadline(math.inf if timeout.total is None else timeout.total, timeout)
         return Deadline(timeout if timeout is not None else self.timeouts.total)
 
     # -- requests, with retries ------------------------------------------------
@@ -244,7 +262,9 @@ class Core:
         if spec.method == "POST" and IDEMPOTENCY_HEADER not in spec.headers:
             spec = with_idempotency_key(spec, new_idempotency_key())
         started = time.monotonic()
-        result = await self.transport.send(spec, timeout=deadline.left(spec.method, spec.path))
+        result = await self.transport.send(
+            spec, timeout=deadline.left(spec.method, spec.path), limits=deadline.limits
+        )
         return self._answered(spec, started, result) or await self._retry(spec, deadline, started, result)
 
     async def call(
@@ -347,8 +367,11 @@ class Core:
         return task
 
     async def close(self) -> None:
-        """Stop every poll loop, then close the transport."""
+        """Stop every poll loop (those of the cores made from this one too), then close the
+        transport (a transport sharing another's pool leaves the pool open)."""
         self.closing = True
+        for child in list(self._children):
+            await child.close()
         pollers = list(self._pollers)
         for poller in pollers:
             poller.cancel()
@@ -368,11 +391,11 @@ class Core:
         self, spec: RequestSpec, deadline: Deadline, started: float, result: _Attempt
     ) -> Coroutine[Any, Any, tuple[RawResponse, str | None]]:
         """The retry loop, from a first attempt that failed (``result``)."""
-        send = self.transport.send
+        send, limits = self.transport.send, deadline.limits
         return self._retrying(
             spec.method,
             spec.path,
-            lambda timeout: send(spec, timeout=timeout),
+            lambda timeout: send(spec, timeout=timeout, limits=limits),
             deadline,
             idempotency_key=spec.headers.get(IDEMPOTENCY_HEADER),
             first=(started, result),

@@ -10,15 +10,77 @@ call.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
 
-__all__ = ["Hooks", "PollEvent", "RequestEvent", "RetryEvent", "TaskDoneEvent"]
+from .._protocol.errors import ConfigurationError
+
+__all__ = [
+    "LOG_LEVELS",
+    "Hooks",
+    "PollEvent",
+    "RequestEvent",
+    "RetryEvent",
+    "TaskDoneEvent",
+    "log_from_environment",
+    "log_to_stderr",
+]
 
 logger = logging.getLogger("maxapi_async")
+
+#: What ``MAXAPI_LOG`` may say: ``debug`` logs every request, ``info`` retries and recoveries.
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO}
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to ``sys.stderr`` as it is when a record arrives (a test or a CLI may swap it)."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter(f"{prefix}: %(levelname)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+_handler: _StderrHandler | None = None
+
+
+def log_to_stderr(level: int, prefix: str = "maxapi_async") -> None:
+    """Log the ``maxapi_async`` logger's records from ``level`` up to stderr, one line each.
+
+    One handler per process (a second call changes its level). The lines carry a method,
+    a path, a status, timings and request ids: never a body, a header or the API key.
+    """
+    global _handler
+    if _handler is None:
+        _handler = _StderrHandler(prefix)
+        logger.addHandler(_handler)
+    _handler.setLevel(level)
+    if logger.level == logging.NOTSET or logger.level > level:
+        logger.setLevel(level)
+
+
+def log_from_environment() -> None:
+    """``MAXAPI_LOG=debug|info``: :func:`log_to_stderr` at that level (unset or empty: nothing)."""
+    value = os.environ.get("MAXAPI_LOG", "").strip()
+    if not value:
+        return
+    level = LOG_LEVELS.get(value.lower())
+    if level is None:
+        allowed = ", ".join(repr(name) for name in LOG_LEVELS)
+        raise ConfigurationError(f"MAXAPI_LOG must be one of {allowed} (or unset), got {value!r}")
+    log_to_stderr(level)
+
 
 E = TypeVar("E")
 

@@ -25,6 +25,7 @@ from .._protocol.models import ImageAsset, ImageResult
 from .._protocol.options import ContentOptions, ContentOptionsDict, ImageOptions, ImageOptionsDict
 from .._protocol.tasks import TaskKind, TaskRef, default_poll_path
 from .._transport.files import INLINE_IO_LIMIT, FileTooLarge, NotARegularFile, in_thread, read_file
+from .._transport.timeouts import Timeouts
 from .core import Core, Deadline, check_call_timeout, new_idempotency_key
 from .handles import TaskHandle
 from .results import image_call, image_handle, native_call, operation_handle
@@ -120,7 +121,7 @@ async def generate_images(
     options: ImageOptions,
     *,
     wait: bool,
-    timeout: float | None,
+    timeout: float | Timeouts | None,
     idempotency_key: str | None = None,
 ) -> ImageResult | TaskHandle[ImageResult]:
     """``images.generate``: see :meth:`Images.generate`; ``idempotency_key``: a new one if ``None``."""
@@ -140,7 +141,7 @@ async def edit_images(
     options: ImageOptions,
     *,
     wait: bool,
-    timeout: float | None,
+    timeout: float | Timeouts | None,
     idempotency_key: str | None = None,
 ) -> ImageResult | TaskHandle[ImageResult]:
     """``images.edit``: see :meth:`Images.edit`; ``idempotency_key``: a new one if ``None``."""
@@ -185,7 +186,7 @@ async def generate_content(
     options: ContentOptions,
     *,
     wait: bool,
-    timeout: float | None,
+    timeout: float | Timeouts | None,
     idempotency_key: str | None = None,
 ) -> GenerateContentResponse | TaskHandle[GenerateContentResponse]:
     """``models.generate_content``: see :meth:`Models.generate_content`."""
@@ -242,13 +243,14 @@ class Images:
         self._core = core
 
     @overload
-    async def generate(self, prompt: str, *, wait: Literal[True] = ..., timeout: float | None = ...,
+    async def generate(self, prompt: str, *, wait: Literal[True] = ...,
+        timeout: float | Timeouts | None = ...,
         **options: Unpack[ImageOptionsDict]) -> ImageResult: ...  # fmt: skip
     @overload
-    async def generate(self, prompt: str, *, wait: Literal[False], timeout: float | None = ...,
+    async def generate(self, prompt: str, *, wait: Literal[False], timeout: float | Timeouts | None = ...,
         **options: Unpack[ImageOptionsDict]) -> TaskHandle[ImageResult]: ...  # fmt: skip
     async def generate(
-        self, prompt: str, *, wait: bool = True, timeout: float | None = None,
+        self, prompt: str, *, wait: bool = True, timeout: float | Timeouts | None = None,
         **options: Unpack[ImageOptionsDict],
     ) -> ImageResult | TaskHandle[ImageResult]:  # fmt: skip
         """Generate ``n`` images from ``prompt`` (``POST /v1/images/generations``).
@@ -268,15 +270,15 @@ class Images:
 
     @overload
     async def edit(self, prompt: str, images: Sequence[ReferenceInput], *,
-        wait: Literal[True] = ..., timeout: float | None = ...,
+        wait: Literal[True] = ..., timeout: float | Timeouts | None = ...,
         **options: Unpack[ImageOptionsDict]) -> ImageResult: ...  # fmt: skip
     @overload
     async def edit(self, prompt: str, images: Sequence[ReferenceInput], *,
-        wait: Literal[False], timeout: float | None = ...,
+        wait: Literal[False], timeout: float | Timeouts | None = ...,
         **options: Unpack[ImageOptionsDict]) -> TaskHandle[ImageResult]: ...  # fmt: skip
     async def edit(
         self, prompt: str, images: Sequence[ReferenceInput], *, wait: bool = True,
-        timeout: float | None = None, **options: Unpack[ImageOptionsDict],
+        timeout: float | Timeouts | None = None, **options: Unpack[ImageOptionsDict],
     ) -> ImageResult | TaskHandle[ImageResult]:  # fmt: skip
         """Edit or compose from one or more reference images (``POST /v1/images/edits``).
 
@@ -303,14 +305,14 @@ class Models:
 
     @overload
     async def generate_content(self, *, contents: object,
-        wait: Literal[True] = ..., timeout: float | None = ...,
+        wait: Literal[True] = ..., timeout: float | Timeouts | None = ...,
         **options: Unpack[ContentOptionsDict]) -> GenerateContentResponse: ...  # fmt: skip
     @overload
     async def generate_content(self, *, contents: object,
-        wait: Literal[False], timeout: float | None = ...,
+        wait: Literal[False], timeout: float | Timeouts | None = ...,
         **options: Unpack[ContentOptionsDict]) -> TaskHandle[GenerateContentResponse]: ...  # fmt: skip
     async def generate_content(
-        self, *, contents: object, wait: bool = True, timeout: float | None = None,
+        self, *, contents: object, wait: bool = True, timeout: float | Timeouts | None = None,
         **options: Unpack[ContentOptionsDict],
     ) -> GenerateContentResponse | TaskHandle[GenerateContentResponse]:  # fmt: skip
         """Google's ``generateContent`` (``POST /v1beta/models/{model}:generateContent``).

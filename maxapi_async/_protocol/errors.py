@@ -29,7 +29,8 @@
         └── APITimeoutError          a deadline passed (also the builtin TimeoutError)
             └── TaskTimeoutError     stopped waiting for a task; ``handle`` resumes it
 
-Each :class:`APIError` carries the HTTP ``status``, the service's error ``code``,
+Each :class:`APIError` carries the HTTP ``status`` (also as ``status_code``, the OpenAI
+SDK's name), the service's error ``code`` (a string such as ``"rate_limited"``),
 its ``message``, the ``request_id`` the service logged the call under, and the
 parsed ``body`` (a dict, or the raw text when the body was not JSON).
 
@@ -193,6 +194,11 @@ class APIError(MaxAPIError):
         self.retry_after = retry_after
         super().__init__(message)
 
+    @property
+    def status_code(self) -> int:
+        """The HTTP status, as the OpenAI SDK names it (the same as :attr:`status`)."""
+        return self.status
+
     def __str__(self) -> str:
         parts = [f"HTTP {self.status}"]
         if self.code is not None:
@@ -263,6 +269,11 @@ class ResponseError(MaxAPIError):
         self.body = body
         self.idempotency_key = idempotency_key
         super().__init__(message)
+
+    @property
+    def status_code(self) -> int | None:
+        """The HTTP status of the answer (as the OpenAI SDK names it), when there was one."""
+        return self.status
 
     def __str__(self) -> str:
         extra = [f"HTTP {self.status}"] if self.status is not None else []

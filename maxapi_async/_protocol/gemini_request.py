@@ -373,7 +373,8 @@ def build_generate_content_request(
     for field, argument in _BODY_ARGUMENTS:
         if field in body:
             check_json(argument, body[field])  # what JSON cannot carry, named before sending
-    headers: dict[str, str] = {}
+    body.update(checked.extra_body)  # checked: JSON, and no field set above
+    headers = dict(checked.headers)
     if options.route_mode is not None:
         headers[ROUTE_MODE_HEADER] = options.route_mode
     if queued:

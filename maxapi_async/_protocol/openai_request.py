@@ -19,6 +19,7 @@ from .calls import (
     ReferenceImage,
     RequestSpec,
     check_text,
+    encode_json,
 )
 from .errors import InvalidRequestError
 from .images import IMAGE_TYPES, sniff_mime_type
@@ -46,7 +47,7 @@ def build_generate_request(prompt: str, options: ImageOptions, *, queued: bool =
     body: dict[str, Any] = {"model": options.model, "prompt": prompt, **checked.fields}
     if queued:
         body["async"] = True
-    return RequestSpec("POST", GENERATIONS_PATH, checked.generation, json=body)
+    return RequestSpec("POST", GENERATIONS_PATH, checked.generation, json=body, headers=checked.headers)
 
 
 def check_edit_arguments(prompt: object, images: object, options: ImageOptions) -> None:
@@ -95,9 +96,14 @@ def build_edit_request(
     """
     checked = check_image_options(options)
     parts = [FormPart("model", options.model), FormPart("prompt", prompt)]
-    parts.extend(FormPart(key, str(value)) for key, value in checked.fields.items())
+    parts.extend(FormPart(key, _form_text(value)) for key, value in checked.fields.items())
     if queued:
         parts.append(FormPart("async", "true"))
     for image in images:
         parts.append(FormPart("image[]", image.data, image.filename, image.mime_type))
-    return RequestSpec("POST", EDITS_PATH, checked.edit, form=tuple(parts))
+    return RequestSpec("POST", EDITS_PATH, checked.edit, form=tuple(parts), headers=checked.headers)
+
+
+def _form_text(value: object) -> str:
+    """A field's value as a multipart text part: a string as it is, anything else as JSON."""
+    return value if isinstance(value, str) else encode_json(value).decode()

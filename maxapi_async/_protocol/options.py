@@ -28,20 +28,25 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
+import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypedDict, TypeVar
 
 import attrs
 
 from . import catalog
-from .calls import ImageCall, check_text
+from .calls import ImageCall, check_json, check_text
 from .catalog import DEFAULT_MODEL, ROUTE_MODES, ModelSpec
 from .errors import InvalidRequestError, MaxAPIWarning
 from .gemini import RESPONSE_MODALITIES, _camel
 
 __all__ = [
     "ASSET_DELIVERIES",
+    "CONTENT_BODY_FIELDS",
+    "IMAGE_BODY_FIELDS",
+    "RESERVED_HEADERS",
     "RESPONSE_FORMATS",
     "ContentChecked",
     "ContentOptions",
@@ -51,6 +56,7 @@ __all__ = [
     "ImageOptionsDict",
     "camel_keys",
     "check_content_options",
+    "check_headers",
     "check_image_options",
     "options_of",
     "warn_caller",
@@ -78,6 +84,17 @@ def _tuple_if_list(value: object) -> object:
     return tuple(value) if isinstance(value, list) else value
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    """A command-line value that must be a JSON object (argparse reports a ``ValueError``)."""
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+_json_object.__name__ = "JSON object"  # argparse: "invalid JSON object value: ..."
+
+
 @attrs.frozen(kw_only=True)
 class ImageOptions:
     """The options of ``images.generate`` and ``images.edit`` (each ``None``: not sent).
@@ -91,7 +108,11 @@ class ImageOptions:
     * ``route_mode``: ``"official"``, ``"official-cheap"`` or ``"mix"``; ``None`` takes
       the client's ``route_mode``;
     * ``asset_delivery``: ``"mirror"`` returns URLs on your alias domain;
-    * ``response_format``: ``"url"`` (the default) or ``"b64_json"`` (the bytes inline).
+    * ``response_format``: ``"url"`` (the default) or ``"b64_json"`` (the bytes inline);
+    * ``extra_body``: body fields this version does not know, sent as given (JSON values;
+      text parts of an edit's form); a field an option above sets is refused;
+    * ``extra_headers``: request headers for this call (never the credentials, the
+      ``Idempotency-Key`` or the content type: refused).
     """
 
     model: str = _option(DEFAULT_MODEL, {"help": "the model"})
@@ -111,6 +132,12 @@ class ImageOptions:
     response_format: str | None = _option(
         None, {"choices": RESPONSE_FORMATS, "help": "url (default) or b64_json (bytes inline)"}
     )
+    extra_body: Mapping[str, Any] | None = _option(
+        None, {"type": _json_object, "metavar": "JSON", "help": "body fields, as given: '{\"seed\": 7}'"}
+    )
+    extra_headers: Mapping[str, str] | None = _option(
+        None, {"type": _json_object, "metavar": "JSON", "help": "request headers, as a JSON object"}
+    )
 
     def with_route(self, route_mode: str | None) -> ImageOptions:
         """These options, with ``route_mode`` when they name none (the client's default)."""
@@ -129,6 +156,8 @@ class ImageOptionsDict(TypedDict, total=False):
     route_mode: str | None
     asset_delivery: str | None
     response_format: str | None
+    extra_body: Mapping[str, Any] | None
+    extra_headers: Mapping[str, str] | None
 
 
 @attrs.frozen(kw_only=True)
@@ -146,7 +175,11 @@ class ContentOptions:
     * ``system_instruction``: a string or a ``{"parts": [...]}`` content;
     * ``generation_config``: a base ``generationConfig`` (snake_case keys too) that the
       options above override;
-    * ``safety_settings``: a list of ``{"category", "threshold"}`` dicts.
+    * ``safety_settings``: a list of ``{"category", "threshold"}`` dicts;
+    * ``extra_body``: top-level body fields this version does not know, sent as given
+      (Google's names: ``{"toolConfig": ...}``); a field an option above sets is refused;
+    * ``extra_headers``: as for images (``X-MaxAPI-Async`` and ``X-MaxAPI-Route-Mode`` too
+      are the client's: ``wait=False`` and ``route_mode`` set them).
     """
 
     model: str = _option(DEFAULT_MODEL)
@@ -157,6 +190,8 @@ class ContentOptions:
     system_instruction: str | Mapping[str, Any] | None = _option(None)
     generation_config: Mapping[str, Any] | None = _option(None)
     safety_settings: Sequence[Mapping[str, Any]] | None = _option(None)
+    extra_body: Mapping[str, Any] | None = _option(None)
+    extra_headers: Mapping[str, str] | None = _option(None)
 
     def with_route(self, route_mode: str | None) -> ContentOptions:
         """These options, with ``route_mode`` when they name none (the client's default)."""
@@ -176,6 +211,8 @@ class ContentOptionsDict(TypedDict, total=False):
     system_instruction: str | Mapping[str, Any] | None
     generation_config: Mapping[str, Any] | None
     safety_settings: Sequence[Mapping[str, Any]] | None
+    extra_body: Mapping[str, Any] | None
+    extra_headers: Mapping[str, str] | None
 
 
 def options_of(cls: type[T], source: object) -> T:
@@ -210,6 +247,62 @@ def warn_caller(message: str | None) -> None:
     warnings.warn(message, MaxAPIWarning, stacklevel=level)
 
 
+# -- what passes through: headers and body fields this version does not know -------------
+
+#: Headers nobody may set (``default_headers=``, ``extra_headers=``): the credentials, the
+#: ``Idempotency-Key`` every submission carries, and what HTTP itself is framed by.
+RESERVED_HEADERS = frozenset(
+    {"authorization", "x-goog-api-key", "idempotency-key", "content-type", "content-length", "host",
+     "transfer-encoding", "connection"}
+)  # fmt: skip
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
+
+
+def check_headers(
+    argument: str, headers: object, reserved: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``headers`` as a dict, each name an HTTP token and each value printable ASCII.
+
+    A name in :data:`RESERVED_HEADERS`, or in ``reserved`` (lower-case name -> the option
+    that sets it), is refused: nothing replaces the credentials or what the client sends
+    itself. A value is never echoed in the error (it may be a secret).
+    """
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise InvalidRequestError(argument, f"must be a dict of header names to values, got {headers!r}")
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise InvalidRequestError(argument, f"{name!r} is not a header name")
+        lower = name.lower()
+        if lower in RESERVED_HEADERS:
+            raise InvalidRequestError(argument, f"{name!r} is the client's own header and cannot be set")
+        if reserved is not None and lower in reserved:
+            raise InvalidRequestError(argument, f"{name!r} is set by the client: use {reserved[lower]}")
+        if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+            raise InvalidRequestError(argument, f"the value of {name!r} must be printable ASCII text")
+        checked[name] = value
+    return checked
+
+
+def _check_extra_body(value: object, known: Collection[str]) -> dict[str, Any]:
+    """``extra_body`` as a dict of JSON values whose keys no option sets."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError("extra_body", f"must be a dict of body fields, got {type(value).__name__}")
+    body = dict(value)
+    for key in body:
+        if isinstance(key, str) and key in known:
+            raise InvalidRequestError(
+                "extra_body", f"{key!r} is a field this client sets from its options: use the option"
+            )
+    check_json("extra_body", body)
+    return body
+
+
 # -- images ------------------------------------------------------------------------------
 
 
@@ -219,9 +312,18 @@ class ImageChecked:
 
     generation: ImageCall
     edit: ImageCall
-    #: The optional body fields the options set, in the order they are sent.
+    #: The optional body fields the options set, in the order they are sent (``extra_body`` last).
     fields: Mapping[str, Any]
     warning: str | None
+    #: The call's own headers (``extra_headers``).
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+#: The fields of an images request the options (and the builders) set.
+IMAGE_BODY_FIELDS = frozenset(
+    {"model", "prompt", "n", "aspect_ratio", "resolution", "route_mode", "asset_delivery",
+     "response_format", "async", "image", "image[]"}
+)  # fmt: skip
 
 
 def _check_choice(argument: str, value: object, allowed: Sequence[str]) -> None:
@@ -282,11 +384,13 @@ def _check_image(options: ImageOptions) -> ImageChecked:
     }
     if n != 1:
         fields["n"] = n
+    fields.update(_check_extra_body(options.extra_body, IMAGE_BODY_FIELDS))
+    headers = check_headers("extra_headers", options.extra_headers)
     call = functools.partial(
         ImageCall, model=options.model, aspect_ratio=options.aspect_ratio, resolution=options.resolution,
         route_mode=options.route_mode, n=n,
     )  # fmt: skip
-    return ImageChecked(call("generation"), call("edit"), fields, warning)
+    return ImageChecked(call("generation"), call("edit"), fields, warning, headers)
 
 
 #: The checks of :class:`ImageOptions` (raising :class:`InvalidRequestError` naming the option).
@@ -305,6 +409,17 @@ class ContentChecked:
     generation: ImageCall  # the call made without image input
     edit: ImageCall  # and with it
     warning: str | None
+    extra_body: Mapping[str, Any] = attrs.field(factory=dict)  # top-level fields, sent as given
+    headers: Mapping[str, str] = attrs.field(factory=dict)  # the call's own (extra_headers)
+
+
+#: The top-level fields of a generateContent body the options set (either spelling).
+CONTENT_BODY_FIELDS = frozenset(
+    {"contents", "generationConfig", "generation_config", "safetySettings", "safety_settings",
+     "systemInstruction", "system_instruction"}
+)  # fmt: skip
+#: Headers of a generateContent request the client sets, and the option that does.
+CONTENT_HEADERS = {"x-maxapi-async": "wait=False", "x-maxapi-route-mode": "route_mode="}
 
 
 def camel_keys(mapping: Mapping[Any, Any], argument: str) -> dict[str, Any]:
@@ -378,6 +493,8 @@ def _check_content(options: ContentOptions) -> ContentChecked:
         ImageCall("generation", model_id, ratio, size, options.route_mode),
         ImageCall("edit", model_id, ratio, size, options.route_mode),
         warning,
+        _check_extra_body(options.extra_body, CONTENT_BODY_FIELDS),
+        check_headers("extra_headers", options.extra_headers, CONTENT_HEADERS),
     )
 
 

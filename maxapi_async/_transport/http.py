@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,19 +169,32 @@ class Transport:
         self,
         *,
         base_url: URL,
-        api_key: str,
+        api_key: str | None,
         max_concurrency: int,
         timeouts: Timeouts,
         user_agent: str,
         http_session: aiohttp.ClientSession | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        default_headers: Mapping[str, str] | None = None,
+        pool_of: Transport | None = None,
     ) -> None:
+        """``default_headers`` go on every API request (checked by the client: none of them
+        may replace the credentials). ``pool_of``: share that transport's connection pool
+        (its session, made on first use) and, when ``api_key`` is ``None``, its key; closing
+        this transport then leaves the pool open."""
         self.base_url = base_url
         self._base = str(base_url).rstrip("/")
         self._origin = origin_of(base_url)
-        self._credentials = _Credentials(api_key)
-        self._redact = Redactor(api_key)
+        self._pool_of = pool_of
+        self._credentials: _Credentials
+        self._redact: Redactor
+        if api_key is not None:
+            self._credentials, self._redact = _Credentials(api_key), Redactor(api_key)
+        elif pool_of is not None:
+            self._credentials, self._redact = pool_of._credentials, pool_of._redact
+        else:
+            raise ConfigurationError("no API key")
         self._max_concurrency = max_concurrency
         self._timeouts = timeouts
         self._full: aiohttp.ClientTimeout | None = None
@@ -190,21 +204,25 @@ class Transport:
         self._session = http_session
         if http_session is not None:
             _import_aiohttp()  # already loaded by whoever made the session
-        self._owns_session = http_session is None
+        self._owns_session = http_session is None and pool_of is None
         self._closed = False
+        # The caller's default headers first: the credentials and content type always win.
+        custom = dict(default_headers or {})
         self._json_headers = _AuthHeaders(
             {
-                **self._credentials.header(),
-                "Content-Type": "application/json",
                 "Accept": "application/json",
                 "User-Agent": user_agent,
+                **custom,
+                **self._credentials.header(),
+                "Content-Type": "application/json",
             }
         )
         self._form_headers = _AuthHeaders(
             {
-                **self._credentials.header(),
                 "Accept": "application/json",
                 "User-Agent": user_agent,
+                **custom,
+                **self._credentials.header(),
             }
         )
         self._download_headers = {"User-Agent": user_agent}
@@ -214,11 +232,18 @@ class Transport:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._closed or (self._pool_of is not None and self._pool_of.closed)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
             raise ClientClosedError("this AsyncMaxAPI client is closed; create a new one")
+        if self._pool_of is not None:
+            if self._pool_of.closed:
+                raise ClientClosedError(
+                    "the client this one was made from (with_options) is closed, and with it "
+                    "the connection pool they share; create a new client"
+                )
+            return self._pool_of._get_session()
         session = self._session
         if session is None:
             # Created on first use, inside the running loop, so the client itself
@@ -255,24 +280,28 @@ class Transport:
             self._full = self._timeouts._aiohttp(self._timeouts.total)
         return self._full
 
-    def _timeout(self, total: float | None) -> aiohttp.ClientTimeout:
-        """aiohttp's limits for an attempt with ``total`` seconds of the call's deadline left.
+    def _timeout(self, total: float | None, limits: Timeouts | None = None) -> aiohttp.ClientTimeout:
+        """aiohttp's limits for an attempt with ``total`` seconds of the call's deadline left
+        (``limits``: the call's own connect and read limits, else the client's).
 
         The first attempt of a call under the client's own deadline (most attempts) starts
         microseconds into it: it gets the client's full limits, made once, rather than a new
         object (the deadline moves by under 1 ms, on top of a 100 ms margin).
         """
+        if limits is not None and limits is not self._timeouts:
+            return limits._aiohttp(total)
         full = self._timeouts.total
         if total is None or (full is not None and full - _FULL_DEADLINE_SLACK <= total <= full):
             return self._full_timeout()
         return self._timeouts._aiohttp(total)
 
     async def send(
-        self, spec: RequestSpec, *, timeout: float | None = None
+        self, spec: RequestSpec, *, timeout: float | None = None, limits: Timeouts | None = None
     ) -> RawResponse | APIConnectionError | ResponseTooLargeError:
         """Send ``spec`` to the API and read the answer (redirects are not followed).
 
-        ``timeout`` is what is left of the call's deadline. A failure is returned, not
+        ``timeout`` is what is left of the call's deadline; ``limits``, the call's own
+        connect and read limits (default: the client's). A failure is returned, not
         raised: the client decides what it means (another attempt, or "may have been
         charged"), and its await of every request needs no ``try`` around it. A 2xx
         answer above ``max_response_bytes`` gives :class:`ResponseTooLargeError` (and
@@ -313,7 +342,7 @@ class Transport:
                 url,
                 data=data,
                 headers=headers,
-                timeout=self._timeout(timeout),
+                timeout=self._timeout(timeout, limits),
                 allow_redirects=False,
             )
         except (aiohttp.ClientError, asyncio.TimeoutError, asyncio.CancelledError) as exc:
@@ -354,14 +383,14 @@ class Transport:
         if spec is not None:
             where, redact = f"{spec.method} {spec.path}", self._redact
         cancelled = isinstance(exc, asyncio.CancelledError)
-        if not (self._closed or session.closed) or (cancelled and cancel_requested()):
+        if not (self.closed or session.closed) or (cancelled and cancel_requested()):
             if cancelled:
                 raise exc
             return _wire_error(exc, where, redact)
         # Closing cancels only the waits for a pooled connection: those requests never left.
         wire = None if cancelled else _wire_error(exc, where, redact)
         sent = wire is not None and wire.sent
-        closed = "the client was closed" if self._closed else "the aiohttp.ClientSession it uses was closed"
+        closed = "the client was closed" if self.closed else "the aiohttp.ClientSession it uses was closed"
         if not sent:
             message = f"{where}: {closed} before the request was sent"
         elif spec is not None and spec.method == "POST":

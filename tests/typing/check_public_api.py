@@ -97,3 +97,20 @@ async def script_the_fake() -> None:
     threaded = FakeMaxAPI(complete_after_polls=[0, 2]).start_in_thread()
     assert_type(threaded.control_url, str)
     await threaded.close()
+
+
+async def sdk_habits_are_typed(client: AsyncMaxAPI) -> None:
+    fast = client.with_options(timeout=maxapi_async.Timeouts(total=30, read=10), max_retries=0)
+    assert_type(fast, AsyncMaxAPI)
+    client.with_options(max_concurrency=2)  # type: ignore[call-arg]
+    client.with_options(default_headers={"X-Tenant": 1})  # type: ignore[dict-item]
+    await fast.images.generate("cube", extra_body={"seed": 7}, extra_headers={"X-Trace": "t"})
+    await fast.images.generate("cube", timeout=maxapi_async.Timeouts(read=5))
+    await client.models.generate_content(contents="x", extra_body={"toolConfig": {}})
+    await client.images.generate("cube", extra_headers={"X-Trace": 1})  # type: ignore[dict-item]
+    try:
+        await fast.images.generate("cube")
+    except maxapi_async.APIError as exc:
+        assert_type(exc.status_code, int)
+    with maxapi_async.MaxAPI(max_retries=2, default_headers={"X-Tenant": "a"}) as blocking:
+        assert_type(blocking.with_options(route_mode="mix"), maxapi_async.MaxAPI)
