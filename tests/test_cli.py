@@ -547,11 +547,9 @@ def test_bad_batch_lines_exit_2(
     assert message in err
 
 
-def test_batch_progress_bar_on_a_terminal(
+def test_batch_status_line_on_a_terminal(
     fake: FakeMaxAPI, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    pytest.importorskip("tqdm")
-
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
@@ -561,9 +559,18 @@ def test_batch_progress_bar_on_a_terminal(
     prompts = tmp_path / "p.txt"
     prompts.write_text("one\ntwo\n")
     assert main(["batch", str(prompts)]) == 0
-    assert "batch" in terminal.getvalue()
-    assert "2/2" in terminal.getvalue()
+    assert "\rbatch [" in terminal.getvalue()
+    assert "] 2/2  submitted 2  running 0  done 2  failed 0" in terminal.getvalue()
     assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+def test_batch_status_line_stays_off_a_terminal_and_with_q(
+    fake: FakeMaxAPI, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("one\n")
+    assert main(["batch", str(prompts)]) == 0
+    assert "\r" not in capsys.readouterr().err
 
 
 # -- tables, fake server, demo -------------------------------------------------------------------

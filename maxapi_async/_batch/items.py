@@ -10,7 +10,6 @@ and the caller's ``key``. Each submits itself through the resources' functions w
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -40,7 +39,6 @@ __all__ = [
     "Outcome",
     "Result",
     "check_batch_arguments",
-    "tqdm_progress",
 ]
 
 
@@ -232,7 +230,8 @@ class BatchOptionsDict(TypedDict, total=False):
       together);
     * ``fail_fast``: the first failure stops the batch (default: never);
     * ``progress``: a callback taking :class:`BatchProgress`, or ``True``
-      for a tqdm bar on a terminal (``pip install 'maxapi-async[progress]'``);
+      for a status line on stderr when it is a terminal (counts, credits and a
+      clock, redrawn four times a second; nothing off a terminal);
     * ``download_to``: save every image into this folder, named after the
       item's key, skipping files already there;
     * ``prices``: the :class:`PriceTable` of the estimates (default: the client's).
@@ -274,24 +273,3 @@ def check_batch_arguments(
         isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget >= 0
     ):
         raise InvalidRequestError("budget", f"must be a non-negative number of credits, got {budget!r}")
-
-
-# -- progress ---------------------------------------------------------------------
-
-
-def tqdm_progress(total: int) -> tuple[Callable[[BatchProgress], None], Callable[[], None]] | None:
-    """A tqdm bar on stderr, when tqdm is installed and stderr is a terminal."""
-    if not sys.stderr.isatty():
-        return None
-    try:
-        from tqdm import tqdm  # type: ignore[import-untyped]
-    except ImportError:
-        return None
-    bar = tqdm(total=total, unit="img", file=sys.stderr)
-
-    def update(p: BatchProgress) -> None:
-        bar.n = p.done + p.failed + p.skipped
-        bar.set_postfix(running=p.running, failed=p.failed, credits=f"{p.credits:.3f}", refresh=False)
-        bar.refresh()
-
-    return update, bar.close

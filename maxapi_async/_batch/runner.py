@@ -22,6 +22,7 @@ and report it ``"restored"``. Items are in :mod:`.items`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from pathlib import Path
@@ -54,10 +55,10 @@ from .items import (
     Outcome,
     Result,
     check_batch_arguments,
-    tqdm_progress,
 )
 from .journal import JournalStore, asset_record, restored_images
 from .pacing import SubmissionPause
+from .progress import BatchStatus
 from .store import ClaimLost, Held, ItemState, Store, StoreRun
 
 if TYPE_CHECKING:
@@ -456,10 +457,12 @@ class Batch:
     def _setup_progress(self) -> None:
         if callable(self._progress):
             self._report = self._progress
-        elif self._progress:
-            bar = tqdm_progress(len(self.items))
-            if bar is not None:
-                self._report, self._close_report = bar
+        elif self._progress:  # a status line on stderr, when it is a terminal
+            status = BatchStatus(len(self.items))
+            if status.enabled:
+                self._report = status.update
+                self._close_report = functools.partial(status.close, keep=True)  # the final counts stay
+                status.start()
 
     def _summarize(self) -> BatchSummary:
         done = ("done", "restored")  # Outcome.ok

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from .._batch.progress import BatchStatus
 from .._batch.runner import Batch, Outcome
 from .._client.client import AsyncMaxAPI
 from .._client.hooks import log_to_stderr
@@ -62,7 +63,6 @@ from .output import (
     PROG,
     CommandError,
     Output,
-    Progress,
     deliver,
     outcome_json,
     outcome_line,
@@ -159,13 +159,7 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
     started = time.perf_counter()
     out.note(f"{len(items)} item{'s' if len(items) != 1 else ''} from {name}")
     async with _make_client(args) as client:
-        bar = Progress(out, total=len(items), desc="batch", unit="item")
-
-        def progress(p: Any) -> None:
-            bar.update_to(
-                p.done + p.failed + p.skipped, running=p.running, failed=p.failed, credits=f"{p.credits:.3f}"
-            )
-
+        status = BatchStatus(len(items), out.stderr, enabled=out.progress_bars)
         batch = Batch(
             client,
             items,
@@ -173,16 +167,18 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
             budget=args.budget,
             journal=args.journal,
             fail_fast=args.fail_fast,
-            progress=progress,
+            progress=status.update,
             download_to=args.out,
         )
         outcomes: list[Outcome] = []
+        status.start()
         try:
             async for outcome in batch:
                 outcomes.append(outcome)
-                bar.line(outcome_line(outcome))
+                if not out.json_mode:
+                    status.line(outcome_line(outcome), out.stdout)
         finally:
-            bar.close()
+            status.close()
     summary = batch.summary
     assert summary is not None  # set when the iteration ends
     seconds = time.perf_counter() - started

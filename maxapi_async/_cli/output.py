@@ -1,5 +1,5 @@
 """The command line's output: one line per result on stdout, or one JSON document
-(``--json``); notes and progress bars on stderr (``-q``: none); results saved and reported."""
+(``--json``); notes and status lines on stderr (``-q``: none); results saved and reported."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import IO, Any, TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import attrs
 
+from .._batch.progress import StatusLine, clock, on_terminal
 from .._batch.runner import Outcome
 from .._client.handles import TaskHandle
 from .._protocol.errors import TaskTimeoutError
@@ -33,7 +34,6 @@ __all__ = [
     "EXIT_USAGE",
     "CommandError",
     "Output",
-    "Progress",
     "deliver",
     "outcome_json",
     "outcome_line",
@@ -109,60 +109,12 @@ class Output:
 
     @property
     def progress_bars(self) -> bool:
-        return not self.quiet and _isatty(self.stderr)
+        """Whether status lines are drawn: stderr is a terminal and ``-q`` was not given."""
+        return not self.quiet and on_terminal(self.stderr)
 
-
-def _isatty(stream: IO[str]) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-class Progress:
-    """A tqdm bar on stderr when tqdm is installed and stderr is a terminal; else silent."""
-
-    def __init__(
-        self, out: Output, *, total: float | None, desc: str, unit: str = "it", bar_format: str | None = None
-    ) -> None:
-        self._out = out
-        self._bar: Any = None
-        if out.progress_bars:
-            try:
-                from tqdm import tqdm  # type: ignore[import-untyped]
-            except ImportError:
-                tqdm = None
-            if tqdm is not None:
-                self._bar = tqdm(
-                    total=total,
-                    desc=desc,
-                    unit=unit,
-                    file=out.stderr,
-                    leave=False,
-                    dynamic_ncols=True,
-                    bar_format=bar_format,
-                )
-
-    def update_to(self, n: float, **postfix: object) -> None:
-        if self._bar is not None:
-            self._bar.n = n
-            if postfix:
-                self._bar.set_postfix(refresh=False, **postfix)
-            self._bar.refresh()
-
-    def line(self, text: str) -> None:
-        """A result line that does not tear the bar."""
-        if self._out.json_mode:
-            return
-        if self._bar is not None:
-            self._bar.write(text, file=self._out.stdout)
-        else:
-            self._out.line(text)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+    def status(self, render: Callable[[float], str]) -> StatusLine:
+        """A status line on stderr (drawn only when :attr:`progress_bars`)."""
+        return StatusLine(render, self.stderr, enabled=self.progress_bars)
 
 
 def slug(text: str, limit: int = 48) -> str:
@@ -252,42 +204,33 @@ async def deliver(result: Result, args: argparse.Namespace, out: Output, stem: s
     out.document(_result_json(images, result, paths))
 
 
-async def _showing(work: Awaitable[T], bar: Progress, update: Callable[[], None]) -> T:
-    """Await ``work``, calling ``update`` (which moves ``bar``) five times a second meanwhile."""
-    task = asyncio.ensure_future(work)
+async def _showing(work: Awaitable[T], status: StatusLine) -> T:
+    """Await ``work`` with ``status`` on screen (it redraws itself, so its clock moves)."""
+    status.start()
     try:
-        while not task.done():
-            await asyncio.wait([task], timeout=0.2)
-            update()
-        return task.result()
+        return await work
     finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.wait([task])
-        bar.close()
+        status.close()
 
 
 async def timed(work: Awaitable[T], out: Output, desc: str) -> T:
-    """A call that gives no progress: an elapsed-seconds counter on a terminal."""
-    bar = Progress(out, total=None, desc=desc, bar_format="{desc}: {elapsed}")
-    started = time.monotonic()
-    return await _showing(work, bar, lambda: bar.update_to(round(time.monotonic() - started, 1)))
+    """A call that gives no progress: its name and a clock on a terminal."""
+    return await _showing(work, out.status(lambda elapsed: f"{desc}  {clock(elapsed)}"))
 
 
 async def wait_with_progress(handle: TaskHandle[Any], out: Output, timeout: float | None) -> Any:
-    """``await handle.wait()``, showing the task's state and progress meanwhile."""
+    """``await handle.wait()``, showing the task's state, progress and a clock meanwhile."""
     out.note(f"waiting for {handle.kind} task {handle.id}")
-    bar_format = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}{postfix}"
-    bar = Progress(out, total=100, desc=f"{handle.kind} {handle.id}", bar_format=bar_format)
 
-    def update() -> None:
+    def render(elapsed: float) -> str:
         status = handle.status
-        bar.update_to(status.progress or 0, state=status.state)
+        percent = f" {status.progress:.0f}%" if status.progress is not None else ""
+        return f"{handle.kind} task {handle.id}  {status.word or status.state}{percent}  {clock(elapsed)}"
 
     started = time.monotonic()
     try:
         # Without --timeout, the client's task_timeout bounds the wait.
-        return await _showing(handle.wait(timeout=timeout), bar, update)
+        return await _showing(handle.wait(timeout=timeout), out.status(render))
     except TaskTimeoutError:
         raise CommandError(
             f"{handle.kind} task {handle.id} still {handle.status.word or 'unfinished'} after "
