@@ -546,6 +546,70 @@ async def test_closing_a_batch_early_reports_the_rest_as_cancelled(fake_maxapi: 
         assert batch.summary.skipped == 3
 
 
+async def test_stop_records_the_submissions_in_flight_and_sends_nothing_more(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    fake_maxapi.complete_after_polls = 10**6
+    seen: list[str] = []  # (the source runs on the fake's thread: no loop-bound event here)
+
+    def slow_second_submission(origin: str, method: str, path: str) -> Fault | None:
+        if method != "POST":
+            return None
+        seen.append(path)
+        return Fault(delay=0.3) if len(seen) == 2 else None  # answered within the grace period
+
+    fake_maxapi.fault_source = slow_second_submission
+    journal = tmp_path / "run.jsonl"
+    batch = Batch(client, generations(6), concurrency=1, journal=journal)
+    outcomes: list[maxapi_async.Outcome] = []
+
+    async def consume() -> None:
+        outcomes.extend([o async for o in batch])
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        await fake_maxapi.wait_for_requests(2, match=lambda r: r.method == "POST", timeout=30)
+        assert batch.submitting == 1
+        await batch.stop(grace=5)
+    # The iteration ended normally, with every item's outcome.
+    statuses = {o.key: (o.status, o.task_id is not None, o.reason) for o in outcomes}
+    assert statuses == {
+        "k00": ("cancelled", True, None),
+        "k01": ("cancelled", True, None),  # in flight at stop(): answered, and its task recorded
+        **{f"k0{i}": ("skipped", False, "cancelled") for i in range(2, 6)},
+    }
+    assert posts(fake_maxapi) == 2
+    tasks = [r["key"] for r in map(json.loads, journal.read_text().splitlines()) if r["event"] == "task"]
+    assert tasks == ["k00", "k01"]
+    assert batch.summary is not None
+    assert batch.summary.remaining == [f"k0{i}" for i in range(6)]
+
+
+async def test_a_submission_not_answered_within_the_grace_is_cancelled_and_keeps_its_key(
+    client: AsyncMaxAPI, fake_maxapi: FakeMaxAPI, tmp_path: Path
+) -> None:
+    arrived = hold_the_next_submission(fake_maxapi)
+    journal = tmp_path / "run.jsonl"
+    batch = Batch(client, generations(2), concurrency=1, journal=journal)
+    outcomes: list[maxapi_async.Outcome] = []
+
+    async def consume() -> None:
+        outcomes.extend([o async for o in batch])
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        await arrived()
+        await batch.stop(grace=0.05)
+    assert sorted((o.key, o.status, o.task_id) for o in outcomes) == [
+        ("k00", "cancelled", None),
+        ("k01", "skipped", None),
+    ]
+    records = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert [(r["event"], r["key"]) for r in records] == [
+        ("submit", "k00")
+    ]  # a rerun repeats it under this key
+
+
 # -- across processes -------------------------------------------------------------
 
 

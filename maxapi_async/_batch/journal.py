@@ -53,7 +53,15 @@ from .store import ItemState, Store, StoreProgress, StoreRun, retried
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["Entry", "Journal", "JournalRun", "JournalStore", "asset_record", "restored_images"]
+__all__ = [
+    "Entry",
+    "Journal",
+    "JournalRun",
+    "JournalStore",
+    "asset_record",
+    "load_entries",
+    "restored_images",
+]
 
 
 @attrs.define
@@ -136,29 +144,7 @@ class Journal:
             )
 
     def _load(self) -> dict[str, Entry]:
-        entries: dict[str, Entry] = {}
-        if not self.path.exists():
-            return entries
-        with open(self.path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue  # an old crash's torn line
-                if not isinstance(record, dict) or not isinstance(record.get("key"), str):
-                    continue
-                entry = entries.setdefault(record["key"], Entry())
-                event = record.get("event")
-                if event == "submit":  # a new attempt: what an earlier one left is history
-                    entry.idempotency_key = record.get("idempotency_key")
-                    entry.task = entry.failed = None
-                elif event == "task" and isinstance(record.get("task"), dict):
-                    entry.task = record["task"]
-                elif event == "done":
-                    entry.done = record
-                elif event == "failed":
-                    entry.failed = record
-        return entries
+        return load_entries(self.path)
 
     def write(self, record: dict[str, Any]) -> None:
         task = record.get("task_id") or (record.get("task") or {}).get("id")
@@ -182,6 +168,34 @@ class Journal:
                 self._fh = None
         finally:
             self._lock.release()
+
+
+def load_entries(path: Path) -> dict[str, Entry]:
+    """What the journal at ``path`` says of each item, read only: no lock, nothing set aside
+    (``--dry-run`` reads a journal another batch may hold)."""
+    entries: dict[str, Entry] = {}
+    if not path.exists():
+        return entries
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # an old crash's torn line
+            if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+                continue
+            entry = entries.setdefault(record["key"], Entry())
+            event = record.get("event")
+            if event == "submit":  # a new attempt: what an earlier one left is history
+                entry.idempotency_key = record.get("idempotency_key")
+                entry.task = entry.failed = None
+            elif event == "task" and isinstance(record.get("task"), dict):
+                entry.task = record["task"]
+            elif event == "done":
+                entry.done = record
+            elif event == "failed":
+                entry.failed = record
+    return entries
 
 
 class _JournalLock:

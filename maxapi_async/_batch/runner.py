@@ -91,7 +91,7 @@ class Batch:
     It starts on first iteration or await. Its options are documented on
     :class:`~maxapi_async._batch.items.BatchOptionsDict`.
 
-    ``summary`` is set when it ends; ``await batch.aclose()`` stops it early
+    ``summary`` is set when it ends; ``await batch.aclose()`` (or :meth:`stop`) ends it early
     (tasks already submitted run on at the service and resume from the journal).
     """
 
@@ -149,6 +149,11 @@ class Batch:
         self._report: Callable[[BatchProgress], Any] | None = None
         self._close_report: Callable[[], None] | None = None
         self.summary: BatchSummary | None = None
+        self._stopping = False  # stop() or aclose(): nothing more is submitted
+        self._sending: set[str] = set()  # the keys whose submission is sent and not answered yet
+        self._sent: set[str] = set()  # the keys submitted in this run (answered or not)
+        self._none_in_flight = asyncio.Event()
+        self._none_in_flight.set()
 
     # -- consuming ------------------------------------------------------------------
 
@@ -168,6 +173,8 @@ class Batch:
                 "the client was closed while the batch ran; its submitted tasks run on at the "
                 "service (a rerun with the same journal resumes them)"
             )
+        if runner.cancelled() and self._stopping:
+            return  # aclose() or stop() ended it, and every item's outcome said so
         await runner  # re-raises a crash of the runner itself
 
     def __await__(self) -> Generator[Any, None, list[Outcome]]:
@@ -179,10 +186,25 @@ class Batch:
         return [by_key[item.key] for item in self.items if item.key in by_key]
 
     async def aclose(self) -> None:
-        """Stop the batch: cancel what is running (submitted tasks resume from the journal)."""
+        """Stop the batch: cancel what is running (submitted tasks resume from the journal);
+        a consumer still iterating gets the stopped items' outcomes, then the iteration ends."""
+        self._stopping = True
         if self._runner is not None and not self._runner.done():
             self._runner.cancel()
             await asyncio.wait([self._runner])
+
+    @property
+    def submitting(self) -> int:
+        """Submissions sent whose answer has not arrived yet."""
+        return len(self._sending)
+
+    async def stop(self, grace: float = 0.0) -> None:
+        """Submit nothing more (those items are skipped), give the submissions in flight up to
+        ``grace`` seconds to be answered and recorded, then :meth:`aclose`."""
+        self._stopping = True
+        with anyio.move_on_after(grace):
+            await self._none_in_flight.wait()
+        await self.aclose()
 
     # -- running --------------------------------------------------------------------
 
@@ -354,7 +376,12 @@ class Batch:
                 handle = self._client.tasks.from_dict(state.task)
             else:
                 async with submit_slots:
-                    handle = await self._pause.run(lambda: self._submit(run, item))
+                    submitted = await self._pause.run(lambda: self._submit(run, item))
+                if submitted is None:  # stop() came first: not sent
+                    await run.release(item.key)
+                    self._finish(Outcome(item.key, "skipped", reason="cancelled"))
+                    return
+                handle = submitted
             self._count(running=+1)
             try:
                 result: Result = await handle
@@ -371,9 +398,11 @@ class Batch:
             await run.done(item.key, record, None if cost is None else nano_credits(cost))
             self._finish(Outcome(item.key, "done", result, None, cost, _images_of(result), handle.id, files))
         except anyio.get_cancelled_exc_class():
-            # fail_fast or aclose(): the task (if any) runs on at the service and
-            # resumes from the store; the caller still hears about this item.
-            self._finish(Outcome(item.key, "cancelled", task_id=handle.id if handle else None))
+            # fail_fast or aclose(): a task runs on at the service, resumed from the store.
+            if handle is None and item.key not in self._sent:
+                self._finish(Outcome(item.key, "skipped", reason="cancelled"))
+            else:
+                self._finish(Outcome(item.key, "cancelled", task_id=handle.id if handle else None))
             raise
         except MaxAPIError as exc:
             task_id = handle.id if handle else None
@@ -393,12 +422,25 @@ class Batch:
                 self._failed_fast = True
                 tg.cancel_scope.cancel()
 
-    async def _submit(self, run: StoreRun, item: BatchItem) -> TaskHandle[Any]:
-        # Recorded before it is sent, under the key the store gives: a submission whose
-        # answer never arrived gets its old key, so the service can return its task.
-        key = await run.submitting(item.key, item._describe)
-        handle = await item._submit(self._core, key)
-        await run.submitted(item.key, key, handle.to_dict())
+    async def _submit(self, run: StoreRun, item: BatchItem) -> TaskHandle[Any] | None:
+        """Submit ``item`` (``None``: not sent, the batch was told to stop first).
+
+        Recorded before it is sent, under the key the store gives: a submission whose
+        answer never arrived gets its old key, so the service can return its task.
+        """
+        if self._stopping:
+            return None
+        self._sending.add(item.key)
+        self._sent.add(item.key)
+        self._none_in_flight.clear()
+        try:
+            key = await run.submitting(item.key, item._describe)
+            handle = await item._submit(self._core, key)
+            await run.submitted(item.key, key, handle.to_dict())
+        finally:
+            self._sending.discard(item.key)
+            if not self._sending:
+                self._none_in_flight.set()
         self._count(submitted=+1)
         return handle
 
