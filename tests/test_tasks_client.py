@@ -786,3 +786,14 @@ async def test_refresh_reports_its_poll_to_the_hooks(fake_maxapi: FakeMaxAPI) ->
         handle = await client.images.generate("x", wait=False)
         await handle.refresh()
     assert [e.state for e in polled] == ["running"]
+
+
+async def test_a_task_known_by_its_id_alone_has_no_guessed_size(client: AsyncMaxAPI) -> None:
+    submitted = await client.images.generate("a cube", aspect_ratio="16:9", wait=False)
+    assert (await submitted).images[0].size == (1344, 768)  # the client asked: the table knows
+    by_id = await client.tasks.get(submitted.id)
+    assert by_id.images[0].size is None  # nobody said which ratio: not the default's 1024x1024
+    with_ratio = await client.tasks.get(submitted.id, aspect_ratio="16:9")
+    assert with_ratio.images[0].size == (1344, 768)
+    resumed = await client.tasks.from_dict(submitted.to_dict())
+    assert resumed.images[0].size == (1344, 768)

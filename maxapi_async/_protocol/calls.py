@@ -94,6 +94,9 @@ class ImageCall:
     resolution: str | None = None
     route_mode: str | None = None
     n: int = 1
+    #: Whether the table may tell the size: false for a task known by its id alone, whose
+    #: ratio nobody knows (its images' sizes then come from the images themselves).
+    sized: bool = attrs.field(default=True, kw_only=True)
     # Read from the table once: every asset of every answer to this call asks for it.
     _size: tuple[int, int] | None = attrs.field(init=False, repr=False, eq=False, hash=False)
 
@@ -106,7 +109,7 @@ class ImageCall:
 
     def _table_size(self) -> tuple[int, int] | None:
         spec = catalog.lookup_model(self.model)
-        if spec is None:
+        if spec is None or not self.sized:
             return None
         if self.aspect_ratio is None and self.kind == "edit":
             # Without a ratio an edit follows its reference image's shape.

@@ -388,7 +388,12 @@ class TaskRef:
     n: int = 1
 
     def image_call(self, default_model: str) -> ImageCall:
-        """The :class:`ImageCall` the task's answer is read against."""
+        """The :class:`ImageCall` the task's answer is read against.
+
+        A task this client submitted (``submitted_at``) or whose ratio was given gets its sizes
+        from the model's table; one known by its id alone does not (the table's default ratio
+        would be a guess): its sizes come from the images, when inline.
+        """
         return ImageCall(
             "edit" if self.kind == "edit" else "generation",
             self.model or default_model,
@@ -396,6 +401,7 @@ class TaskRef:
             self.resolution,
             self.route_mode,
             self.n,
+            sized=self.submitted_at is not None or self.aspect_ratio is not None,
         )
 
     def to_dict(self) -> dict[str, Any]:
