@@ -26,6 +26,7 @@ from anyio.from_thread import start_blocking_portal
 
 import maxapi_async
 from maxapi_async._cli import commands as _cli
+from maxapi_async._cli import input as _cli_input
 from maxapi_async._cli.commands import main
 from maxapi_async.testing import FakeMaxAPI, Fault, make_png, openai_error
 
@@ -33,15 +34,17 @@ FAST_POLLS = maxapi_async.PollPolicy(earliest=0.0, latest=0.05, spacing=0.01, in
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMaxAPI]:
-    """A FakeMaxAPI served from its own thread; the environment points the CLI at it."""
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeMaxAPI]:
+    """A FakeMaxAPI served from its own thread; the environment points the CLI at it, and
+    the command runs in a folder of its own (a batch keeps its journal there by default)."""
+    monkeypatch.chdir(tmp_path)
     with start_blocking_portal() as portal:
         server = portal.call(lambda: FakeMaxAPI(complete_after_polls=1).start())
         monkeypatch.setenv("MAXAPI_KEY", server.api_key)
         monkeypatch.setenv("MAXAPI_BASE_URL", server.base_url)
         # The CLI keeps the default poll schedule (tuned for the real service); tests poll fast.
         monkeypatch.setattr(
-            _cli, "AsyncMaxAPI", functools.partial(maxapi_async.AsyncMaxAPI, poll_policy=FAST_POLLS)
+            _cli_input, "AsyncMaxAPI", functools.partial(maxapi_async.AsyncMaxAPI, poll_policy=FAST_POLLS)
         )
         try:
             yield server
@@ -380,7 +383,7 @@ def write_batch(folder: Path) -> Path:
 
 def test_parse_batch_file_keys_and_defaults(tmp_path: Path) -> None:
     path = write_batch(tmp_path)
-    items = _cli.parse_batch_file(
+    items = _cli_input.parse_batch_file(
         path.read_text().splitlines(), base=tmp_path, defaults={"aspect_ratio": "1:1"}, name="prompts.txt"
     )
     assert [i.key for i in items] == ["0002", "0004", "night", "native", "0007"]
@@ -481,7 +484,9 @@ def test_batch_without_a_budget_says_what_its_credits_leave_out(
     doc = run_json(capsys, "batch", str(prompts), "--model", UNPRICED)
     assert (doc["summary"]["credits"], doc["summary"]["unpriced"]) == (0.0, 2)
     assert [o["cost"] for o in doc["outcomes"]] == [None, None]
-    code, _, err = run(capsys, "batch", str(prompts), "--model", UNPRICED, "--route-mode", "official")
+    code, _, err = run(
+        capsys, "batch", str(prompts), "--model", UNPRICED, "--route-mode", "official", "--no-journal"
+    )
     assert code == 0, err
     assert "0.000 credits estimated (not counting 2 items of models without a price)" in err
 

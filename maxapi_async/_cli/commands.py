@@ -5,18 +5,20 @@
     maxapi-async demo                                   # a fake MaxAPI on loopback, every path
     maxapi-async generate "a glass cube" --aspect-ratio 16:9 --out images/
     maxapi-async edit "make it night" -i cube.png beach.png --out images/
-    maxapi-async batch prompts.txt --concurrency 8 --budget 2.5 --journal run.jsonl --out images/
+    maxapi-async batch prompts.txt --concurrency 8 --budget 2.5 --out images/ --dry-run
     maxapi-async generate "a glass cube" --no-wait --json > task.json
-    maxapi-async task wait TASK_ID --kind generation --out images/
+    maxapi-async task wait TASK_ID --out images/
     maxapi-async sizes | prices | fake-server
 
 Global options (before or after the command): ``--api-key`` (else ``MAXAPI_KEY``),
 ``--base-url`` (else ``MAXAPI_BASE_URL``), ``--timeout``, ``--task-timeout``, ``--json``
 (one JSON document on stdout), ``-q`` (no progress or notes on stderr), ``-v`` (log requests).
 
-Exit codes: 0 success; 1 the service or a task failed (or a batch left items
-unfinished); 2 bad arguments or configuration; 130 interrupted. Errors are one line
-on stderr, ``maxapi-async: error: <message>``, never a traceback.
+Exit codes (``_cli_output``): 0 success; 1 the service or a task failed (or a batch left
+items unfinished); 2 bad arguments or configuration (nothing was sent); 3 paid for but not
+saved (the message names the URLs or the task to fetch it again); 130 interrupted. Errors
+are one line on stderr, ``maxapi-async: error: <message>``, never a traceback. Every local
+check (where images go, reference files, the journal's lock) runs before a paid request.
 """
 
 from __future__ import annotations
@@ -29,15 +31,13 @@ import json
 import logging
 import os
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from .._batch.progress import BatchStatus
-from .._batch.runner import Batch, Outcome
 from .._client.client import AsyncMaxAPI
+from .._client.handles import TaskHandle
 from .._client.hooks import log_to_stderr
 from .._protocol import catalog
 from .._protocol.errors import (
@@ -46,96 +46,160 @@ from .._protocol.errors import (
     InvalidRequestError,
     MaxAPIError,
     MaxAPIWarning,
+    NotFoundError,
     ResponseError,
+    TaskFailedError,
 )
+from .._protocol.models import ImageAsset
 from .._protocol.pricing import PRICES, format_credits
+from .._protocol.tasks import TaskKind
 from .._version import __version__
+from .batch import cmd_batch
 from .input import (
     add_globals,
     add_image_options,
+    check_out_folder,
     image_options,
+    make_client,
     non_negative_float,
-    parse_batch_file,
     positive_int,
-    read_lines,
 )
 from .output import (
+    EXIT_FAILED,
+    EXIT_OK,
     PROG,
     CommandError,
     Output,
+    asset_json,
     deliver,
-    outcome_json,
-    outcome_line,
+    size_text,
     slug,
     submitted,
     timed,
     wait_with_progress,
+    with_real_size,
 )
+from .plan import plan_call
 
 __all__ = ["main"]
 
 TASK_KINDS = ("generation", "edit", "operation")
 
 
-# -- shared pieces ----------------------------------------------------------------------
+# -- generate and edit ------------------------------------------------------------------
 
 
-def _make_client(args: argparse.Namespace) -> AsyncMaxAPI:
-    key = args.api_key or os.environ.get("MAXAPI_KEY")
-    if not key or not key.strip():
-        raise CommandError("no API key: pass --api-key KEY or set the MAXAPI_KEY environment variable", 2)
-    options: dict[str, Any] = {}
-    if getattr(args, "task_timeout", None) is not None:
-        options["task_timeout"] = args.task_timeout
-    return AsyncMaxAPI(key, base_url=args.base_url, timeout=args.timeout, **options)
-
-
-# -- commands ---------------------------------------------------------------------------
+def _check_where_images_go(args: argparse.Namespace, options: dict[str, Any]) -> None:
+    """Before the paid request: the folder the images will be saved in takes files."""
+    if args.out is not None:
+        check_out_folder(args.out)
+    elif options.get("response_format") == "b64_json" and not args.no_wait:
+        check_out_folder(Path("."), "the current folder (where inline images are saved)")
 
 
 async def cmd_generate(args: argparse.Namespace, out: Output) -> int:
-    async with _make_client(args) as client:
-        options = image_options(args)
+    options = image_options(args)
+    if args.dry_run:
+        return await plan_call(args, out, options, None)
+    _check_where_images_go(args, options)
+    async with make_client(args) as client:
         if not (args.queued or args.no_wait):
             result = await timed(client.images.generate(args.prompt, **options), out, "generating")
-        else:
-            handle = await client.images.generate(args.prompt, wait=False, **options)
-            if args.no_wait:
-                return submitted(handle, out)
-            result = await wait_with_progress(handle, out, args.timeout)
-        await deliver(result, args, out, slug(args.prompt))
-    return 0
+            await deliver(result, args, out, slug(args.prompt))
+            return EXIT_OK
+        handle = await client.images.generate(args.prompt, wait=False, **options)
+        if args.no_wait:
+            return submitted(handle, out, args)
+        result = await wait_with_progress(handle, out, args.timeout, args)
+        await deliver(result, args, out, slug(args.prompt), task=handle)
+    return EXIT_OK
 
 
 async def cmd_edit(args: argparse.Namespace, out: Output) -> int:
-    async with _make_client(args) as client:
-        options = image_options(args)
-        images = [Path(p) for p in args.images]
+    options = image_options(args)
+    images = [Path(p) for p in args.images]
+    if args.dry_run:
+        return await plan_call(args, out, options, images)
+    _check_where_images_go(args, options)
+    async with make_client(args) as client:
         if not (args.queued or args.no_wait):
             result = await timed(client.images.edit(args.prompt, images, **options), out, "editing")
-        else:
-            handle = await client.images.edit(args.prompt, images, wait=False, **options)
-            if args.no_wait:
-                return submitted(handle, out)
-            result = await wait_with_progress(handle, out, args.timeout)
-        await deliver(result, args, out, slug(args.prompt))
-    return 0
+            await deliver(result, args, out, slug(args.prompt))
+            return EXIT_OK
+        handle = await client.images.edit(args.prompt, images, wait=False, **options)
+        if args.no_wait:
+            return submitted(handle, out, args)
+        result = await wait_with_progress(handle, out, args.timeout, args)
+        await deliver(result, args, out, slug(args.prompt), task=handle)
+    return EXIT_OK
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+
+def _kinds(task_id: str, kind: str | None) -> list[TaskKind]:
+    """Where to look for a task: ``--kind``, else what its id says (``operations/...``), else
+    the image endpoints, then the Gemini operations."""
+    if kind is not None:
+        return [kind]  # type: ignore[list-item]
+    if task_id.startswith("operations/"):
+        return ["operation"]
+    return ["generation", "edit", "operation"]
+
+
+async def _find_task(client: AsyncMaxAPI, args: argparse.Namespace) -> TaskHandle[Any]:
+    """A handle on the task, polled once at the endpoint that knows it."""
+    kinds = _kinds(args.task_id, args.kind)
+    refs = {name: getattr(args, name, None) for name in ("model", "aspect_ratio", "resolution")}
+    for kind in kinds:
+        handle = client.tasks.get(args.task_id, kind=kind, **refs)
+        try:
+            await handle.refresh()
+        except NotFoundError as exc:
+            if args.kind is not None:
+                raise CommandError(
+                    f"no {kind} task {args.task_id} ({exc}); leave out --kind to look for it at every "
+                    "endpoint",
+                    EXIT_FAILED,
+                    cause=exc,
+                ) from None
+            continue
+        return handle
+    raise CommandError(
+        f"no task {args.task_id} at the {', '.join(kinds)} endpoint{'s' if len(kinds) > 1 else ''} "
+        "(HTTP 404 from each)",
+        EXIT_FAILED,
+    )
 
 
 async def cmd_task_wait(args: argparse.Namespace, out: Output) -> int:
-    async with _make_client(args) as client:
-        handle = client.tasks.get(args.task_id, kind=args.kind, aspect_ratio=args.aspect_ratio)
-        result = await wait_with_progress(handle, out, args.timeout)
-        await deliver(result, args, out, slug(args.task_id))
-    return 0
+    if args.out is not None:
+        check_out_folder(args.out)
+    async with make_client(args) as client:
+        handle = await _find_task(client, args)
+        result = await wait_with_progress(handle, out, args.timeout, args)
+        await deliver(result, args, out, slug(args.task_id), task=handle)
+    return EXIT_OK
 
 
 async def cmd_task_status(args: argparse.Namespace, out: Output) -> int:
-    async with _make_client(args) as client:
-        handle = client.tasks.get(args.task_id, kind=args.kind)
-        status = await handle.refresh()
+    async with make_client(args) as client:
+        handle = await _find_task(client, args)
+        status = handle.status
+        images: list[ImageAsset] = []
+        reason = None
+        if status.state == "succeeded":  # its images, with sizes read from them
+            result = await handle.wait()
+            images = [await with_real_size(asset, None) for asset in result.images]
+        elif status.state == "failed":
+            try:
+                await handle.wait()
+            except TaskFailedError as exc:
+                reason = str(exc)
     progress = f" {status.progress:g}%" if status.progress is not None else ""
-    out.line(f"{handle.id}  {handle.kind}  {status.state}{progress}")
+    out.line(f"{handle.id}  {handle.kind}  {status.state}{progress}" + (f"  {reason}" if reason else ""))
+    for asset in images:
+        out.line(f"{size_text(asset):>9}  {asset.url or '<inline>'}")
     out.document(
         {
             "id": handle.id,
@@ -143,81 +207,11 @@ async def cmd_task_status(args: argparse.Namespace, out: Output) -> int:
             "state": status.state,
             "word": status.word,
             "progress": status.progress,
+            "error": reason,
+            "images": [asset_json(a) for a in images],
         }
     )
-    return 0
-
-
-# -- batch --------------------------------------------------------------------------------
-
-
-async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
-    lines, base = read_lines(args.file)
-    defaults = image_options(args)
-    name = "stdin" if args.file == "-" else args.file
-    items = parse_batch_file(lines, base=base, defaults=defaults, name=name)
-    started = time.perf_counter()
-    out.note(f"{len(items)} item{'s' if len(items) != 1 else ''} from {name}")
-    async with _make_client(args) as client:
-        status = BatchStatus(len(items), out.stderr, enabled=out.progress_bars)
-        batch = Batch(
-            client,
-            items,
-            concurrency=args.concurrency,
-            budget=args.budget,
-            journal=args.journal,
-            fail_fast=args.fail_fast,
-            progress=status.update,
-            download_to=args.out,
-        )
-        outcomes: list[Outcome] = []
-        status.start()
-        try:
-            async for outcome in batch:
-                outcomes.append(outcome)
-                if not out.json_mode:
-                    status.line(outcome_line(outcome), out.stdout)
-        finally:
-            status.close()
-    summary = batch.summary
-    assert summary is not None  # set when the iteration ends
-    seconds = time.perf_counter() - started
-    order = {item.key: i for i, item in enumerate(items)}
-    outcomes.sort(key=lambda o: order.get(o.key, len(order)))
-    credits = f"{format_credits(summary.credits)} credits estimated"
-    if summary.unpriced:
-        plural = "s" if summary.unpriced != 1 else ""
-        credits += f" (not counting {summary.unpriced} item{plural} of models without a price)"
-    text = (
-        f"{summary.done} done, {summary.restored} from the journal, {summary.failed} failed, "
-        f"{summary.skipped} skipped; {credits}; {seconds:.1f} s"
-    )
-    if summary.stopped_by_budget:
-        text += f"; stopped by the budget of {format_credits(args.budget)} credits"
-    out.note(text)
-    out.document(
-        {
-            "summary": {
-                "total": summary.total,
-                "done": summary.done,
-                "restored": summary.restored,
-                "failed": summary.failed,
-                "skipped": summary.skipped,
-                "credits": summary.credits,
-                "remaining": summary.remaining,
-                "stopped_by_budget": summary.stopped_by_budget,
-                "unpriced": summary.unpriced,
-                "seconds": round(seconds, 3),
-            },
-            "outcomes": [outcome_json(o) for o in outcomes],
-        }
-    )
-    if summary.remaining:
-        budget = format_credits(args.budget or 0)
-        why = f"; the budget ({budget} credits) stopped the batch" if summary.stopped_by_budget else ""
-        hint = "; rerun with the same --journal to finish them" if args.journal else ""
-        raise CommandError(f"{len(summary.remaining)} of {summary.total} items not finished{why}{hint}", 1)
-    return 0
+    return EXIT_OK
 
 
 # -- tables ----------------------------------------------------------------------------
@@ -326,9 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
             sub.set_defaults(handler=handler)
         return sub
 
+    dry_run: dict[str, Any] = {
+        "action": "store_true",
+        "help": "print what would be sent and its credits; send nothing",
+    }
     gen = command("generate", "generate images from a prompt", cmd_generate)
     gen.add_argument("prompt")
     add_image_options(gen, single=True)
+    gen.add_argument("--dry-run", **dry_run)
 
     edit = command("edit", "edit or compose from reference images", cmd_edit)
     edit.add_argument("prompt")
@@ -337,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a reference image file (PNG, JPEG, WebP or GIF); repeat or list several",
     )  # fmt: skip
     add_image_options(edit, single=True)
+    edit.add_argument("--dry-run", **dry_run)
 
     batch = command("batch", "run many prompts: one prompt or JSON request per line", cmd_batch)
     batch.add_argument("file", metavar="FILE", help="the prompts file, or - for stdin")
@@ -347,9 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--budget", type=non_negative_float, metavar="CREDITS", help="estimated credits not to pass"
     )
-    batch.add_argument("--journal", metavar="PATH", help="a .jsonl file or folder: reruns resume from it")
+    journal = batch.add_mutually_exclusive_group()
+    journal.add_argument(
+        "--journal", metavar="PATH",
+        help="a .jsonl file or folder (default: FILE's name.journal.jsonl in --out, or here)",
+    )  # fmt: skip
+    journal.add_argument("--no-journal", action="store_true", help="keep no journal: a rerun starts over")
     batch.add_argument("--fail-fast", action="store_true", help="stop at the first failure")
     batch.add_argument("-o", "--out", type=Path, metavar="DIR", help="save the images here, named by key")
+    batch.add_argument("--dry-run", **dry_run)
 
     task = command("task", "follow a queued task", None)
     task_commands = task.add_subparsers(dest="task_command", metavar="ACTION", required=True)
@@ -361,11 +367,15 @@ def build_parser() -> argparse.ArgumentParser:
         add_globals(sub, top=False)
         sub.set_defaults(handler=handler)
         sub.add_argument("task_id", metavar="ID")
-        sub.add_argument("--kind", choices=TASK_KINDS, default="generation", help="default: generation")
+        sub.add_argument(
+            "--kind",
+            choices=TASK_KINDS,
+            help="where the task is (default: found from the id, else each tried)",
+        )
         if name == "wait":
-            sub.add_argument(
-                "-a", "--aspect-ratio", metavar="W:H", help="the task's ratio, for sizes of URL images"
-            )
+            sub.add_argument("-a", "--aspect-ratio", metavar="W:H", help="the ratio the task was asked for")
+            sub.add_argument("--model", help="the model the task was asked of")
+            sub.add_argument("--resolution", metavar="TIER", help="the tier the task was asked for")
             sub.add_argument("-o", "--out", type=Path, metavar="DIR", help="save the images here")
 
     command("sizes", "the output sizes of each model and aspect ratio", cmd_sizes).add_argument(
@@ -462,6 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:  # a usage error: one line, like every other error
         given = sys.argv[1:] if argv is None else argv
         return _fail(Output(json_mode="--json" in given, quiet=False), str(exc), exc.code, exc)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given (to resume a batch)
     out = Output(json_mode=args.json, quiet=args.quiet)
     if args.verbose:
         log_to_stderr(logging.DEBUG, PROG)

@@ -1,11 +1,14 @@
 """The command line's input: argument types, the options' flags (made from the options
-classes) and batch files (one prompt or JSON request per line)."""
+classes), batch files (one prompt or JSON request per line), the client the command uses,
+and the local checks that run before anything is sent (and paid for)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,13 +16,17 @@ from typing import Any
 import attrs
 
 from .._batch.items import BatchItem, ContentRequest, EditRequest, GenerateRequest
+from .._client.client import AsyncMaxAPI
 from .._protocol.options import ContentOptions, ImageOptions
-from .output import CommandError
+from .output import EXIT_USAGE, CommandError
 
 __all__ = [
     "add_globals",
     "add_image_options",
+    "check_out_folder",
+    "check_references",
     "image_options",
+    "make_client",
     "non_negative_float",
     "parse_batch_file",
     "positive_float",
@@ -30,6 +37,50 @@ __all__ = [
 # What a batch file's JSON line may set: the options of its call.
 _GENERATE_FIELDS = {a.name for a in attrs.fields(ImageOptions)}
 _CONTENT_FIELDS = {a.name for a in attrs.fields(ContentOptions)}
+
+
+def make_client(args: argparse.Namespace) -> AsyncMaxAPI:
+    """The client of a command: its key, base URL and limits from the global options."""
+    key = args.api_key or os.environ.get("MAXAPI_KEY")
+    if not key or not key.strip():
+        raise CommandError(
+            "no API key: pass --api-key KEY or set the MAXAPI_KEY environment variable", EXIT_USAGE
+        )
+    options: dict[str, Any] = {}
+    if getattr(args, "task_timeout", None) is not None:
+        options["task_timeout"] = args.task_timeout
+    return AsyncMaxAPI(key, base_url=args.base_url, timeout=args.timeout, **options)
+
+
+def check_out_folder(folder: Path, what: str = "--out") -> Path:
+    """``folder`` exists (made if need be) and takes a new file: checked before anything is
+    paid for, so a paid image never has nowhere to go."""
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"{what} {folder}: is a file, not a folder; nothing was sent", EXIT_USAGE)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".maxapi-async-check-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise CommandError(
+            f"{what} {folder}: cannot write a file there ({reason}); nothing was sent", 2
+        ) from None
+    return folder
+
+
+def check_references(items: Sequence[BatchItem], name: str) -> None:
+    """Every reference file of a batch's edits is a readable file, before anything is sent."""
+    for item in items:
+        if not isinstance(item, EditRequest):
+            continue
+        for i, image in enumerate(item.images):
+            path = Path(image) if isinstance(image, (str, os.PathLike)) else None
+            if path is not None and not (path.is_file() and os.access(path, os.R_OK)):
+                why = "not a readable file" if path.exists() else "no such file"
+                raise CommandError(
+                    f"{name}, item {item.key!r}: images[{i}] {path}: {why}; nothing was sent", EXIT_USAGE
+                )
 
 
 def positive_float(text: str) -> float:

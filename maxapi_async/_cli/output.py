@@ -8,6 +8,7 @@ import asyncio
 import datetime as _dt
 import json
 import re
+import shlex
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -19,7 +20,8 @@ import attrs
 from .._batch.progress import StatusLine, clock, on_terminal
 from .._batch.runner import Outcome
 from .._client.handles import TaskHandle
-from .._protocol.errors import TaskTimeoutError
+from .._protocol.catalog import DEFAULT_MODEL
+from .._protocol.errors import MaxAPIError, TaskTimeoutError
 from .._protocol.gemini import GenerateContentResponse
 from .._protocol.images import image_size
 from .._protocol.models import ImageAsset, ImageResult, _extension
@@ -179,21 +181,45 @@ def size_text(asset: ImageAsset) -> str:
     return f"{asset.width}x{asset.height}" if asset.size else "?x?"
 
 
-async def deliver(result: Result, args: argparse.Namespace, out: Output, stem: str) -> None:
-    """Save (``--out``, or when the answer has no URL to print) and report a result."""
+async def with_real_size(asset: ImageAsset, path: Path | None) -> ImageAsset:
+    """``asset`` with its size read from the image itself when nothing else could tell it (an
+    edit without a ratio follows its reference; a task known by its id alone): from the saved
+    file, else from a download. A download that fails leaves the size unknown."""
+    if asset.size is not None:
+        return asset
+    try:
+        data = await read_file(path) if path is not None else await asset.read()
+    except (OSError, MaxAPIError):
+        return asset
+    size = image_size(data)
+    return asset if size is None else attrs.evolve(asset, width=size[0], height=size[1])
+
+
+async def deliver(
+    result: Result,
+    args: argparse.Namespace,
+    out: Output,
+    stem: str,
+    *,
+    task: TaskHandle[Any] | None = None,
+) -> None:
+    """Save (``--out``, or when the answer has no URL to print) and report a result.
+
+    The result was paid for: when it cannot be saved, the error names what fetches it
+    again (its URLs, the task) and the exit code says so (:data:`EXIT_PAID_NOT_SAVED`).
+    """
     images = list(result.images)
     folder: Path | None = args.out
     if folder is None and any(a.url is None for a in images):
         folder = Path(".")  # inline bytes only: they have to land somewhere
-    paths: list[Path | None] = (
-        list(await _save_images(images, folder, stem)) if folder else [None] * len(images)
-    )
-    for i, (asset, path) in enumerate(zip(images, paths, strict=True)):
-        if asset.size is None and path is not None:
-            # The size table could not tell (an edit follows its reference): read the file.
-            size = image_size(await read_file(path))
-            if size is not None:
-                images[i] = asset = attrs.evolve(asset, width=size[0], height=size[1])
+    try:
+        paths: list[Path | None] = (
+            list(await _save_images(images, folder, stem)) if folder else [None] * len(images)
+        )
+    except (OSError, MaxAPIError) as exc:
+        raise not_saved(result, exc, task, args) from exc
+    images = [await with_real_size(a, p) for a, p in zip(images, paths, strict=True)]
+    for asset, path in zip(images, paths, strict=True):
         where = str(path) if path is not None else f"{asset.url}  {_expiry(asset.expires_at)}"
         out.line(f"{size_text(asset):>9}  {where}".rstrip())
     if isinstance(result, GenerateContentResponse) and result.text:
@@ -202,6 +228,37 @@ async def deliver(result: Result, args: argparse.Namespace, out: Output, stem: s
     count = f"{len(images)} image" + ("" if len(images) == 1 else "s")
     out.note(f"{count}{cost}" + (f", request id {result.request_id}" if result.request_id else ""))
     out.document(_result_json(images, result, paths))
+
+
+def not_saved(
+    result: Result, error: BaseException, task: TaskHandle[Any] | None, args: argparse.Namespace
+) -> CommandError:
+    """The error for a paid result that could not be saved: what it costs, and where it is."""
+    reason = f"{error.filename}: {error.strerror}" if isinstance(error, OSError) and error.strerror else error
+    urls = [a.url for a in result.images if a.url]
+    where: list[str] = []
+    if urls:
+        expiry = _expiry(result.images[0].expires_at)
+        where.append(f"download {'it' if len(urls) == 1 else 'them'} from {' '.join(urls)}" + (
+            f" ({expiry})" if expiry else ""))  # fmt: skip
+    if task is not None:
+        where.append(
+            f"fetch {'it' if len(result.images) == 1 else 'them'} again with: {task_hint(task, args)}"
+        )
+    if not where and result.request_id:
+        where.append(f"the request id is {result.request_id}")
+    made = "the image was" if len(result.images) == 1 else f"the {len(result.images)} images were"
+    details: dict[str, Any] = {
+        "urls": urls,
+        "task_id": task.id if task else None,
+        "request_id": result.request_id,
+    }
+    return CommandError(
+        f"{made} made (and paid for) but not saved: {reason}; " + "; or ".join(where or ["nothing kept it"]),
+        EXIT_PAID_NOT_SAVED,
+        details=details,
+        cause=error,
+    )
 
 
 async def _showing(work: Awaitable[T], status: StatusLine) -> T:
@@ -218,8 +275,14 @@ async def timed(work: Awaitable[T], out: Output, desc: str) -> T:
     return await _showing(work, out.status(lambda elapsed: f"{desc}  {clock(elapsed)}"))
 
 
-async def wait_with_progress(handle: TaskHandle[Any], out: Output, timeout: float | None) -> Any:
-    """``await handle.wait()``, showing the task's state, progress and a clock meanwhile."""
+async def wait_with_progress(
+    handle: TaskHandle[Any], out: Output, timeout: float | None, args: argparse.Namespace | None = None
+) -> Any:
+    """``await handle.wait()``, showing the task's state, progress and a clock meanwhile.
+
+    The task was paid for: when the wait ends without its result (a timeout, Ctrl-C), the
+    message says how to collect it later.
+    """
     out.note(f"waiting for {handle.kind} task {handle.id}")
 
     def render(elapsed: float) -> str:
@@ -234,18 +297,42 @@ async def wait_with_progress(handle: TaskHandle[Any], out: Output, timeout: floa
     except TaskTimeoutError:
         raise CommandError(
             f"{handle.kind} task {handle.id} still {handle.status.word or 'unfinished'} after "
-            f"{time.monotonic() - started:.1f} s; it runs on: collect it later with: {task_hint(handle)}",
+            f"{time.monotonic() - started:.1f} s; it runs on: collect it later with: "
+            f"{task_hint(handle, args)}",
             1,
         ) from None
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C: the task runs on, paid for
+        print(
+            f"{PROG}: {handle.kind} task {handle.id} runs on at the service; collect it later with: "
+            f"{task_hint(handle, args)}",
+            file=out.stderr,
+            flush=True,
+        )
+        raise
 
 
-def task_hint(handle: TaskHandle[Any]) -> str:
-    return f"{PROG} task wait {handle.id} --kind {handle.kind}"
+def task_hint(handle: TaskHandle[Any], args: argparse.Namespace | None = None) -> str:
+    """The command that collects ``handle``'s task later: with its kind, and every option the
+    result is read against (ratio, model, tier) or saved with (``--out``, ``--base-url``)."""
+    ref = handle.ref
+    words = [PROG, "task", "wait", ref.id, "--kind", ref.kind]
+    if ref.aspect_ratio:
+        words += ["-a", ref.aspect_ratio]
+    if ref.model and ref.model != DEFAULT_MODEL:
+        words += ["--model", ref.model]
+    if ref.resolution:
+        words += ["--resolution", ref.resolution]
+    if args is not None and getattr(args, "out", None) is not None:
+        words += ["-o", str(args.out)]
+    if args is not None and getattr(args, "base_url", None):
+        words += ["--base-url", args.base_url]
+    return shlex.join(words)
 
 
-def submitted(handle: TaskHandle[Any], out: Output) -> int:
-    out.line(f"{handle.id}  {handle.kind} task submitted; wait for it with: {task_hint(handle)}")
-    out.document({"task": handle.to_dict(), "status": handle.status.state, "wait": task_hint(handle)})
+def submitted(handle: TaskHandle[Any], out: Output, args: argparse.Namespace) -> int:
+    hint = task_hint(handle, args)
+    out.line(f"{handle.id}  {handle.kind} task submitted; wait for it with: {hint}")
+    out.document({"task": handle.to_dict(), "status": handle.status.state, "wait": hint})
     return 0
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "edit_images",
     "generate_content",
     "generate_images",
+    "load_references",
     "read_image_input",
 ]
 
@@ -104,7 +105,7 @@ async def read_image_input(image: object, argument: str, *, total: int = 0) -> t
     return data, name
 
 
-async def _load_references(images: Sequence[object]) -> list[ReferenceImage]:
+async def load_references(images: Sequence[object]) -> list[ReferenceImage]:
     """Each reference read and wrapped, the request's total held to the cap as they come."""
     references: list[ReferenceImage] = []
     total = 0
@@ -148,7 +149,7 @@ async def edit_images(
     deadline = core.deadline(check_call_timeout(timeout))
     options = options.with_route(core.route_mode)
     openai_request.check_edit_arguments(prompt, images, options)
-    references = await deadline.run(_load_references(images), "reading the call's images")
+    references = await deadline.run(load_references(images), "reading the call's images")
     queued = not wait or core.wait_by_polling
     spec = openai_request.build_edit_request(prompt, references, options, queued=queued)
     key = idempotency_key or new_idempotency_key()

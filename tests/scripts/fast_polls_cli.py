@@ -11,8 +11,9 @@ import sys
 
 import maxapi_async
 from maxapi_async._cli import commands as _cli
+from maxapi_async._cli import input as _cli_input
 
 POLLS = maxapi_async.PollPolicy(earliest=0.0, latest=0.05, spacing=0.02, initial=0.02, jitter=0.0)
 
-_cli.AsyncMaxAPI = functools.partial(maxapi_async.AsyncMaxAPI, poll_policy=POLLS)  # type: ignore[misc]
+_cli_input.AsyncMaxAPI = functools.partial(maxapi_async.AsyncMaxAPI, poll_policy=POLLS)  # type: ignore[misc]
 sys.exit(_cli.main())
