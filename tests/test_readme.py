@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +19,16 @@ pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
+# What an example shows, written above it as comments GitHub does not render:
+# <!-- expect: TEXT --> (in its output) and <!-- expect on a second run: TEXT -->.
+EXPECT = re.compile(r"<!-- expect( on a second run)?: (.*) -->")
 
 # Runs one block: top-level `await` is allowed (notebook style); a block that defines an
 # `app` (web quickstarts: aiohttp or FastAPI) is then served in-process and its /generate route called.
 RUNNER = r"""
 import ast, asyncio, inspect, sys
-src = open(sys.argv[1]).read()
+with open(sys.argv[1]) as fh:
+    src = fh.read()
 code = compile(src, "README example", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 ns = {"__name__": "readme_example"}
 if code.co_flags & inspect.CO_COROUTINE:
@@ -55,6 +60,20 @@ print("EXAMPLE OK")
 
 def readme_blocks() -> list[str]:
     return BLOCK.findall((ROOT / "README.md").read_text())
+
+
+def expectations(index: int) -> tuple[list[str], list[str]]:
+    """What the ``index``-th example must print: on its run, and on a second run in its folder."""
+    text = (ROOT / "README.md").read_text()
+    start = list(BLOCK.finditer(text))[index].start()
+    first: list[str] = []
+    again: list[str] = []
+    for line in reversed(text[:start].splitlines()):
+        match = EXPECT.fullmatch(line)
+        if match is None:
+            break
+        (again if match.group(1) else first).insert(0, match.group(2))
+    return first, again
 
 
 def block_id(index: int) -> str:
@@ -178,6 +197,56 @@ async def test_readme_example_runs(
         extra_env["REDIS_URL"] = request.getfixturevalue("redis_server").url(5)
     output = await run_python([str(runner), str(script)], fake_maxapi, tmp_path, **extra_env)
     assert "EXAMPLE OK" in output
+    first, again = expectations(index)
+    for text in first:
+        assert text in output, f"the example should print {text!r}; it printed:\n{output}"
+    if again:
+        output = await run_python([str(runner), str(script)], fake_maxapi, tmp_path)
+        for text in again:
+            assert text in output, f"run again, the example should print {text!r}; it printed:\n{output}"
+
+
+def test_the_examples_that_print_say_what_they_print() -> None:
+    # An example whose point is its output (a size, a caught error) has its expectation above it.
+    for index, source in enumerate(readme_blocks()):
+        if "print(" in source and pytest_style(source) is None and "app = " not in source:
+            assert expectations(index)[0], f"README example {block_id(index)} has no <!-- expect: ... -->"
+
+
+async def test_the_quickstart_runs_against_maxapi_async_fake_server(tmp_path: Path) -> None:
+    """As the README says: start ``maxapi-async fake-server``, paste its export line, run the example."""
+    server = await anyio.open_process([sys.executable, "-m", "maxapi_async", "fake-server"], cwd=tmp_path)
+    try:
+        assert server.stdout is not None
+        env: dict[str, str] = {}
+        with anyio.fail_after(30):
+            buffered = b""
+            async for chunk in server.stdout:
+                buffered += chunk
+                exports = [line for line in buffered.decode().splitlines() if line.startswith("export ")]
+                if exports and buffered.endswith(b"\n"):
+                    break
+        for line in exports:  # what a shell makes of: export NAME=value NAME=value
+            env.update(word.split("=", 1) for word in shlex.split(line)[1:] if "=" in word)
+        assert {"MAXAPI_BASE_URL", "MAXAPI_KEY"} <= set(env)
+        (tmp_path / "example.py").write_text(readme_blocks()[0])
+        (tmp_path / "runner.py").write_text(RUNNER)
+        child_env = {k: v for k, v in os.environ.items() if k not in ("MAXAPI_KEY", "MAXAPI_BASE_URL")}
+        with anyio.fail_after(60):
+            done = await anyio.run_process(
+                [sys.executable, "-W", "error", "runner.py", "example.py"],
+                env={**child_env, **env},
+                cwd=tmp_path,
+                check=False,
+            )
+        output = done.stdout.decode() + done.stderr.decode()
+        assert done.returncode == 0, output
+        assert "1344 768" in output
+        assert (tmp_path / "cube.png").read_bytes().startswith(b"\x89PNG")
+    finally:
+        server.terminate()
+        await server.wait()
+        await server.aclose()
 
 
 async def test_demo_example_saves_real_images(fake_maxapi: FakeMaxAPI, tmp_path: Path) -> None:
