@@ -15,6 +15,7 @@ so ``import maxapi_async`` stays cheap; so does aiohttp, which the transport imp
 when the first session is created.
 """
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from ._client.client import DEFAULT_BASE_URL, DEFAULT_MAX_POLLS_PER_SECOND, DEFAULT_TASK_TIMEOUT, AsyncMaxAPI
@@ -85,6 +86,7 @@ if TYPE_CHECKING:
     from ._batch.runner import Batch
     from ._batch.store import StoreProgress
     from ._blocking import BlockingTaskHandle, MaxAPI
+    from ._display import show
 
 __all__ = [
     "ASSET_TTL",
@@ -169,7 +171,9 @@ __all__ = [
     "Usage",
     "UsageMetadata",
     "__version__",
+    "load_ipython_extension",
     "lookup_model",
+    "show",
 ]
 
 # Names whose modules load on first use (PEP 562): name -> private module.
@@ -187,7 +191,22 @@ _LAZY = {
     "RedisPollLimiter": "_batch.redis_client",
     "RedisStore": "_batch.redis_store",
     "StoreProgress": "_batch.store",
+    "show": "_display",
 }
+
+
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext maxapi_async``: IPython displays results with their images embedded once
+    (done by itself when ``maxapi_async`` is imported in a running IPython)."""
+    from ._display import register
+
+    register(ip)
+
+
+if "IPython" in sys.modules:  # a notebook or an IPython shell: results display themselves there
+    from ._display import register_if_running
+
+    register_if_running()
 
 
 if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all for typos

@@ -1,62 +1,49 @@
-"""Rich display in Jupyter and IPython: thumbnails for assets, small grids for results.
+"""Notebook display (Jupyter, IPython): images that stay in the saved notebook.
 
-IPython looks for ``_repr_png_`` and ``_repr_html_`` on the objects a cell shows;
-:class:`~maxapi_async.ImageAsset`, :class:`~maxapi_async.ImageResult` and
-:class:`~maxapi_async.GenerateContentResponse` delegate to the functions here.
+Display depends on the models, never the reverse: :class:`~maxapi_async.ImageAsset`,
+:class:`~maxapi_async.ImageResult` and :class:`~maxapi_async.GenerateContentResponse` have no
+display methods. :func:`register` gives IPython a formatter for each (``for_type``): it runs
+when ``maxapi_async`` is imported in a running IPython, and as the IPython extension
+(``%load_ext maxapi_async``).
 
-A repr never does I/O: an asset with inline bytes is shown from those bytes (a
-``data:`` URL, scaled down by the ``width`` attribute), an asset with only a URL as
-an ``<img>`` the browser loads from the CDN (no API key is involved: assets are
-public for their 7 days). Pure functions of the objects.
+An image is embedded once: one ``image/png`` (or ``image/jpeg``) output per image, drawn at
+thumbnail width, its bytes never repeated in HTML beside it; a result shows a caption, then
+its images. A formatter runs on the kernel's event loop and must not wait there, so a plain
+display embeds the bytes already in memory (``b64_json``, Gemini's ``inlineData``) and shows an
+image that is only on the CDN as a link, which the CDN serves for 7 days.
+``await maxapi_async.show(x)`` downloads what is missing first, concurrently and without
+blocking the loop, through the client that made the result (never with the API key), and
+then embeds every image, so the saved notebook keeps them all. Images above
+:data:`DISPLAY_MAX_BYTES` are linked, not embedded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as _dt
 import html
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from ._protocol.errors import MaxAPIError
+from ._protocol.gemini import GenerateContentResponse
 from ._protocol.images import sniff_mime_type
+from ._protocol.models import ImageAsset, ImageResult
+from ._protocol.pricing import format_credits
 
-if TYPE_CHECKING:
-    from ._protocol.gemini import GenerateContentResponse
-    from ._protocol.models import ImageAsset, ImageResult
-
-__all__ = ["asset_html", "asset_png", "content_response_html", "image_result_html"]
+__all__ = ["DISPLAY_MAX_BYTES", "THUMBNAIL_WIDTH", "caption_html", "register", "show"]
 
 #: Largest thumbnail width in CSS pixels.
 THUMBNAIL_WIDTH = 256
 #: At most this many characters of a Gemini answer's text are shown.
 TEXT_LIMIT = 500
+#: Images up to this size are embedded in the notebook; larger ones are linked.
+DISPLAY_MAX_BYTES = 16 * 1024 * 1024
+#: What Jupyter draws from raw bytes (other types are embedded once, as a ``data:`` URL).
+_RAW_TYPES = ("image/png", "image/jpeg")
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def asset_png(asset: ImageAsset) -> bytes | None:
-    """The PNG bytes for ``image/png`` output: only inline data that really is a PNG."""
-    data = asset.data
-    if data is not None and data.startswith(_PNG_SIGNATURE):
-        return data
-    return None
-
-
-def _thumbnail_width(asset: ImageAsset) -> int:
-    return min(asset.width, THUMBNAIL_WIDTH) if asset.width else THUMBNAIL_WIDTH
-
-
-def _img_tag(asset: ImageAsset) -> str | None:
-    width = _thumbnail_width(asset)
-    if asset.data is not None:
-        mime = sniff_mime_type(asset.data) or asset.mime_type or "image/png"
-        encoded = base64.b64encode(asset.data).decode("ascii")
-        src = f"data:{mime};base64,{encoded}"
-    elif asset.url and asset.url.lower().startswith(("https://", "http://")):
-        src = asset.url
-    else:
-        return None
-    return f'<img src="{html.escape(src)}" width="{width}" alt="generated image" style="max-width:100%">'
+Shown = ImageAsset | ImageResult | GenerateContentResponse
 
 
 def _when(moment: _dt.datetime | None) -> str | None:
@@ -65,82 +52,164 @@ def _when(moment: _dt.datetime | None) -> str | None:
     return moment.astimezone(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _caption(asset: ImageAsset) -> str:
-    bits: list[str] = []
-    if asset.size is not None:
-        bits.append(f"{asset.size[0]}x{asset.size[1]}")
-    bits.append("inline" if asset.data is not None else "url")
-    expires = _when(asset.expires_at)
-    if expires is not None:
-        bits.append(f"expires {expires}")
-    text = html.escape(" · ".join(bits))
-    if asset.url:
-        text = f'<a href="{html.escape(asset.url)}" target="_blank">{text}</a>'
-    return text
+def _count(images: Sequence[object]) -> str:
+    return f"{len(images)} image" + ("" if len(images) == 1 else "s")
 
 
-def _figure(asset: ImageAsset) -> str:
-    img = _img_tag(asset) or '<div style="padding:1em;border:1px dashed #999">no image data</div>'
-    return (
-        '<figure style="margin:0;display:inline-block;vertical-align:top">'
-        f'{img}<figcaption style="font-size:smaller">{_caption(asset)}</figcaption></figure>'
-    )
+def _details(obj: ImageResult | GenerateContentResponse) -> tuple[str, list[tuple[str, str | None]]]:
+    cost = None if obj.cost is None else f"{format_credits(obj.cost)} credits (estimated)"
+    if isinstance(obj, ImageResult):
+        return f"ImageResult: {_count(obj.images)}", [
+            ("model", obj.model),
+            ("created", _when(obj.created_at)),
+            ("cost", cost),
+            ("request id", obj.request_id),
+        ]
+    text = obj.text
+    if text is not None and len(text) > TEXT_LIMIT:
+        text = text[:TEXT_LIMIT] + "…"
+    return f"GenerateContentResponse: {_count(obj.images)}", [
+        ("text", text),
+        ("finish reason", obj.finish_reason),
+        ("block reason", obj.block_reason),
+        ("model version", obj.model_version),
+        ("cost", cost),
+        ("request id", obj.request_id),
+    ]
 
 
-def asset_html(asset: ImageAsset) -> str:
-    """One thumbnail with its size and expiry."""
-    return _figure(asset)
-
-
-def _grid(title: str, assets: Sequence[ImageAsset], details: Sequence[tuple[str, str | None]]) -> str:
-    cells = "".join(_figure(a) for a in assets) or "<em>no images</em>"
+def caption_html(obj: Shown) -> str:
+    """What a display says beside the pictures: a result's title and details, an image's size,
+    whether it is embedded, and until when its URL lasts. Never the image bytes."""
+    if isinstance(obj, ImageAsset):
+        bits = [f"{obj.width}x{obj.height}"] if obj.size is not None else []
+        expires = _when(obj.expires_at)
+        if obj.url and expires is not None:
+            bits.append(f"URL expires {expires}")
+        text = html.escape(" · ".join(bits) or "image")
+        if obj.url:
+            text = f'<a href="{html.escape(obj.url)}" target="_blank">{text}</a>'
+        return f'<div style="font-size:smaller">{text}</div>'
+    title, details = _details(obj)
     lines = "".join(
         f"<div><b>{html.escape(name)}</b>: {html.escape(value)}</div>"
         for name, value in details
         if value is not None
     )
-    return (
-        f'<div class="maxapi-async"><div><b>{html.escape(title)}</b></div>{lines}'
-        f'<div style="display:flex;flex-wrap:wrap;gap:8px;margin-top:4px">{cells}</div></div>'
-    )
+    return f'<div class="maxapi-async"><div><b>{html.escape(title)}</b></div>{lines}</div>'
 
 
-def _credits(cost: float | None) -> str | None:
-    return None if cost is None else f"{cost:.4g} credits (estimated)"
+def _embeddable(data: bytes | None) -> str | None:
+    """The image type of ``data`` when it can be embedded (an image, within the cap)."""
+    if data is None or len(data) > DISPLAY_MAX_BYTES:
+        return None
+    return sniff_mime_type(data)
 
 
-def _count(assets: Sequence[object]) -> str:
-    return f"{len(assets)} image" + ("" if len(assets) == 1 else "s")
+def _width(asset: ImageAsset) -> int:
+    return min(asset.width, THUMBNAIL_WIDTH) if asset.width else THUMBNAIL_WIDTH
 
 
-def image_result_html(result: ImageResult) -> str:
-    """A grid of the result's images, with the model, request id and creation time."""
-    return _grid(
-        f"ImageResult: {_count(result.images)}",
-        result.images,
-        [
-            ("model", result.model),
-            ("created", _when(result.created_at)),
-            ("cost", _credits(result.cost)),
-            ("request id", result.request_id),
-        ],
-    )
+def _bundle(asset: ImageAsset, data: bytes | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One image's output: its bytes once (raw, or one ``data:`` URL), else a link to its URL."""
+    mime = _embeddable(data)
+    width = _width(asset)
+    if mime in _RAW_TYPES and data is not None:
+        return {mime: data, "text/plain": repr(asset)}, {mime: {"width": width}}
+    if mime is not None and data is not None:
+        src = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        img = f'<img src="{src}" width="{width}" alt="generated image">'
+        return {"text/html": img + caption_html(asset), "text/plain": repr(asset)}, {}
+    if asset.url and asset.url.lower().startswith(("https://", "http://")):
+        img = (
+            f'<img src="{html.escape(asset.url)}" width="{width}" alt="generated image (linked: '
+            'await maxapi_async.show(...) embeds it)">'
+        )
+        return {"text/html": img + caption_html(asset), "text/plain": repr(asset)}, {}
+    return {"text/html": '<div style="padding:1em;border:1px dashed #999">no image data</div>'}, {}
 
 
-def content_response_html(response: GenerateContentResponse) -> str:
-    """A grid of a Gemini answer's final images, with its text and finish reason."""
-    text = response.text
-    if text is not None and len(text) > TEXT_LIMIT:
-        text = text[:TEXT_LIMIT] + "…"
-    return _grid(
-        f"GenerateContentResponse: {_count(response.images)}",
-        response.images,
-        [
-            ("text", text),
-            ("finish reason", response.finish_reason),
-            ("block reason", response.block_reason),
-            ("model version", response.model_version),
-            ("cost", _credits(response.cost)),
-            ("request id", response.request_id),
-        ],
-    )
+def _in_ipython() -> bool:
+    """Whether an IPython shell (a notebook's kernel) is running in this process."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return get_ipython() is not None
+
+
+def _publish(obj: Shown, data: Sequence[bytes | None]) -> None:
+    """Display ``obj``: a result's caption, then one output per image (``data``: its bytes).
+    Outside IPython: one line per image, its size and where it is."""
+    images = [obj] if isinstance(obj, ImageAsset) else list(obj.images)
+    if not _in_ipython():
+        for asset, bytes_ in zip(images, data, strict=True):
+            size = f"{asset.width}x{asset.height}" if asset.size else "?x?"
+            where = asset.url or f"<{len(bytes_ or b'')} bytes inline>"
+            print(f"{size}  {where}")
+        return
+    from IPython import display as ipython_display
+
+    display: Callable[..., Any] = ipython_display.display  # (untyped in IPython)
+    if not isinstance(obj, ImageAsset):
+        display({"text/html": caption_html(obj), "text/plain": repr(obj)}, raw=True)
+    for asset, bytes_ in zip(images, data, strict=True):
+        bundle, metadata = _bundle(asset, bytes_)
+        display(bundle, raw=True, metadata=metadata)
+
+
+def _display_now(obj: Shown) -> bool:
+    """IPython's display of ``obj``: what is in memory, embedded; nothing downloaded."""
+    images = [obj] if isinstance(obj, ImageAsset) else list(obj.images)
+    _publish(obj, [a.data for a in images])
+    return True
+
+
+async def _fetch(asset: ImageAsset) -> bytes | None:
+    """The asset's bytes for display: inline, or downloaded (``None`` when it cannot be had)."""
+    if asset.data is not None:
+        return asset.data
+    try:
+        return await asset.read()
+    except (MaxAPIError, ValueError, RuntimeError):  # gone, too big, or bound to no client
+        return None
+
+
+async def show(*objects: Shown) -> None:
+    """Display each of ``objects`` with every image embedded, downloading first what is missing.
+
+    For notebooks: a saved notebook then shows the images after the CDN's links expire.
+    The downloads run concurrently on the running loop (nothing blocks it), through the
+    client that made each result, without the API key; an image that cannot be downloaded,
+    or is larger than :data:`DISPLAY_MAX_BYTES`, is shown linked. Outside IPython, prints
+    each image's size and URL.
+    """
+    for obj in objects:
+        if not isinstance(obj, (ImageAsset, ImageResult, GenerateContentResponse)):
+            from ._protocol.errors import InvalidRequestError
+
+            raise InvalidRequestError(
+                "objects", f"show() displays ImageAsset, ImageResult or GenerateContentResponse, "
+                f"got {type(obj).__name__}",
+            )  # fmt: skip
+    for obj in objects:
+        images = [obj] if isinstance(obj, ImageAsset) else list(obj.images)
+        _publish(obj, await asyncio.gather(*(_fetch(a) for a in images)))
+
+
+def register(ip: Any) -> None:
+    """Teach an IPython shell to display the results (idempotent)."""
+    formatter = ip.display_formatter.ipython_display_formatter
+    for cls in (ImageAsset, ImageResult, GenerateContentResponse):
+        formatter.for_type(cls, _display_now)
+
+
+def register_if_running() -> None:
+    """:func:`register` with the running IPython shell, if there is one (import time)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - checked by the caller
+        return
+    ip = get_ipython()
+    if ip is not None and getattr(ip, "display_formatter", None) is not None:
+        register(ip)

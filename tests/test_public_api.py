@@ -90,7 +90,9 @@ EXPECTED = {
     "Usage",
     "UsageMetadata",
     "__version__",
+    "load_ipython_extension",
     "lookup_model",
+    "show",
 }
 
 

@@ -206,9 +206,3 @@ class GenerateContentResponse:
         for candidate in self.candidates:
             if candidate.content is not None:
                 yield from candidate.content.parts
-
-    def _repr_html_(self) -> str:
-        """Jupyter: the final images as a grid of thumbnails, with the text and finish reason."""
-        from .._display import content_response_html
-
-        return content_response_html(self)

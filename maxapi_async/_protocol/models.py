@@ -94,18 +94,6 @@ class ImageAsset:
             await self._require_fetcher()._download_to(self._require_url(), target)
         return target
 
-    def _repr_png_(self) -> bytes | None:
-        """Jupyter: the inline bytes when they are a PNG (never a download)."""
-        from .._display import asset_png
-
-        return asset_png(self)
-
-    def _repr_html_(self) -> str:
-        """Jupyter: a thumbnail with size and expiry (inline data, or an ``<img>`` of the URL)."""
-        from .._display import asset_html
-
-        return asset_html(self)
-
     def _default_filename(self) -> str:
         from .._transport.files import safe_filename
 
@@ -153,12 +141,6 @@ class ImageResult:
 
     def __len__(self) -> int:
         return len(self.images)
-
-    def _repr_html_(self) -> str:
-        """Jupyter: a grid of thumbnails with sizes and expiry."""
-        from .._display import image_result_html
-
-        return image_result_html(self)
 
     def __iter__(self) -> Iterator[ImageAsset]:
         return iter(self.images)
