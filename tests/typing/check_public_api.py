@@ -114,3 +114,9 @@ async def sdk_habits_are_typed(client: AsyncMaxAPI) -> None:
         assert_type(exc.status_code, int)
     with maxapi_async.MaxAPI(max_retries=2, default_headers={"X-Tenant": "a"}) as blocking:
         assert_type(blocking.with_options(route_mode="mix"), maxapi_async.MaxAPI)
+
+
+async def notebooks_are_typed(client: AsyncMaxAPI) -> None:
+    result = await client.images.generate("cube")
+    await maxapi_async.show(result, result.images[0])
+    await maxapi_async.show("a picture")  # type: ignore[arg-type]
