@@ -116,7 +116,7 @@ async def cmd_batch(args: argparse.Namespace, out: Output) -> int:
     items = parse_batch_file(lines, base=base, defaults=image_options(args), name=name)
     journal = default_journal(args)
     if args.dry_run:
-        return plan_batch(args, out, items, name, journal)
+        return await plan_batch(args, out, items, name, journal)
     # Every local check before anything is paid for (the batch locks its journal first too).
     check_references(items, name)
     if args.out is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .._batch.items import BatchItem, EditRequest
-from .._batch.journal import Entry, load_entries, retry_entry
+from .._batch.journal import Entry, JournalRun, load_entries
 from .._client.resources import load_references
 from .._protocol.calls import RequestSpec
 from .._protocol.catalog import DEFAULT_MODEL
@@ -104,65 +104,64 @@ def _check_item(item: BatchItem) -> None:
                 raise InvalidRequestError(f"images[{i}]", f"{str(image)!r}: no such file")
 
 
-def _resumes(entry: Entry | None) -> str | None:
-    """``"done"`` or ``"resumed"`` when the journal makes an item cost nothing more, else ``None``."""
-    if entry is None:
-        return None
-    if entry.done is not None:
-        return "done"
-    if entry.failed is not None:
-        entry = retry_entry(entry)
-    return "resumed" if entry.task is not None else None
+def _entries(journal: Path | None) -> dict[str, Entry]:
+    """The journal's entries, read as they are (a journal that does not exist: none)."""
+    return load_entries(journal) if journal is not None and journal.is_file() else {}
 
 
-def plan_batch(
+async def plan_batch(
     args: argparse.Namespace, out: Output, items: Sequence[BatchItem], name: str, journal: Path | None
 ) -> int:
-    """``batch --dry-run``: per route, what would be submitted, its credits, and the budget."""
-    entries = load_entries([journal]) if journal is not None and journal.is_file() else {}
-    done = resumed = 0
-    invalid: list[dict[str, str]] = []
-    to_submit: list[tuple[BatchItem, int | None]] = []
-    for item in items:
-        state = _resumes(entries.get(item.key))
-        if state == "done":
-            done += 1
-            continue
-        if state == "resumed":
-            resumed += 1
-            continue
-        try:
-            _check_item(item)
-        except MaxAPIError as exc:
-            invalid.append({"key": item.key, "error": str(exc)})
-            continue
-        n = item.n if isinstance(item, ImageOptions) else 1
-        price = PRICES.per_call(item.model, item.route_mode)
-        to_submit.append((item, None if price is None else nano_credits(price) * n))
-    if args.budget is not None:
-        unpriced = sorted({item.model for item, estimate in to_submit if estimate is None})
+    """``batch --dry-run``: per route, what would be submitted, its credits, and the budget.
+
+    The journal is read without its lock, and each item goes through a run of the batch's
+    own store in memory: its claim says what is finished or submitted already, and its
+    reservation keeps the budget exactly as the batch would (in order; the first item past
+    it stops the later ones; submitted tasks count without being refused).
+    """
+    run = JournalRun(None, _entries(journal))
+    budget = nano_credits(args.budget) if args.budget is not None else None
+    if budget is not None:
+        unpriced = sorted({i.model for i in items if PRICES.per_call(i.model, i.route_mode) is None})
         if unpriced:
             raise CommandError(
                 f"no price is known for {', '.join(unpriced)}, so --budget cannot be kept; the batch "
                 "would refuse to start (run it without --budget, or with a model that has a price)",
                 EXIT_USAGE,
             )
-    # The budget as the batch keeps it: in order, the first item that would pass it stops the rest.
-    budget = nano_credits(args.budget) if args.budget is not None else None
-    committed, fits = 0, len(to_submit)
-    for index, (_, estimate) in enumerate(to_submit):
-        if budget is not None and committed + (estimate or 0) > budget:
-            fits = index
-            break
-        committed += estimate or 0
+    done = resumed = skipped = 0
+    invalid: list[dict[str, str]] = []
+    to_submit: list[tuple[BatchItem, int | None]] = []
+    for item in items:
+        state = await run.claim(item.key)
+        if state.status == "done":
+            done += 1
+            continue
+        n = item.n if isinstance(item, ImageOptions) else 1
+        price = PRICES.per_call(item.model, item.route_mode)
+        estimate = None if price is None else nano_credits(price) * n
+        if state.status == "submitted":  # paid for in an earlier run: waited for, not sent
+            resumed += 1
+            await run.reserve(item.key, estimate, budget)
+            continue
+        try:
+            _check_item(item)
+        except MaxAPIError as exc:
+            invalid.append({"key": item.key, "error": str(exc)})
+            continue
+        if not await run.reserve(item.key, estimate, budget):
+            skipped += 1
+            continue
+        to_submit.append((item, estimate))
+    fits = len(to_submit)
+    committed = sum(estimate or 0 for _, estimate in to_submit)
     rows: dict[tuple[str, str], list[int]] = {}
-    for item, estimate in to_submit[:fits]:
+    for item, estimate in to_submit:
         row = rows.setdefault((_route(item.route_mode), item.model), [0, 0, 0, 0])
         row[0] += 1
         row[1] += item.n if isinstance(item, ImageOptions) else 1
         row[2] += estimate or 0
         row[3] += estimate is None
-    skipped = len(to_submit) - fits
     _print_plan(
         out,
         name,
