@@ -271,7 +271,61 @@ def check_json(argument: str, value: object, *, depth: int = 32) -> None:
 
     Strings (keys too) must be UTF-8-encodable (:func:`check_text`), numbers finite, and
     containers plain dicts with string keys, lists or tuples, nested at most ``depth`` deep.
+    The usual body passes a walk that names nothing; only a refused one is walked again
+    to name the path of what JSON cannot carry.
     """
+    if not _sendable(value, depth):
+        _refuse_json(argument, value, depth)
+
+
+def _sendable(value: object, depth: int) -> bool:
+    """Whether :func:`_refuse_json` finds nothing to refuse: its rules, in its order."""
+    # The exact types of the usual body first (the ABC check of ``Mapping`` is slow).
+    if type(value) is str:
+        return value.isascii() or _utf8_text(value)
+    if type(value) is dict:
+        return depth > 0 and _sendable_items(value, depth)
+    if type(value) is list or type(value) is tuple:
+        return depth > 0 and _sendable_list(value, depth)
+    if isinstance(value, str):
+        return _utf8_text(value)
+    if value is None or isinstance(value, (bool, int)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, Mapping):
+        return depth > 0 and _sendable_items(value, depth)
+    if isinstance(value, (list, tuple)):
+        return depth > 0 and _sendable_list(value, depth)
+    return False
+
+
+def _sendable_list(items: list[Any] | tuple[Any, ...], depth: int) -> bool:
+    for item in items:
+        if not _sendable(item, depth - 1):
+            return False
+    return True
+
+
+def _sendable_items(mapping: Mapping[Any, Any], depth: int) -> bool:
+    for key, item in mapping.items():
+        if not isinstance(key, str) or not (key.isascii() or _utf8_text(key)):
+            return False
+        if not _sendable(item, depth - 1):
+            return False
+    return True
+
+
+def _utf8_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refuse_json(argument: str, value: object, depth: int) -> None:
+    """:func:`check_json`'s walk, naming the path of the first value JSON cannot carry."""
     if isinstance(value, str):
         check_text(argument, value)
     elif value is None or isinstance(value, (bool, int)):
@@ -286,12 +340,12 @@ def check_json(argument: str, value: object, *, depth: int = 32) -> None:
             if not isinstance(key, str):
                 raise InvalidRequestError(argument, f"keys must be strings, got {key!r}")
             check_text(argument, key)
-            check_json(f"{argument}.{key}", item, depth=depth - 1)
+            _refuse_json(f"{argument}.{key}", item, depth - 1)
     elif isinstance(value, (list, tuple)):
         if depth <= 0:
             raise InvalidRequestError(argument, "is nested too deep")
         for i, item in enumerate(value):
-            check_json(f"{argument}[{i}]", item, depth=depth - 1)
+            _refuse_json(f"{argument}[{i}]", item, depth - 1)
     else:
         raise InvalidRequestError(argument, f"a {type(value).__name__} has no JSON form")
 
