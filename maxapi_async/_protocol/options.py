@@ -18,8 +18,9 @@ when the command line offers it), the same key and type in the ``...Dict`` besid
 the builder. Nothing else lists the options.
 
 The checks are pure, so a repeated option set (the usual case) is checked once:
-``functools.lru_cache`` on the frozen object. Every field compares by type and value, so
-``n=True`` never finds the verdict of ``n=1``; an object holding a list or a dict (a
+``functools.lru_cache`` on the frozen object. ``n`` compares by type and value, so ``n=True``
+or ``n=2.0`` never finds the verdict of ``n=1`` or ``n=2`` (the other fields' valid values
+are strings, equal to strings only); an object holding a list or a dict (a
 ``generation_config``) is not hashable and is checked on every call. A verdict that warns
 warns on every call (:func:`warn_caller`).
 """
@@ -70,13 +71,13 @@ V = TypeVar("V")
 
 
 def _typed(value: object) -> object:
-    # The key a field compares and hashes by: True == 1 == 1.0, but they are three options.
+    # The key a number compares and hashes by: True == 1 == 1.0, but only 1 is a valid ``n``.
     return (type(value), value)
 
 
 def _option(default: Any, cli: dict[str, Any] | None = None, **kwargs: Any) -> Any:
     """A field of an options class; ``cli``: argparse keywords of its command-line flag."""
-    return attrs.field(default=default, eq=_typed, metadata={"cli": cli} if cli else {}, **kwargs)
+    return attrs.field(default=default, metadata={"cli": cli} if cli else {}, **kwargs)
 
 
 def _tuple_if_list(value: object) -> object:
@@ -122,7 +123,7 @@ class ImageOptions:
     resolution: str | None = _option(
         None, {"metavar": "TIER", "help": "1K, 2K or 4K, on models that have tiers"}
     )
-    n: int = _option(1, {"flags": ("-n",), "type": int, "help": "images to make (1-10)"})
+    n: int = _option(1, {"flags": ("-n",), "type": int, "help": "images to make (1-10)"}, eq=_typed)
     route_mode: str | None = _option(
         None, {"choices": ROUTE_MODES, "help": "default: the key's configured order"}
     )
@@ -227,10 +228,9 @@ def _checked_once(check: Callable[[T], V]) -> Callable[[T], V]:
     @functools.wraps(check)
     def run(options: T) -> V:
         try:
-            hash(options)
-        except TypeError:  # a list or a dict among the values
+            return remembered(options)  # hashed once, here
+        except TypeError:  # unhashable: a list or a dict among the values
             return check(options)
-        return remembered(options)
 
     return run
 
