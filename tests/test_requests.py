@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+import math
 import os
 import re
 import typing
@@ -31,7 +32,7 @@ from maxapi_async import (
 from maxapi_async._batch.runner import Batch, BatchOptionsDict
 from maxapi_async._client.client import ClientOptionsDict
 from maxapi_async._client.core import new_idempotency_key
-from maxapi_async._protocol.calls import ImageCall, RequestSpec, encode_json, with_body
+from maxapi_async._protocol.calls import ImageCall, RequestSpec, check_json, encode_json, with_body
 from maxapi_async._protocol.gemini_request import (
     build_generate_content_request,
     inline_data_size,
@@ -202,6 +203,58 @@ def test_a_body_that_holds_itself_is_refused_as_json_refuses_it() -> None:
     with pytest.raises(ValueError, match="Circular reference"):
         encode_json(body)
     assert encode_json({"contents": [1]}) == b'{"contents":[1]}'  # and the next body is fine
+
+
+ODD_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=4)
+    | st.sampled_from(["\ud800", b"x", {1, 2}]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner)
+        | st.dictionaries(st.text(max_size=3) | st.sampled_from([1, "\udfff"]), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300)
+@given(value=ODD_JSON)
+def test_a_value_is_refused_exactly_when_strict_utf8_json_cannot_carry_it(value: Any) -> None:
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        text.encode("utf-8")
+        # json.dumps writes a number key as a string; a body refuses it.
+        carried = "keys must be strings" not in _keys_problem(value)
+    except (TypeError, ValueError):
+        carried = False
+    if carried:
+        check_json("generation_config", value)
+    else:
+        with pytest.raises(InvalidRequestError, match="generation_config"):
+            check_json("generation_config", value)
+
+
+def _keys_problem(value: Any) -> str:
+    if isinstance(value, dict):
+        if any(not isinstance(key, str) for key in value):
+            return "keys must be strings"
+        return "".join(_keys_problem(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return "".join(_keys_problem(item) for item in value)
+    return ""
+
+
+def test_a_refused_value_is_named_by_its_path() -> None:
+    config = {"imageConfig": {"sizes": [1, {"x": math.nan}]}}
+    with pytest.raises(InvalidRequestError, match=r"generation_config\.imageConfig\.sizes\[1\]\.x"):
+        check_json("generation_config", config)
+    with pytest.raises(InvalidRequestError, match="nested too deep"):
+        check_json("contents", [[[["x"]]]], depth=3)
+    check_json("contents", [[["x"]]], depth=3)
 
 
 def test_idempotency_keys_are_128_random_bits_and_never_repeat() -> None:
