@@ -26,8 +26,8 @@ import collections
 import functools
 import logging
 import math
+import os
 import time
-import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -81,8 +81,8 @@ def check_call_timeout(timeout: object) -> float | Timeouts | None:
 
 
 def new_idempotency_key() -> str:
-    """A fresh ``Idempotency-Key`` value: 128 random bits, hex."""
-    return uuid.uuid4().hex
+    """A fresh ``Idempotency-Key`` value: 128 random bits, hex (32 characters)."""
+    return os.urandom(16).hex()
 
 
 class Deadline:
