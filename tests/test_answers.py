@@ -321,6 +321,26 @@ def test_a_new_answer_class_is_read_by_declaring_it() -> None:
         structure({"NAME": "fox", "SIZE": True}, _Shouting, what="shout")
 
 
+def test_a_malformed_answer_names_the_path_of_every_fault() -> None:
+    with pytest.raises(ResponseError, match=r"expected str \| None @ \$\.data\[1\]\.url$"):
+        parse_images_response({"data": [{"url": URLS[0]}, {"url": 5}]})
+    with pytest.raises(ResponseError, match=r"expected list @ \$\.data$"):
+        parse_images_response({"data": {"url": URLS[0]}})
+    answer = {
+        "candidates": [{"content": {"parts": [{"text": 3}, {"fileData": {"mimeType": "image/png"}}]}}],
+        "usageMetadata": {"totalTokenCount": "12"},
+    }
+    with pytest.raises(ResponseError) as info:
+        parse_generate_content(answer, request_id="req_7")
+    assert str(info.value).split(": ", 1)[1].split("; ") == [
+        "invalid value for type, expected str | None @ $.candidates[0].content.parts[0].text",
+        "required field missing @ $.candidates[0].content.parts[1].file_data.file_uri",
+        "invalid value for type, expected int | None @ $.usage_metadata.total_token_count (request_id=req_7)",
+    ]
+    assert info.value.request_id == "req_7"
+    assert info.value.body is answer
+
+
 # -- what the other answers are read into ---------------------------------------------------
 
 

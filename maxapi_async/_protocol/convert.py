@@ -17,12 +17,18 @@ applies everywhere:
 * Failures become :class:`~maxapi_async.ResponseError` with readable
   ``at $.data[0].url: ...`` lines (cattrs' ``transform_error``).
 
+The converter runs without cattrs' detailed validation: each class's generated function is
+a straight line that keeps no error notes, which every answer would pay for. An answer that
+fails is structured again by the same converter in detailed mode (a copy, made on the first
+failure), whose errors name their paths.
+
 Adding a field to an answer class is the whole change: the converter reads its key.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import types
 from collections.abc import Callable
 from typing import Any, TypeVar, Union, get_args, get_origin
@@ -50,7 +56,7 @@ __all__ = [
 T = TypeVar("T")
 _C = TypeVar("_C", bound=type)
 
-converter = cattrs.Converter(forbid_extra_keys=False)
+converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=False)
 
 #: Field metadata: the answer never fills this field (the client does).
 NOT_FROM_JSON: dict[str, Any] = {"json": None}
@@ -123,6 +129,9 @@ def _not_json(body: bytes, status: int, request_id: str | None, what: str) -> Re
 
 # --------------------------------------------------------------------------
 # JSON values to attrs classes: the one converter.
+#
+# The hook factories take the converter they make hooks for (cattrs passes it), so the
+# detailed copy that explains a failure makes its own hooks, with their error notes.
 
 
 def _strict(kind: type[Any], name: str) -> Callable[[Any, Any], Any]:
@@ -153,9 +162,9 @@ def _any_dict(value: Any, _: Any) -> dict[str, Any]:
 converter.register_structure_hook_func(lambda t: t == dict[str, Any], _any_dict)
 
 
-def _strict_list_factory(list_type: Any) -> Callable[[Any, Any], Any]:
+def _strict_list_factory(list_type: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
     """Lists come only from JSON arrays (cattrs would otherwise iterate a dict's keys)."""
-    inner = list_structure_factory(list_type, converter)
+    inner = list_structure_factory(list_type, conv)
 
     def hook(value: Any, _: Any) -> Any:
         if not isinstance(value, list):
@@ -172,7 +181,7 @@ def _is_list(type_: Any) -> bool:
 converter.register_structure_hook_factory(_is_list, _strict_list_factory)
 
 
-def _optional_factory(optional_type: Any) -> Callable[[Any, Any], Any]:
+def _optional_factory(optional_type: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
     """``X | None``: the hook for ``X`` looked up once, not on every value as cattrs does.
 
     For a primitive ``X`` the check is made here, one call per value instead of two.
@@ -187,7 +196,7 @@ def _optional_factory(optional_type: Any) -> Callable[[Any, Any], Any]:
             raise TypeError(f"expected {name}, got {type(value).__name__}")
 
         return primitive
-    inner = converter.get_structure_hook(inner_type)
+    inner = conv.get_structure_hook(inner_type)
 
     def hook(value: Any, _: Any) -> Any:
         return None if value is None else inner(value, inner_type)
@@ -225,7 +234,7 @@ def _has_extra(cls: Any) -> bool:
     return attrs.has(cls) and any(a.name == "extra" for a in attrs.fields(cls))
 
 
-def _extra_keeping_factory(cls: Any) -> Callable[[Any, Any], Any]:
+def _extra_keeping_factory(cls: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
     """Structure ``cls`` from an object, keeping the keys it does not name in ``extra``."""
     spell = _SPELLINGS.get(cls)
     keys: dict[str, str] = {}  # field name -> its key on the wire
@@ -241,7 +250,7 @@ def _extra_keeping_factory(cls: Any) -> Callable[[Any, Any], Any]:
         keys[field.name] = spell(field.name) if spell is not None else field.name
         if keys[field.name] != field.name:
             overrides[field.name] = override(rename=keys[field.name])
-    base = make_dict_structure_fn(cls, converter, **overrides)
+    base = make_dict_structure_fn(cls, conv, **overrides)
     known = frozenset(keys.values())
     # A field name that is not its key on the wire, read as that key when the key is absent.
     spellings = {name: key for name, key in keys.items() if key != name}
@@ -258,7 +267,7 @@ def _extra_keeping_factory(cls: Any) -> Callable[[Any, Any], Any]:
                     data.setdefault(key, data.pop(name))
         instance = base(data, cls)
         # The instance is new and nobody else holds it yet: fill the fields the wire does not.
-        if len(data) > len(known) or not known.issuperset(data):
+        if not known.issuperset(data):
             object.__setattr__(instance, "extra", {k: v for k, v in data.items() if k not in known})
         for name in whole:
             object.__setattr__(instance, name, value)
@@ -272,18 +281,32 @@ def _extra_keeping_factory(cls: Any) -> Callable[[Any, Any], Any]:
 converter.register_structure_hook_factory(_has_extra, _extra_keeping_factory)
 
 
+@functools.lru_cache(maxsize=1)
+def _explaining() -> cattrs.Converter:
+    """The converter in cattrs' detailed mode, made on the first answer that fails."""
+    return converter.copy(detailed_validation=True)
+
+
 def structure(value: Any, cls: type[T], *, what: str, request_id: str | None = None) -> T:
-    """Structure ``value`` into ``cls`` or raise :class:`ResponseError` naming ``what``."""
+    """Structure ``value`` into ``cls`` or raise :class:`ResponseError` naming ``what``.
+
+    A failure is structured again in detailed mode, for lines naming each path.
+    """
     try:
         return converter.structure(value, cls)
     except Exception as exc:  # every structuring failure is the answer's fault
-        if isinstance(exc, cattrs.BaseValidationError):
-            lines = cattrs.transform_error(exc, path="$")
-        else:
-            lines = [str(exc)]
-        raise ResponseError(
-            f"unexpected {what}: " + "; ".join(lines), request_id=request_id, body=value
-        ) from exc
+        failure: Exception = exc
+    try:
+        _explaining().structure(value, cls)
+    except Exception as exc:
+        failure = exc
+    if isinstance(failure, cattrs.BaseValidationError):
+        lines = cattrs.transform_error(failure, path="$")
+    else:
+        lines = [str(failure)]
+    raise ResponseError(
+        f"unexpected {what}: " + "; ".join(lines), request_id=request_id, body=value
+    ) from failure
 
 
 def unstructure(value: Any) -> Any:
