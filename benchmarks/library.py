@@ -67,7 +67,7 @@ async def _measure(name: str, body: bytes, calls: int, blocks: int) -> list[floa
     )
     client = maxapi_async.AsyncMaxAPI(api_key=API_KEY, base_url="http://127.0.0.1:1")
 
-    async def send(spec: Any, *, timeout: float | None = None, limits: Any = None) -> RawResponse:
+    async def send(spec: Any, **_: Any) -> RawResponse:  # timeout, limits, idempotency_key
         if spec.body is None and spec.json is not None:
             _protocol.encode_json(spec.json)  # what the transport does with a body not encoded yet
         return RawResponse(200, headers, body)

@@ -160,7 +160,7 @@ async def _measure(args: argparse.Namespace) -> MemoryResult:
 
     headers = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json", "x-request-id": "req-1"}))
 
-    async def send(spec: Any, *, timeout: float | None = None, limits: Any = None) -> Any:
+    async def send(spec: Any, **_: Any) -> Any:  # timeout, limits, idempotency_key
         return RawResponse(200, headers, bytes(bytearray(template)))  # the transport's fresh bytes
 
     async with maxapi_async.AsyncMaxAPI(api_key=API_KEY, base_url="http://127.0.0.1:1") as client:

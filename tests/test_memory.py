@@ -65,7 +65,7 @@ async def test_an_answer_of_big_inline_images_peaks_below_2_75_times_its_images(
     template = _body(shape, images)
     headers = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
 
-    async def send(spec: Any, *, timeout: float | None = None, limits: Any = None) -> RawResponse:
+    async def send(spec: Any, **_: Any) -> RawResponse:  # timeout, limits, idempotency_key
         # Fresh bytes, made inside the traced window, as the transport's read makes them.
         return RawResponse(200, headers, bytes(bytearray(template)))
 

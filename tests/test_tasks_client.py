@@ -706,7 +706,8 @@ async def test_every_call_and_wait_cut_by_aclose_raises_client_closed(fake_maxap
     assert [type(o).__name__ for o in outcomes] == ["ClientClosedError"] * len(work)
     charged = [o for o in outcomes if "may have been charged" in str(o)]
     assert len(charged) == 1  # the POST in flight names its Idempotency-Key
-    assert "Idempotency-Key" in str(charged[0])
+    in_flight = fake_maxapi.requests_to(GENERATIONS)[posts]
+    assert f"Idempotency-Key is {in_flight.header('Idempotency-Key')}" in str(charged[0])
     assert not poller_tasks()
 
 

@@ -6,7 +6,9 @@ and nothing else of it:
 
 * :meth:`Core.deadline`: a call's :class:`Deadline` (its own ``timeout``, seconds or a
   :class:`Timeouts`, else the client's);
-* :meth:`Core.send`: a request spec sent under the retry policy, its 2xx answer returned;
+* :meth:`Core.send`: a request spec sent under the retry policy, its 2xx answer returned
+  (the spec says what to send; its ``Idempotency-Key`` travels beside it, the same for
+  every attempt, so a spec is never copied to carry one);
 * :meth:`Core.call`: a synchronous call: sent with its ``Idempotency-Key``, its answer read
   (in a worker thread when big) and finished into the caller's result;
 * :meth:`Core.submit`: a queued submission, with its key: the task's first snapshot and ref;
@@ -37,7 +39,7 @@ import attrs
 from yarl import URL
 
 from .._protocol import calls, catalog
-from .._protocol.calls import IDEMPOTENCY_HEADER, ImageCall, RequestSpec
+from .._protocol.calls import ImageCall, RequestSpec
 from .._protocol.convert import Body, decode_json
 from .._protocol.errors import APIConnectionError, APIError, APITimeoutError, MaxAPIError, ResponseError
 from .._protocol.images import mime_type_from_url
@@ -252,20 +254,28 @@ class Core:
 
     # -- requests, with retries ------------------------------------------------
 
-    async def send(self, spec: RequestSpec, *, deadline: Deadline) -> tuple[RawResponse, str | None]:
+    async def send(
+        self, spec: RequestSpec, *, deadline: Deadline, idempotency_key: str | None = None
+    ) -> tuple[RawResponse, str | None]:
         """Send ``spec`` under the retry policy; a non-2xx final answer raises its typed error.
 
-        Returns the 2xx answer and its request id. The first attempt is made directly: most
-        calls succeed at once and pay for nothing of the retry loop, which takes over from a
-        first attempt that failed.
+        Returns the 2xx answer and its request id. Every attempt carries ``idempotency_key``
+        (a POST without one gets a new one). The first attempt is made directly: most calls
+        succeed at once and pay for nothing of the retry loop, which takes over from a first
+        attempt that failed.
         """
-        if spec.method == "POST" and IDEMPOTENCY_HEADER not in spec.headers:
-            spec = with_idempotency_key(spec, new_idempotency_key())
+        if idempotency_key is None and spec.method == "POST":
+            idempotency_key = new_idempotency_key()
         started = time.monotonic()
         result = await self.transport.send(
-            spec, timeout=deadline.left(spec.method, spec.path), limits=deadline.limits
+            spec,
+            timeout=deadline.left(spec.method, spec.path),
+            limits=deadline.limits,
+            idempotency_key=idempotency_key,
         )
-        return self._answered(spec, started, result) or await self._retry(spec, deadline, started, result)
+        return self._answered(spec, started, result) or await self._retry(
+            spec, deadline, started, result, idempotency_key
+        )
 
     async def call(
         self,
@@ -284,10 +294,9 @@ class Core:
         to ``read`` as a :class:`~maxapi_async._protocol.convert.Body`, so it lets go of megabytes of
         JSON once parsed.
         """
-        spec = with_idempotency_key(spec, idempotency_key)
         try:
             try:
-                raw, request_id = await self.send(spec, deadline=deadline)
+                raw, request_id = await self.send(spec, deadline=deadline, idempotency_key=idempotency_key)
             except MaxAPIError:
                 self.usage.failed_calls += 1
                 raise
@@ -298,7 +307,7 @@ class Core:
                 raw.body = b""  # the Body holds the only reference now: see Body
                 answer = await in_thread(read, body, raw.status, request_id)
         except ResponseError as exc:
-            calls.unreadable_submission_answer(exc, spec)
+            calls.unreadable_submission_answer(exc, spec, idempotency_key)
             raise
         return finish(answer, spec.call, request_id)
 
@@ -317,13 +326,12 @@ class Core:
         resumed run can name it; a batch resuming an interrupted submission passes the
         journal's key to repeat it safely). Returns its first snapshot, ref and request id."""
         submitted_at = time.time()
-        spec = with_idempotency_key(spec, idempotency_key)
         try:
-            raw, request_id = await self.send(spec, deadline=deadline)
+            raw, request_id = await self.send(spec, deadline=deadline, idempotency_key=idempotency_key)
             obj = await self._json(raw, request_id, "task")
             snapshot = parse_task(obj, kind=kind, request_id=request_id)
         except ResponseError as exc:
-            calls.unreadable_submission_answer(exc, spec)
+            calls.unreadable_submission_answer(exc, spec, idempotency_key)
             raise
         snapshot = _with_retry_after(snapshot, raw)
         call = spec.call
@@ -388,16 +396,16 @@ class Core:
     # -- the retry loop ---------------------------------------------------------------
 
     def _retry(
-        self, spec: RequestSpec, deadline: Deadline, started: float, result: _Attempt
+        self, spec: RequestSpec, deadline: Deadline, started: float, result: _Attempt, key: str | None
     ) -> Coroutine[Any, Any, tuple[RawResponse, str | None]]:
-        """The retry loop, from a first attempt that failed (``result``)."""
+        """The retry loop, from a first attempt that failed (``result``), under the same ``key``."""
         send, limits = self.transport.send, deadline.limits
         return self._retrying(
             spec.method,
             spec.path,
-            lambda timeout: send(spec, timeout=timeout, limits=limits),
+            lambda timeout: send(spec, timeout=timeout, limits=limits, idempotency_key=key),
             deadline,
-            idempotency_key=spec.headers.get(IDEMPOTENCY_HEADER),
+            idempotency_key=key,
             first=(started, result),
         )
 
@@ -537,9 +545,3 @@ def _poll_spec(ref: TaskRef, origin: URL) -> RequestSpec:
     """The GET that polls ``ref``'s task; the same for every poll until its ``poll_url`` changes."""
     path = poll_path(ref.kind, ref.id, poll_url=ref.poll_url, origin=origin)
     return RequestSpec("GET", path, ref.image_call(catalog.DEFAULT_MODEL))
-
-
-def with_idempotency_key(spec: RequestSpec, key: str) -> RequestSpec:
-    """``spec`` carrying ``key``: one key for every attempt of a submission, so the service
-    can recognise a repeat."""
-    return attrs.evolve(spec, headers={**spec.headers, IDEMPOTENCY_HEADER: key})

@@ -487,16 +487,15 @@ def maybe_charged(error: APIConnectionError, method: str, path: str, key: str | 
     return new
 
 
-def unreadable_submission_answer(exc: ResponseError, spec: RequestSpec) -> None:
+def unreadable_submission_answer(exc: ResponseError, spec: RequestSpec, key: str) -> None:
     """A submission's 2xx answer that cannot be read: the call went through, maybe charged.
 
     ``exc`` (re-raised by the caller: it keeps its type) gains the submission's
-    ``idempotency_key`` and a message that says so. (A ``try`` in each caller, not a
+    ``idempotency_key`` (``key``) and a message that says so. (A ``try`` in each caller, not a
     context manager: it runs on every call, and a ``try`` costs nothing until it catches.)
     """
     if exc.status is not None and not 200 <= exc.status < 300:
         return
-    key = spec.headers.get(IDEMPOTENCY_HEADER)
     exc.idempotency_key = key
     exc.message = (
         f"{spec.method} {spec.path}: the service accepted the call but its answer could not be "

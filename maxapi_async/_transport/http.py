@@ -41,7 +41,13 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from .._protocol.assets import check_asset_type
-from .._protocol.calls import RequestSpec, encode_json, error_from_response, request_id_from
+from .._protocol.calls import (
+    IDEMPOTENCY_HEADER,
+    RequestSpec,
+    encode_json,
+    error_from_response,
+    request_id_from,
+)
 from .._protocol.errors import (
     APIConnectionError,
     APITimeoutError,
@@ -296,17 +302,23 @@ class Transport:
         return self._timeouts._aiohttp(total)
 
     async def send(
-        self, spec: RequestSpec, *, timeout: float | None = None, limits: Timeouts | None = None
+        self,
+        spec: RequestSpec,
+        *,
+        timeout: float | None = None,
+        limits: Timeouts | None = None,
+        idempotency_key: str | None = None,
     ) -> RawResponse | APIConnectionError | ResponseTooLargeError:
         """Send ``spec`` to the API and read the answer (redirects are not followed).
 
         ``timeout`` is what is left of the call's deadline; ``limits``, the call's own
-        connect and read limits (default: the client's). A failure is returned, not
-        raised: the client decides what it means (another attempt, or "may have been
-        charged"), and its await of every request needs no ``try`` around it. A 2xx
-        answer above ``max_response_bytes`` gives :class:`ResponseTooLargeError` (and
-        the connection is dropped); an error answer is read up to its first 64 KiB,
-        which hold its message.
+        connect and read limits (default: the client's); ``idempotency_key``, when given,
+        goes out as the ``Idempotency-Key`` header (the same for every attempt of a call).
+        A failure is returned, not raised: the client decides what it means (another
+        attempt, or "may have been charged"), and its await of every request needs no
+        ``try`` around it. A 2xx answer above ``max_response_bytes`` gives
+        :class:`ResponseTooLargeError` (and the connection is dropped); an error answer is
+        read up to its first 64 KiB, which hold its message.
         """
         session = self._get_session()
         url = self.api_url(spec.path)
@@ -331,9 +343,11 @@ class Transport:
                         content_type=part.content_type,
                     )
                 data = form
-        if spec.headers:
+        if spec.headers or idempotency_key is not None:
             headers = _AuthHeaders(headers)
             headers.update(spec.headers)
+            if idempotency_key is not None:
+                headers[IDEMPOTENCY_HEADER] = idempotency_key
         # Awaited, not entered with ``async with``: the answer is read whole here and released
         # below, and the context manager's five extra coroutines per request buy nothing more.
         try:
@@ -346,7 +360,7 @@ class Transport:
                 allow_redirects=False,
             )
         except (aiohttp.ClientError, asyncio.TimeoutError, asyncio.CancelledError) as exc:
-            return self._failure(session, exc, spec)
+            return self._failure(session, exc, spec, idempotency_key)
         try:
             limit, what = self._max_response_bytes, f"the answer to {spec.path}"
             if resp.status >= 300:
@@ -356,7 +370,7 @@ class Transport:
             else:
                 body = await read_counting(resp, limit, what)
         except (aiohttp.ClientError, asyncio.TimeoutError, asyncio.CancelledError) as exc:
-            return self._failure(session, exc, spec)
+            return self._failure(session, exc, spec, idempotency_key)
         except ResponseTooLargeError as exc:
             exc.request_id = request_id_from(self._redact.headers(resp.headers))
             return exc
@@ -369,6 +383,7 @@ class Transport:
         session: aiohttp.ClientSession,
         exc: BaseException,
         spec: RequestSpec | None = None,
+        idempotency_key: str | None = None,
         where: str = "",
     ) -> APIConnectionError:
         """The library's error for a request that failed on the wire (see ``_wire_error``).
@@ -396,8 +411,7 @@ class Transport:
         elif spec is not None and spec.method == "POST":
             message = (
                 f"{where}: {closed} while the request was in flight, so the service may have carried "
-                f"it out: the call may have been charged. Its Idempotency-Key is "
-                f"{spec.headers.get('Idempotency-Key')}"
+                f"it out: the call may have been charged. Its Idempotency-Key is {idempotency_key}"
             )
         else:
             message = f"{where}: {closed} while the request was in flight"
