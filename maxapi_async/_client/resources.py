@@ -196,12 +196,13 @@ async def generate_content(
     queued = not wait or core.wait_by_polling
     if type(contents) is str:  # what normalize_contents makes of it, without the walk
         wire = [{"role": "user", "parts": [{"text": contents}]}]
+        spec = gemini_request.build_generate_content_request(wire, options, queued=queued)
     else:
         wire = await deadline.run(_wire_contents(contents, options), "reading the call's images")
-    spec = gemini_request.build_generate_content_request(wire, options, queued=queued)
-    if gemini_request.inline_data_size(wire) > INLINE_IO_LIMIT:
-        # Megabytes of base64 to encode as JSON: 20 ms for four 1.5 MB images.
-        spec = await in_thread(calls.with_body, spec)
+        spec = gemini_request.build_generate_content_request(wire, options, queued=queued)
+        if gemini_request.inline_data_size(wire) > INLINE_IO_LIMIT:
+            # Megabytes of base64 to encode as JSON: 20 ms for four 1.5 MB images.
+            spec = await in_thread(calls.with_body, spec)
     modalities = gemini_request.requested_modalities(spec)
     key = idempotency_key or new_idempotency_key()
     if not queued:

@@ -9,6 +9,7 @@ handle gets a finisher that does the same with the task's last snapshot.
 from __future__ import annotations
 
 import functools
+from collections.abc import Coroutine
 from typing import Any
 
 import attrs
@@ -25,10 +26,14 @@ from .handles import TaskHandle
 __all__ = ["image_call", "image_handle", "native_call", "operation_handle"]
 
 
-async def image_call(
+def image_call(
     core: Core, spec: RequestSpec, *, idempotency_key: str, deadline: Deadline
-) -> ImageResult:
-    """``images.generate`` or ``images.edit``, waited for."""
+) -> Coroutine[Any, Any, ImageResult]:
+    """``images.generate`` or ``images.edit``, waited for: the core's call, to be awaited.
+
+    (Not a coroutine of its own, here or in :func:`native_call`: that would be one more
+    frame for every resume of the call, for nothing but passing it on.)
+    """
     read = functools.partial(openai_answer.read_images_answer, call=spec.call, fetcher=core)
 
     def finish(
@@ -37,7 +42,7 @@ async def image_call(
         obj, assets = answer
         return _image_result(core, obj, assets, call, rid, obj.get("created"), obj.get("usage"))
 
-    return await core.call(spec, idempotency_key=idempotency_key, deadline=deadline, read=read, finish=finish)
+    return core.call(spec, idempotency_key=idempotency_key, deadline=deadline, read=read, finish=finish)
 
 
 def _image_result(
@@ -62,15 +67,15 @@ def _image_result(
     )
 
 
-async def native_call(
+def native_call(
     core: Core, spec: RequestSpec, modalities: list[str] | None, *, idempotency_key: str, deadline: Deadline
-) -> GenerateContentResponse:
-    """``models.generate_content``, waited for."""
+) -> Coroutine[Any, Any, GenerateContentResponse]:
+    """``models.generate_content``, waited for: the core's call, to be awaited."""
     read = functools.partial(
         gemini_answer.read_native_answer, response_modalities=modalities, call=spec.call, fetcher=core
     )
     finish = functools.partial(_native_response, core)
-    return await core.call(spec, idempotency_key=idempotency_key, deadline=deadline, read=read, finish=finish)
+    return core.call(spec, idempotency_key=idempotency_key, deadline=deadline, read=read, finish=finish)
 
 
 async def _native_result(
@@ -97,11 +102,10 @@ def _native_response(
     request_id: str | None,
 ) -> GenerateContentResponse:
     response, assets = answer
-    # ``response`` was structured for this call alone and nobody else holds it yet: fill
-    # in what the client adds (attrs.evolve would copy ten fields to change three).
+    # ``response`` was structured for this call alone (its ``request_id`` with it) and nobody
+    # else holds it yet: fill in what the client adds (attrs.evolve would copy ten fields).
     fill = object.__setattr__
     fill(response, "images", assets)
-    fill(response, "request_id", request_id)
     fill(response, "cost", core.charge(call, max(1, len(assets))))
     return response
 

@@ -66,8 +66,14 @@ def parse_generate_content(obj: Any, *, request_id: str | None = None) -> Genera
     This only parses: an answer without images is valid here (see :func:`check_blocked`).
     A final image given by URL must have one (a draft may come without).
     """
+    return _parse(obj, request_id)[0]
+
+
+def _parse(obj: Any, request_id: str | None) -> tuple[GenerateContentResponse, list[Part]]:
+    """:func:`parse_generate_content`, and the answer's final image parts (walked once)."""
     response = structure(obj, GenerateContentResponse, what="generateContent answer", request_id=request_id)
-    for i, part in enumerate(response.image_parts):
+    parts = response.image_parts
+    for i, part in enumerate(parts):
         if part.file_data is not None and part.inline_data is None and not part.file_data.file_uri:
             raise ResponseError(
                 f"image part {i} of the generateContent answer has an empty fileUri",
@@ -76,7 +82,7 @@ def parse_generate_content(obj: Any, *, request_id: str | None = None) -> Genera
             )
     if request_id is not None:
         object.__setattr__(response, "request_id", request_id)  # new, and nobody else holds it yet
-    return response
+    return response, parts
 
 
 # --------------------------------------------------------------------------
@@ -305,6 +311,18 @@ def native_assets(
     is large. ``received_at`` (for the expiry of images by URL) defaults to now.
     """
     parts = response.image_parts  # walked once for the three steps
+    return _native_assets(response, parts, response_modalities, call, fetcher, received_at, request_id)
+
+
+def _native_assets(
+    response: GenerateContentResponse,
+    parts: Sequence[Part],
+    response_modalities: Sequence[str] | None,
+    call: ImageCall,
+    fetcher: _AssetFetcher | None,
+    received_at: _dt.datetime | None,
+    request_id: str | None,
+) -> list[ImageAsset]:
     _check_blocked(response, parts, response_modalities, request_id)
     decoded = _decode(parts, request_id)
     received_at = received_at or _dt.datetime.now(_dt.timezone.utc)
@@ -324,8 +342,5 @@ def read_native_answer(
     block check, base64 and assets in one go (on the event loop, or in a thread as a whole).
     """
     obj = decode_json(body, status=status, request_id=request_id, what="generateContent")
-    response = parse_generate_content(obj, request_id=request_id)
-    assets = native_assets(
-        response, response_modalities=response_modalities, call=call, fetcher=fetcher, request_id=request_id
-    )
-    return response, assets
+    response, parts = _parse(obj, request_id)
+    return response, _native_assets(response, parts, response_modalities, call, fetcher, None, request_id)
