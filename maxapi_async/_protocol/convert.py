@@ -196,6 +196,8 @@ def _optional_factory(optional_type: Any, conv: cattrs.Converter) -> Callable[[A
             raise TypeError(f"expected {name}, got {type(value).__name__}")
 
         return primitive
+    if _has_extra(inner_type):  # an answer class: its own hook takes None, one call fewer
+        return _class_hook(inner_type, conv, none_ok=True)
     inner = conv.get_structure_hook(inner_type)
 
     def hook(value: Any, _: Any) -> Any:
@@ -236,6 +238,11 @@ def _has_extra(cls: Any) -> bool:
 
 def _extra_keeping_factory(cls: Any, conv: cattrs.Converter) -> Callable[[Any, Any], Any]:
     """Structure ``cls`` from an object, keeping the keys it does not name in ``extra``."""
+    return _class_hook(cls, conv, none_ok=False)
+
+
+def _class_hook(cls: Any, conv: cattrs.Converter, *, none_ok: bool) -> Callable[[Any, Any], Any]:
+    """:func:`_extra_keeping_factory`'s hook; ``none_ok``: for ``cls | None``, ``None`` too."""
     spell = _SPELLINGS.get(cls)
     keys: dict[str, str] = {}  # field name -> its key on the wire
     whole: list[str] = []
@@ -258,17 +265,22 @@ def _extra_keeping_factory(cls: Any, conv: cattrs.Converter) -> Callable[[Any, A
 
     def hook(value: Any, _: Any) -> Any:
         if not isinstance(value, dict):
+            if value is None and none_ok:
+                return None
             raise TypeError(f"expected an object, got {type(value).__name__}")
-        data = value
-        if spellings and not spelled.isdisjoint(value):
-            data = dict(value)
-            for name, key in spellings.items():
-                if name in data:
-                    data.setdefault(key, data.pop(name))
-        instance = base(data, cls)
-        # The instance is new and nobody else holds it yet: fill the fields the wire does not.
-        if not known.issuperset(data):
-            object.__setattr__(instance, "extra", {k: v for k, v in data.items() if k not in known})
+        if known.issuperset(value):  # the usual object: every key is a field's
+            instance = base(value, cls)
+        else:  # field names spelled otherwise (read as their keys), or keys for ``extra``
+            data = value
+            if spellings and not spelled.isdisjoint(value):
+                data = dict(value)
+                for name, key in spellings.items():
+                    if name in data:
+                        data.setdefault(key, data.pop(name))
+            instance = base(data, cls)
+            # The instance is new and nobody else holds it yet: fill what the wire does not.
+            if not known.issuperset(data):
+                object.__setattr__(instance, "extra", {k: v for k, v in data.items() if k not in known})
         for name in whole:
             object.__setattr__(instance, name, value)
         return instance
