@@ -68,6 +68,16 @@ logger = logging.getLogger("maxapi_async")
 
 R = TypeVar("R")
 T = TypeVar("T")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class AnswerReader(Protocol[R_co]):
+    """How :meth:`Core.call` reads an endpoint's 2xx answer (``read_images_answer``...)."""
+
+    def __call__(
+        self, body: bytes | Body, status: int, request_id: str | None, *, call: ImageCall, fetcher: Core
+    ) -> R_co: ...
+
 
 #: What one attempt of a request gives: the answer, or why there is none (see Transport.send).
 _Attempt = RawResponse | APIConnectionError | ResponseError
@@ -283,11 +293,16 @@ class Core:
         *,
         idempotency_key: str,
         deadline: Deadline,
-        read: Callable[[bytes | Body, int, str | None], R],
-        finish: Callable[[R, ImageCall, str | None], T],
+        read: AnswerReader[R],
+        finish: Callable[[Core, R, ImageCall, str | None], T],
     ) -> T:
         """A synchronous call: ``spec`` sent under ``idempotency_key`` and the retry policy, its
         2xx answer ``read`` (in a worker thread when big) and the result ``finish``-ed here.
+
+        ``read`` gets the answer's body, status and request id, and the ``call`` it answers
+        (``spec.call``) and this core as the ``fetcher`` of its assets; ``finish`` gets this
+        core (to charge the call), what ``read`` returned, ``spec.call`` and the request id.
+        Both are the endpoint's functions as they are, not made for each call.
 
         A failure on the wire counts as a failed call; an answer that cannot be read says
         the call may have been charged, naming its ``Idempotency-Key``. A big body is handed
@@ -301,15 +316,16 @@ class Core:
                 self.usage.failed_calls += 1
                 raise
             if len(raw.body) <= INLINE_IO_LIMIT:
-                answer = read(raw.body, raw.status, request_id)
+                answer = read(raw.body, raw.status, request_id, call=spec.call, fetcher=self)
             else:
                 body = Body(raw.body)
                 raw.body = b""  # the Body holds the only reference now: see Body
-                answer = await in_thread(read, body, raw.status, request_id)
+                reading = functools.partial(read, body, raw.status, request_id, call=spec.call, fetcher=self)
+                answer = await in_thread(reading)
         except ResponseError as exc:
             calls.unreadable_submission_answer(exc, spec, idempotency_key)
             raise
-        return finish(answer, spec.call, request_id)
+        return finish(self, answer, spec.call, request_id)
 
     def charge(self, call: ImageCall, images: int) -> float | None:
         """Record a successful call in the usage ledger; returns its estimated cost."""

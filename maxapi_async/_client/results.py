@@ -34,15 +34,20 @@ def image_call(
     (Not a coroutine of its own, here or in :func:`native_call`: that would be one more
     frame for every resume of the call, for nothing but passing it on.)
     """
-    read = functools.partial(openai_answer.read_images_answer, call=spec.call, fetcher=core)
+    return core.call(
+        spec,
+        idempotency_key=idempotency_key,
+        deadline=deadline,
+        read=openai_answer.read_images_answer,
+        finish=_finish_images,
+    )
 
-    def finish(
-        answer: tuple[dict[str, Any], list[ImageAsset]], call: ImageCall, rid: str | None
-    ) -> ImageResult:
-        obj, assets = answer
-        return _image_result(core, obj, assets, call, rid, obj.get("created"), obj.get("usage"))
 
-    return core.call(spec, idempotency_key=idempotency_key, deadline=deadline, read=read, finish=finish)
+def _finish_images(
+    core: Core, answer: tuple[dict[str, Any], list[ImageAsset]], call: ImageCall, request_id: str | None
+) -> ImageResult:
+    obj, assets = answer
+    return _image_result(core, obj, assets, call, request_id, obj.get("created"), obj.get("usage"))
 
 
 def _image_result(
@@ -71,11 +76,10 @@ def native_call(
     core: Core, spec: RequestSpec, modalities: list[str] | None, *, idempotency_key: str, deadline: Deadline
 ) -> Coroutine[Any, Any, GenerateContentResponse]:
     """``models.generate_content``, waited for: the core's call, to be awaited."""
-    read = functools.partial(
-        gemini_answer.read_native_answer, response_modalities=modalities, call=spec.call, fetcher=core
+    read = functools.partial(gemini_answer.read_native_answer, response_modalities=modalities)
+    return core.call(
+        spec, idempotency_key=idempotency_key, deadline=deadline, read=read, finish=_native_response
     )
-    finish = functools.partial(_native_response, core)
-    return core.call(spec, idempotency_key=idempotency_key, deadline=deadline, read=read, finish=finish)
 
 
 async def _native_result(
