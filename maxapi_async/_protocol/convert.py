@@ -107,7 +107,7 @@ def decode_json(body: bytes | Body, *, status: int, request_id: str | None, what
     """
     data = body.take() if isinstance(body, Body) else body
     try:
-        return _decode(data[3:] if data[:3] == _UTF8_BOM else data)
+        return _decode(data[3:] if data.startswith(_UTF8_BOM) else data)
     except (msgspec.MsgspecError, RecursionError):  # RecursionError: nested too deep
         raise _not_json(data, status, request_id, what) from None
 
