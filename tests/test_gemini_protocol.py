@@ -6,6 +6,7 @@ import base64
 import contextlib
 import datetime as dt
 import io
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from maxapi_async import ImageAsset, InvalidRequestError, MaxAPIError, MaxAPIWarning, ResponseError
 from maxapi_async._protocol.calls import ImageCall
 from maxapi_async._protocol.errors import APIError, BlockedError
-from maxapi_async._protocol.gemini import Content, GenerateContentResponse, Part
+from maxapi_async._protocol.gemini import Blob, Content, FileData, GenerateContentResponse, Part
 from maxapi_async._protocol.gemini_answer import (
     check_blocked,
     decode_inline_images,
@@ -347,6 +348,23 @@ def test_non_image_bytes_in_a_content_are_named_by_path() -> None:
     ],
 )
 def test_unusable_contents_are_refused(contents: Any, argument: str) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        normalize_contents(contents)
+    assert info.value.argument == argument
+
+
+@pytest.mark.parametrize(
+    ("contents", "argument"),
+    [
+        (["x", Part(text="a \ud800")], "contents[1].text"),
+        (["x", Part(text="x", extra={"seed": math.nan})], "contents[1].seed"),
+        (["x", Blob(data="QUJD\ud800", mime_type="image/png")], "contents[1].inlineData.data"),
+        (["x", FileData(file_uri="https://cdn.maxapi.dev/\udcff.png")], "contents[1].fileData.fileUri"),
+        ([Content(role="user", parts=[Part(text="x")], extra={"k": math.inf})], "contents[0].k"),
+        ({"role": "user", "parts": ["x"], "cachedContent": math.nan}, "contents.cachedContent"),
+    ],
+)
+def test_what_json_cannot_carry_is_refused_naming_the_callers_item(contents: Any, argument: str) -> None:
     with pytest.raises(InvalidRequestError) as info:
         normalize_contents(contents)
     assert info.value.argument == argument

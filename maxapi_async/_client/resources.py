@@ -195,7 +195,7 @@ async def generate_content(
     options = options.with_route(core.route_mode)
     queued = not wait or core.wait_by_polling
     if type(contents) is str:  # what normalize_contents makes of it, without the walk
-        wire = [{"role": "user", "parts": [{"text": contents}]}]
+        wire = [{"role": "user", "parts": [{"text": calls.check_text("contents", contents)}]}]
         spec = gemini_request.build_generate_content_request(wire, options, queued=queued)
     else:
         wire = await deadline.run(_wire_contents(contents, options), "reading the call's images")

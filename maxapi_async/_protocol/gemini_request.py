@@ -95,6 +95,11 @@ def _file_to_wire(file: FileData) -> dict[str, Any]:
     return out
 
 
+def _checked(argument: str, part: dict[str, Any]) -> dict[str, Any]:
+    check_json(argument, part)  # named from the caller's contents, not the body's
+    return part
+
+
 def _is_content(item: object) -> TypeGuard[Content | Mapping[Any, Any]]:
     return isinstance(item, Content) or (isinstance(item, Mapping) and "parts" in item)
 
@@ -143,6 +148,7 @@ class _Normalizer:
                 raise InvalidRequestError(f"{argument}.role", f"must be a string, got {role!r}")
         if not isinstance(parts, (list, tuple)) or not parts:
             raise InvalidRequestError(f"{argument}.parts", "must be a non-empty list of parts")
+        check_json(argument, out)  # its role and other keys, before its parts
         out["parts"] = [self.part(p, f"{argument}.parts[{j}]") for j, p in enumerate(parts)]
         return out
 
@@ -154,12 +160,12 @@ class _Normalizer:
         if isinstance(item, Part):
             if item.inline_data is not None:
                 self.count(item.inline_data.data, argument)
-            return _part_to_wire(item)
+            return _checked(argument, _part_to_wire(item))
         if isinstance(item, Blob):
             self.count(item.data, argument)
-            return {"inlineData": _blob_to_wire(item)}
+            return _checked(argument, {"inlineData": _blob_to_wire(item)})
         if isinstance(item, FileData):
-            return {"fileData": _file_to_wire(item)}
+            return _checked(argument, {"fileData": _file_to_wire(item)})
         if isinstance(item, Mapping):
             return self.part_dict(item, argument)
         if isinstance(item, ImageAsset) and item.data is not None:
@@ -350,7 +356,9 @@ def build_generate_content_request(
 ) -> RequestSpec:
     """The ``POST /v1beta/models/{model}:generateContent`` request, checked.
 
-    ``contents`` comes from :func:`normalize_contents`. The model keeps its slash
+    ``contents`` comes from :func:`normalize_contents`, which has refused what JSON cannot
+    carry, naming it from the caller's contents (here only its shape is checked again). The
+    model keeps its slash
     (``google/gemini-2.5-flash-image``); a ``models/`` prefix is dropped. The body is
     camelCase and carries only what the caller set: no ``generationConfig`` at all by
     default, so the model answers with its default modalities (text and image). The
@@ -383,9 +391,8 @@ def build_generate_content_request(
     return RequestSpec("POST", generate_content_path(checked.model), call, json=body, headers=headers)
 
 
-# The body's keys and the options they come from.
+# The body's keys made from options, and the options they come from.
 _BODY_ARGUMENTS = (
-    ("contents", "contents"),
     ("systemInstruction", "system_instruction"),
     ("generationConfig", "generation_config"),
     ("safetySettings", "safety_settings"),
