@@ -7,8 +7,7 @@ and nothing else of it:
 * :meth:`Core.deadline`: a call's :class:`Deadline` (its own ``timeout``, seconds or a
   :class:`Timeouts`, else the client's);
 * :meth:`Core.send`: a request spec sent under the retry policy, its 2xx answer returned
-  (the spec says what to send; its ``Idempotency-Key`` travels beside it, the same for
-  every attempt, so a spec is never copied to carry one);
+  (a POST's ``Idempotency-Key`` travels beside the spec, the same for every attempt);
 * :meth:`Core.call`: a synchronous call: sent with its ``Idempotency-Key``, its answer read
   (in a worker thread when big) and finished into the caller's result;
 * :meth:`Core.submit`: a queued submission, with its key: the task's first snapshot and ref;
@@ -68,15 +67,6 @@ logger = logging.getLogger("maxapi_async")
 
 R = TypeVar("R")
 T = TypeVar("T")
-R_co = TypeVar("R_co", covariant=True)
-
-
-class AnswerReader(Protocol[R_co]):
-    """How :meth:`Core.call` reads an endpoint's 2xx answer (``read_images_answer``...)."""
-
-    def __call__(
-        self, body: bytes | Body, status: int, request_id: str | None, *, call: ImageCall, fetcher: Core
-    ) -> R_co: ...
 
 
 #: What one attempt of a request gives: the answer, or why there is none (see Transport.send).
@@ -270,18 +260,15 @@ class Core:
         """Send ``spec`` under the retry policy; a non-2xx final answer raises its typed error.
 
         Returns the 2xx answer and its request id. Every attempt carries ``idempotency_key``
-        (a POST without one gets a new one). The first attempt is made directly: most calls
-        succeed at once and pay for nothing of the retry loop, which takes over from a first
-        attempt that failed.
+        (a new one for a POST without). The first attempt is made directly: most calls succeed
+        at once and pay for nothing of the retry loop, which takes over from a failed one.
         """
         if idempotency_key is None and spec.method == "POST":
             idempotency_key = new_idempotency_key()
         started = time.monotonic()
+        remaining = deadline.left(spec.method, spec.path)
         result = await self.transport.send(
-            spec,
-            timeout=deadline.left(spec.method, spec.path),
-            limits=deadline.limits,
-            idempotency_key=idempotency_key,
+            spec, timeout=remaining, limits=deadline.limits, idempotency_key=idempotency_key
         )
         return self._answered(spec, started, result) or await self._retry(
             spec, deadline, started, result, idempotency_key
@@ -293,16 +280,14 @@ class Core:
         *,
         idempotency_key: str,
         deadline: Deadline,
-        read: AnswerReader[R],
+        read: Callable[..., R],
         finish: Callable[[Core, R, ImageCall, str | None], T],
     ) -> T:
         """A synchronous call: ``spec`` sent under ``idempotency_key`` and the retry policy, its
         2xx answer ``read`` (in a worker thread when big) and the result ``finish``-ed here.
 
-        ``read`` gets the answer's body, status and request id, and the ``call`` it answers
-        (``spec.call``) and this core as the ``fetcher`` of its assets; ``finish`` gets this
-        core (to charge the call), what ``read`` returned, ``spec.call`` and the request id.
-        Both are the endpoint's functions as they are, not made for each call.
+        ``read(body, status, request_id, call=spec.call, fetcher=core)`` and ``finish(core,
+        answer, spec.call, request_id)`` are the endpoint's functions, not made per call.
 
         A failure on the wire counts as a failed call; an answer that cannot be read says
         the call may have been charged, naming its ``Idempotency-Key``. A big body is handed
