@@ -19,9 +19,9 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ._client.client import DEFAULT_BASE_URL, DEFAULT_MAX_POLLS_PER_SECOND, DEFAULT_TASK_TIMEOUT, AsyncMaxAPI
-from ._client.core import PollLimiter
 from ._client.handles import TaskHandle, TaskStatus
 from ._client.hooks import Hooks, PollEvent, RequestEvent, RetryEvent, TaskDoneEvent
+from ._client.limits import PollLimiter
 from ._client.resources import Images, Models, ReferenceInput, Tasks
 from ._protocol.calls import MAX_REFERENCE_BYTES_PER_REQUEST, MAX_REFERENCE_IMAGE_BYTES
 from ._protocol.catalog import DEFAULT_MODEL, MODELS, ROUTE_MODES, ModelSpec, lookup_model

@@ -30,8 +30,9 @@ from .._transport.bodies import DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_RESPONSE
 from .._transport.http import Transport
 from .._transport.timeouts import Timeouts
 from .._version import __version__
-from .core import Core, PollLimiter
+from .core import Core
 from .hooks import Hooks, log_from_environment
+from .limits import PollLimiter
 from .resources import Images, Models, Tasks
 
 if TYPE_CHECKING:

@@ -26,8 +26,9 @@ from .._protocol.options import ContentOptions, ContentOptionsDict, ImageOptions
 from .._protocol.tasks import TaskKind, TaskRef, default_poll_path
 from .._transport.files import INLINE_IO_LIMIT, FileTooLarge, NotARegularFile, in_thread, read_file
 from .._transport.timeouts import Timeouts
-from .core import Core, Deadline, check_call_timeout, new_idempotency_key
+from .core import Core, check_call_timeout, new_idempotency_key
 from .handles import TaskHandle
+from .limits import Deadline
 from .results import image_call, image_handle, native_call, operation_handle
 
 if TYPE_CHECKING:

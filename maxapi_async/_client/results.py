@@ -20,8 +20,9 @@ from .._protocol.errors import ResponseError
 from .._protocol.gemini import GenerateContentResponse
 from .._protocol.models import ImageAsset, ImageResult
 from .._protocol.tasks import TaskRef, TaskSnapshot, unreadable_task_result
-from .core import Core, Deadline
+from .core import Core
 from .handles import TaskHandle
+from .limits import Deadline
 
 __all__ = ["image_call", "image_handle", "native_call", "operation_handle"]
 
