@@ -1,6 +1,6 @@
 """The task: one item submitted, awaited and downloaded, through the batch's Redis store.
 
-Each item is a batch of one on the worker process's client: ``client.batch([item],
+Each item is a batch of one on the worker process's blocking client: ``client.batch([item],
 store=RedisStore(..., batch), budget=..., download_to=...)``. The store makes the task
 safe to run twice (Celery redelivers the task of a worker that died): an item already
 done comes back ``"restored"``, one claimed by a living worker is waited for, and one

@@ -82,7 +82,7 @@ class RedisStore(Store):
     by a worker that stopped renewing it (it died): then another takes it over, resuming
     its task rather than submitting it again (default 30).
 
-    Use it with ``client.batch(items, store=RedisStore(...))`` in each worker (each item
+    Use it with ``Batch(client, items, store=RedisStore(...))`` in each worker (each item
     runs in one of them; every batch returns every item's outcome, those finished
     elsewhere as ``"restored"``), or a batch of one item per task of a task queue (see
     ``examples/celery_batch``). Keys live under ``maxapi:{<name>}:``, one hash tag, so
