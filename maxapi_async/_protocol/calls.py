@@ -256,7 +256,7 @@ def check_timeout(argument: str, value: object) -> float | None:
 def check_text(argument: str, value: str) -> str:
     """``value`` when it can be sent (UTF-8 holds it); else :class:`InvalidRequestError`.
 
-    A lone surrogate (``"\ud800"``, what ``surrogateescape`` leaves of undecodable bytes)
+    A lone surrogate (``"\\ud800"``, what ``surrogateescape`` leaves of undecodable bytes)
     has no UTF-8 form: it is refused here, naming the argument, not by the encoder later.
     ``isascii()`` answers at once for the usual text.
     """
