@@ -28,6 +28,16 @@ EDITS = "/v1/images/edits"
 SLOW_POLLS = PollPolicy(earliest=0, latest=0, initial=0.02, max_delay=0.02, jitter=0)
 
 
+async def settled_request_count(fake: FakeMaxAPI) -> int:
+    """The fake's request count once polls already on the wire have landed.
+
+    A poll sent just before its loop stopped is recorded by the fake (on its own thread) a
+    moment later; counting at once would see it arrive afterwards as a "new" poll.
+    """
+    await asyncio.sleep(0.05)
+    return len(fake.requests)
+
+
 @contextlib.asynccontextmanager
 async def make_client(fake: FakeMaxAPI, **options: Any) -> AsyncIterator[AsyncMaxAPI]:
     """A client on ``fake`` that never sleeps unless told otherwise."""
@@ -505,8 +515,8 @@ async def test_polling_stops_while_nobody_waits_after_a_timeout(fake_maxapi: Fak
         handle = await client.images.generate("x", wait=False)
         with pytest.raises(maxapi_async.TaskTimeoutError):
             await handle.wait(timeout=0.1)
-        count = len(fake_maxapi.requests)
-        await asyncio.sleep(0.1)
+        count = await settled_request_count(fake_maxapi)
+        await asyncio.sleep(0.1)  # five poll intervals: a loop still polling would show here
         assert len(fake_maxapi.requests) == count
 
 
@@ -622,7 +632,7 @@ async def test_cancelling_the_awaiting_coroutine_stops_polling_at_once(fake_maxa
         waiter.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiter
-        count = len(fake_maxapi.requests)
+        count = await settled_request_count(fake_maxapi)
         assert not poller_tasks()
         assert not client._core._pollers
         await asyncio.sleep(0.1)
@@ -671,7 +681,7 @@ async def test_closing_the_client_stops_all_polling(fake_maxapi: FakeMaxAPI) -> 
     assert all(isinstance(o, maxapi_async.ClientClosedError) for o in outcomes)
     assert not any(w.cancelled() for w in waiters)
     assert not poller_tasks()
-    count = len(fake_maxapi.requests)
+    count = await settled_request_count(fake_maxapi)
     await asyncio.sleep(0.1)
     assert len(fake_maxapi.requests) == count
     assert client.closed
