@@ -6,7 +6,6 @@ command runs its own event loop); a few run the real entry, ``python -m maxapi_a
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import os
@@ -18,11 +17,10 @@ import time
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
-from anyio.from_thread import start_blocking_portal
+from _cli_harness import run, run_json, serve_fake
 
 import maxapi_async
 from maxapi_async._cli import commands as _cli
@@ -30,38 +28,10 @@ from maxapi_async._cli import input as _cli_input
 from maxapi_async._cli.commands import main
 from maxapi_async.testing import FakeMaxAPI, Fault, make_png, openai_error
 
-FAST_POLLS = maxapi_async.PollPolicy(earliest=0.0, latest=0.05, spacing=0.01, initial=0.01, jitter=0.0)
-
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeMaxAPI]:
-    """A FakeMaxAPI served from its own thread; the environment points the CLI at it, and
-    the command runs in a folder of its own (a batch keeps its journal there by default)."""
-    monkeypatch.chdir(tmp_path)
-    with start_blocking_portal() as portal:
-        server = portal.call(lambda: FakeMaxAPI(complete_after_polls=1).start())
-        monkeypatch.setenv("MAXAPI_KEY", server.api_key)
-        monkeypatch.setenv("MAXAPI_BASE_URL", server.base_url)
-        # The CLI keeps the default poll schedule (tuned for the real service); tests poll fast.
-        monkeypatch.setattr(
-            _cli_input, "AsyncMaxAPI", functools.partial(maxapi_async.AsyncMaxAPI, poll_policy=FAST_POLLS)
-        )
-        try:
-            yield server
-        finally:
-            portal.call(server.close)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    code, out, err = run(capsys, "--json", *argv)
-    assert code == 0, err
-    return json.loads(out)
+    yield from serve_fake(monkeypatch, tmp_path)
 
 
 # -- the entry points ---------------------------------------------------------------------

@@ -4,52 +4,22 @@ hint carries every option the task needs. Against FakeMaxAPI over real loopback 
 
 from __future__ import annotations
 
-import functools
-import json
 import shlex
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from anyio.from_thread import start_blocking_portal
+from _cli_harness import run, run_json, serve_fake
 
 import maxapi_async
-from maxapi_async._cli import input as _cli_input
-from maxapi_async._cli import main
 from maxapi_async._protocol.images import image_size
 from maxapi_async.testing import FakeMaxAPI, make_png
-
-FAST_POLLS = maxapi_async.PollPolicy(earliest=0.0, latest=0.05, spacing=0.01, initial=0.01, jitter=0.0)
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeMaxAPI]:
-    monkeypatch.chdir(tmp_path)
-    with start_blocking_portal() as portal:
-        server = portal.call(lambda: FakeMaxAPI(complete_after_polls=1).start())
-        monkeypatch.setenv("MAXAPI_KEY", server.api_key)
-        monkeypatch.setenv("MAXAPI_BASE_URL", server.base_url)
-        monkeypatch.setattr(
-            _cli_input, "AsyncMaxAPI", functools.partial(maxapi_async.AsyncMaxAPI, poll_policy=FAST_POLLS)
-        )
-        try:
-            yield server
-        finally:
-            portal.call(server.close)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
-    code, out, err = run(capsys, "--json", *argv)
-    assert code == 0, err
-    return json.loads(out)
+    yield from serve_fake(monkeypatch, tmp_path)
 
 
 def real_size(url: str) -> tuple[int, int] | None:
